@@ -1,0 +1,69 @@
+"""Alembic environment: URL from the app's configuration, metadata from the models.
+
+Every online run holds the schema lock (PostgreSQL advisory lock / SQLite file lock)
+so that several processes upgrading at once apply each revision exactly once.
+"""
+from logging.config import fileConfig
+
+from alembic import context
+
+from backend.config import Config
+from backend.db import create_db_engine
+from backend.schema.lock import schema_lock
+from backend.schema.metadata import target_metadata
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _database_url() -> str:
+    return config.get_main_option("sqlalchemy.url") or Config.from_env().database_url
+
+
+def _configure(connection=None, **kwargs) -> None:
+    dialect = connection.dialect.name if connection is not None else kwargs.get("dialect_name")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=(dialect == "sqlite"),
+        # backend.db gives SQLite real BEGIN/COMMIT, so its DDL is transactional too.
+        transactional_ddl=True if dialect == "sqlite" else None,
+        compare_type=True,
+        transaction_per_migration=True,
+        **kwargs,
+    )
+
+
+def run_migrations_offline() -> None:
+    url = _database_url()
+    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
+               dialect_name=url.split(":", 1)[0].split("+", 1)[0])
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:  # given by run_migrations.py or pytest-alembic
+        _run_locked(connection)
+        return
+    engine = create_db_engine(_database_url())
+    try:
+        with engine.connect() as connection:
+            _run_locked(connection)
+    finally:
+        engine.dispose()
+
+
+def _run_locked(connection) -> None:
+    with schema_lock(connection.engine):
+        _configure(connection)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,122 @@
+"""The engine's durable state: one row per run, one row per batch, and the rules
+for moving a run between statuses.
+
+These tables are defined with SQLAlchemy Core on their own MetaData so that the
+engine never depends on the shop's ORM models.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from backend.models.base import NAMING_CONVENTION
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_Timestamp = sa.DateTime(timezone=True)
+
+
+class RunStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    ALL = (PENDING, RUNNING, PAUSED, WAITING, COMPLETED, FAILED, CANCELLED)
+    ACTIVE = (PENDING, RUNNING, PAUSED, WAITING)
+    FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+
+class BatchStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    ALL = (PENDING, RUNNING, SUCCEEDED, FAILED)
+    IN_FLIGHT = (PENDING, RUNNING)
+
+
+# Allowed moves. `failed -> running` is "retry the failed batches"; finished runs
+# are otherwise terminal, so a completed run is never silently re-opened.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.COMPLETED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.PAUSED, RunStatus.WAITING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.WAITING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.FAILED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A run was asked to move to a status its current status does not allow."""
+
+    def __init__(self, run_id: int, current: str, target: str):
+        self.run_id, self.current, self.target = run_id, current, target
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(current, ()))) or "none, it is finished"
+        super().__init__(f"run {run_id} is {current}; it cannot become {target} (allowed: {allowed})")
+
+
+def check_transition(run_id: int, current: str, target: str) -> None:
+    if target not in ALLOWED_TRANSITIONS.get(current, frozenset()):
+        raise IllegalTransition(run_id, current, target)
+
+
+backfill_runs = sa.Table(
+    "backfill_runs",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default=RunStatus.PENDING, index=True),
+    sa.Column("scheduled_by", sa.String(64), nullable=True),  # the Alembic revision, if any
+    sa.Column("executor", sa.String(16), nullable=True),  # "inprocess" or "celery" once started
+    sa.Column("key_type", sa.String(8), nullable=False, server_default="int"),
+    sa.Column("key_min", sa.String(255), nullable=True),  # bounds fixed when the run starts
+    sa.Column("key_max", sa.String(255), nullable=True),
+    sa.Column("cursor", sa.String(255), nullable=True),  # last key handed to a batch
+    sa.Column("batch_size", sa.Integer, nullable=False),
+    sa.Column("max_parallel", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("rows_total", sa.BigInteger, nullable=True),
+    sa.Column("rows_total_exact", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("batches_done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("batches_failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_expires_at", _Timestamp, nullable=True),
+    sa.Column("heartbeat_at", _Timestamp, nullable=True),
+    sa.Column("created_at", _Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("started_at", _Timestamp, nullable=True),
+    sa.Column("finished_at", _Timestamp, nullable=True),
+    sa.Column("updated_at", _Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+backfill_batches = sa.Table(
+    "backfill_batches",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("run_id", _Id, sa.ForeignKey("backfill_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("key_start", sa.String(255), nullable=False),  # inclusive
+    sa.Column("key_end", sa.String(255), nullable=False),  # inclusive
+    sa.Column("status", sa.String(16), nullable=False, server_default=BatchStatus.PENDING),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("batch_size", sa.Integer, nullable=False),
+    sa.Column("rows_affected", sa.Integer, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("lease_expires_at", _Timestamp, nullable=True),
+    sa.Column("dispatched_at", _Timestamp, nullable=True),
+    sa.Column("started_at", _Timestamp, nullable=True),
+    sa.Column("finished_at", _Timestamp, nullable=True),
+    sa.UniqueConstraint("run_id", "seq"),
+    sa.Index("ix_backfill_batches_run_id_status", "run_id", "status"),
+)

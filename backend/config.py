@@ -1,0 +1,57 @@
+"""Configuration read from the environment, with no Flask import.
+
+The same object configures the Flask app, Alembic's env.py, the Celery worker and
+the command-line scripts, so that they can never disagree about the database.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "shop.db"
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is invalid; the message names it."""
+
+
+def _split_csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    supported_locales: tuple[str, ...] = ("en", "de", "fr", "es", "ja")
+    default_locale: str = "en"
+    celery_broker_url: str | None = None
+    admin_api_token: str | None = None
+    backfill_modules: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
+        env = os.environ if environ is None else environ
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+        locales = _split_csv(env.get("SUPPORTED_LOCALES", "en,de,fr,es,ja"))
+        if not locales:
+            raise ConfigError("SUPPORTED_LOCALES is empty; give a comma-separated list such as 'en,de'")
+        default_locale = env.get("DEFAULT_LOCALE", "en").strip()
+        if default_locale not in locales:
+            raise ConfigError(
+                f"DEFAULT_LOCALE={default_locale!r} is not one of SUPPORTED_LOCALES ({', '.join(locales)})"
+            )
+        return cls(
+            database_url=database_url,
+            supported_locales=locales,
+            default_locale=default_locale,
+            celery_broker_url=env.get("CELERY_BROKER_URL") or None,
+            admin_api_token=env.get("ADMIN_API_TOKEN") or None,
+            backfill_modules=_split_csv(env.get("BACKFILL_MODULES", "")),
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

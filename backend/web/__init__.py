@@ -1,0 +1,28 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+from flask import Flask
+
+from backend.config import Config
+from backend.db import create_db_engine
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["SHOP"] = config
+    app.json.ensure_ascii = False  # product names in every script, readable as is
+    app.json.sort_keys = False
+
+    from backend.web import database, errors, health, orders, products
+
+    database.init_app(app, create_db_engine(config.database_url))
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(products.bp)
+    app.register_blueprint(orders.bp)
+
+    from backend.web.cli import register_cli
+
+    register_cli(app)
+    return app
