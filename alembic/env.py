@@ -6,6 +6,7 @@ so that several processes upgrading at once apply each revision exactly once.
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from backend.config import Config
 from backend.db import create_db_engine
@@ -31,6 +32,8 @@ def _configure(connection=None, **kwargs) -> None:
         transactional_ddl=True if dialect == "sqlite" else None,
         compare_type=True,
         transaction_per_migration=True,
+        # lets backend.schema.commands report exactly which revisions this run applied
+        on_version_apply=config.attributes.get("on_version_apply"),
         **kwargs,
     )
 
@@ -44,16 +47,18 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:  # given by run_migrations.py or pytest-alembic
-        _run_locked(connection)
+    connectable = config.attributes.get("connection")
+    if isinstance(connectable, Connection):  # a caller's own connection and transaction
+        _run_locked(connectable)
         return
-    engine = create_db_engine(_database_url())
+    # pytest-alembic passes an Engine; otherwise we build our own from the URL.
+    engine = connectable if connectable is not None else create_db_engine(_database_url())
     try:
         with engine.connect() as connection:
             _run_locked(connection)
     finally:
-        engine.dispose()
+        if connectable is None:
+            engine.dispose()
 
 
 def _run_locked(connection) -> None:

@@ -85,7 +85,8 @@ backfill_runs = sa.Table(
     sa.Column("max_parallel", sa.Integer, nullable=False, server_default="1"),
     sa.Column("rows_total", sa.BigInteger, nullable=True),
     sa.Column("rows_total_exact", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_scanned", sa.BigInteger, nullable=False, server_default="0"),  # keys walked
+    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),  # rows changed
     sa.Column("batches_done", sa.Integer, nullable=False, server_default="0"),
     sa.Column("batches_failed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=True),
@@ -104,8 +105,11 @@ backfill_batches = sa.Table(
     sa.Column("id", _Id, primary_key=True),
     sa.Column("run_id", _Id, sa.ForeignKey("backfill_runs.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("key_start", sa.String(255), nullable=False),  # inclusive
-    sa.Column("key_end", sa.String(255), nullable=False),  # inclusive
+    # The batch covers key_after < key <= key_end (key_min <= key for the first
+    # batch, whose key_after is NULL): consecutive batches tile the key space.
+    sa.Column("key_after", sa.String(255), nullable=True),
+    sa.Column("key_end", sa.String(255), nullable=False),
+    sa.Column("rows_in_range", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default=BatchStatus.PENDING),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("batch_size", sa.Integer, nullable=False),

@@ -24,6 +24,9 @@ class Order(TimestampMixin, Base):
     )
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, server_default="pending", index=True)
     currency: Mapped[str] = mapped_column(sa.String(3), nullable=False, server_default="EUR")
+    # Stored since revision 0003 (filled by the orders_total_cents backfill for older
+    # orders, NOT NULL since 0006); the app computes it from the items on creation.
+    total_cents: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
     user: Mapped["User"] = relationship(back_populates="orders")
     items: Mapped[list["OrderItem"]] = relationship(

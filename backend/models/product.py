@@ -39,7 +39,7 @@ class Product(TimestampMixin, Base):
 
 class ProductTranslation(Base):
     __tablename__ = "product_translations"
-    __table_args__ = (sa.UniqueConstraint("product_id", "locale"),)
+    __table_args__ = (sa.UniqueConstraint("product_id", "locale"), sa.UniqueConstraint("locale", "slug"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     product_id: Mapped[int] = mapped_column(
@@ -48,5 +48,8 @@ class ProductTranslation(Base):
     locale: Mapped[str] = mapped_column(sa.String(16), nullable=False, index=True)
     name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     description: Mapped[str] = mapped_column(sa.Text, nullable=False, server_default="")
+    # Since revision 0004 (translation_slugs backfill), NOT NULL and unique per
+    # locale since 0007. New translations get one from backend.slugs.free_slug.
+    slug: Mapped[str] = mapped_column(sa.String(140), nullable=False)
 
     product: Mapped["Product"] = relationship(back_populates="translations")

@@ -19,6 +19,8 @@ class User(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(sa.String(320), unique=True, nullable=False)
     preferred_locale: Mapped[str] = mapped_column(sa.String(16), nullable=False, server_default="en")
     password_hash: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    # Since revision 0005, filled for older users by the users_email_normalized backfill.
+    email_normalized: Mapped[str | None] = mapped_column(sa.String(320), nullable=True, index=True)
 
     # passive_deletes: the database's ON DELETE CASCADE does the work, the ORM
     # only forgets the children instead of loading and deleting them one by one.

@@ -1,0 +1,151 @@
+"""Starting a run and handing out its next batches.
+
+`advance` is called after every batch (by whichever process finished it) and by
+the periodic recovery: under the run's row lock it carves new key ranges from the
+cursor, up to `max_parallel` batches in flight, and completes the run when the
+key space is exhausted and every batch succeeded. The cursor only moves in that
+same transaction, together with the batch rows it creates, so it is never lost.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from backend.backfill import batching
+from backend.backfill.catalog import Catalog
+from backend.backfill.clock import utcnow
+from backend.backfill.keys import decode_key, encode_key
+from backend.backfill.runs import get_run, lock_run, transition
+from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+
+
+def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -> dict[str, Any]:
+    """pending -> running, fixing the key bounds; an empty table completes at once."""
+    with engine.begin() as connection:
+        run = lock_run(connection, run_id)
+        if run["status"] != RunStatus.PENDING:
+            if run["executor"] != executor and run["status"] in RunStatus.ACTIVE:
+                connection.execute(
+                    sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(executor=executor)
+                )
+            return dict(get_run(connection, run_id))
+        backfill = catalog.get(run["name"])
+        bounds = batching.key_bounds(connection, backfill)
+        now = utcnow()
+        if bounds is None:
+            run = transition(connection, run_id, RunStatus.COMPLETED, executor=executor, started_at=now,
+                             rows_total=0, rows_total_exact=True)
+            return dict(run)
+        run = transition(
+            connection, run_id, RunStatus.RUNNING,
+            executor=executor, started_at=now, heartbeat_at=now,
+            key_min=encode_key(bounds.key_min), key_max=encode_key(bounds.key_max),
+            rows_total=bounds.rows_total, rows_total_exact=bounds.exact,
+        )
+        return dict(run)
+
+
+def advance(engine: Engine, catalog: Catalog, run_id: int) -> list[int]:
+    """Carve the next batches of a running run and return their ids to dispatch."""
+    with engine.begin() as connection:
+        run = lock_run(connection, run_id)
+        if run["status"] != RunStatus.RUNNING:
+            return []
+        counts = _batch_counts(connection, run_id)
+        in_flight = counts.get(BatchStatus.PENDING, 0) + counts.get(BatchStatus.RUNNING, 0)
+        if counts.get(BatchStatus.FAILED, 0):
+            return []  # a failed batch stops the run until someone retries it
+        slots = max(run["max_parallel"], 1) - in_flight
+        new_ids = _carve(connection, catalog, run, slots=slots) if slots > 0 else []
+        if not new_ids and in_flight == 0:  # nothing left after the cursor, all done
+            transition(connection, run_id, RunStatus.COMPLETED)
+        return new_ids
+
+
+def _batch_counts(connection: Connection, run_id: int) -> dict[str, int]:
+    query = (
+        sa.select(backfill_batches.c.status, sa.func.count())
+        .where(backfill_batches.c.run_id == run_id)
+        .group_by(backfill_batches.c.status)
+    )
+    return {status: count for status, count in connection.execute(query)}
+
+
+def _carve(connection: Connection, catalog: Catalog, run, *, slots: int) -> list[int]:
+    backfill = catalog.get(run["name"])
+    key_type = run["key_type"]
+    cursor = decode_key(key_type, run["cursor"])
+    key_min, key_max = decode_key(key_type, run["key_min"]), decode_key(key_type, run["key_max"])
+    seq = connection.execute(
+        sa.select(sa.func.coalesce(sa.func.max(backfill_batches.c.seq), 0)).where(backfill_batches.c.run_id == run["id"])
+    ).scalar_one()
+    now = utcnow()
+    new_ids: list[int] = []
+    for _ in range(slots):
+        carved = batching.next_range(connection, backfill, after=cursor, key_min=key_min, key_max=key_max,
+                                     size=run["batch_size"])
+        if carved is None:
+            break
+        seq += 1
+        result = connection.execute(
+            sa.insert(backfill_batches).values(
+                run_id=run["id"], seq=seq, key_after=encode_key(cursor), key_end=encode_key(carved.end),
+                rows_in_range=carved.rows, batch_size=run["batch_size"], status=BatchStatus.PENDING,
+                dispatched_at=now,
+            )
+        )
+        new_ids.append(int(result.inserted_primary_key[0]))
+        cursor = carved.end
+    if new_ids:
+        connection.execute(
+            sa.update(backfill_runs)
+            .where(backfill_runs.c.id == run["id"])
+            .values(cursor=encode_key(cursor), updated_at=now)
+        )
+    return new_ids
+
+
+def dispatchable_batches(engine: Engine, run_id: int, *, older_than_seconds: float | None = None) -> list[int]:
+    """Pending batches of a running run (optionally only those handed out longer
+    ago than `older_than_seconds`), marked as handed out again now."""
+    now = utcnow()
+    with engine.begin() as connection:
+        query = (
+            sa.select(backfill_batches.c.id)
+            .join(backfill_runs, backfill_runs.c.id == backfill_batches.c.run_id)
+            .where(
+                backfill_batches.c.run_id == run_id,
+                backfill_batches.c.status == BatchStatus.PENDING,
+                backfill_runs.c.status == RunStatus.RUNNING,
+            )
+            .order_by(backfill_batches.c.seq)
+        )
+        if older_than_seconds is not None:
+            cutoff = now - timedelta(seconds=older_than_seconds)
+            query = query.where(
+                sa.or_(backfill_batches.c.dispatched_at.is_(None), backfill_batches.c.dispatched_at < cutoff)
+            )
+        ids = [row.id for row in connection.execute(query)]
+        if ids:
+            connection.execute(
+                sa.update(backfill_batches).where(backfill_batches.c.id.in_(ids)).values(dispatched_at=now)
+            )
+        return ids
+
+
+def release_expired_leases(engine: Engine, run_id: int) -> int:
+    """Batches whose worker vanished (lease expired) go back to pending."""
+    now = utcnow()
+    with engine.begin() as connection:
+        return connection.execute(
+            sa.update(backfill_batches)
+            .where(
+                backfill_batches.c.run_id == run_id,
+                backfill_batches.c.status == BatchStatus.RUNNING,
+                backfill_batches.c.lease_expires_at < now,
+            )
+            .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None)
+        ).rowcount

@@ -1,0 +1,99 @@
+"""How a backfill is declared.
+
+A backfill names the table it walks (its own Core table definition, never the live
+ORM models, which will have changed by the time an old revision runs), the ordered
+key, the filter for rows that still need work, and how to process one key range:
+set-based SQL (`SqlBackfill`, preferred) or Python per row (`RowBackfill`).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from backend.backfill.keys import KEY_TYPES, KeyRange
+
+
+class Backfill:
+    """Base class. Subclasses set the class attributes and implement `process`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    table: ClassVar[sa.Table]
+    key: ClassVar[str] = "id"
+    key_type: ClassVar[str] = "int"
+    batch_size: ClassVar[int] = 1000
+    max_parallel: ClassVar[int] = 4
+    max_attempts: ClassVar[int] = 3
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and cls.key_type not in KEY_TYPES:
+            raise TypeError(f"{cls.__name__}.key_type must be one of {KEY_TYPES}")
+
+    @property
+    def key_column(self) -> sa.ColumnElement:
+        return self.table.c[self.key]
+
+    def pending_filter(self) -> sa.ColumnElement[bool] | None:
+        """Rows that still need work, or None when every row in range is processed.
+
+        The Alembic gate runs it over the whole table, so a finished backfill must
+        leave it matching nothing."""
+        return None
+
+    def range_condition(self, key_range: KeyRange) -> sa.ColumnElement[bool]:
+        condition = key_range.clause(self.key_column)
+        pending = self.pending_filter()
+        return condition if pending is None else sa.and_(condition, pending)
+
+    def process(self, connection: Connection, key_range: KeyRange) -> int:
+        """Process the rows of `key_range` inside the caller's transaction; return
+        how many rows were changed."""
+        raise NotImplementedError
+
+
+class SqlBackfill(Backfill):
+    """A backfill done by one set-based statement per batch."""
+
+    def statement(self, where: sa.ColumnElement[bool]) -> sa.Executable:
+        """The UPDATE (or other DML) restricted by `where` (range and pending filter)."""
+        raise NotImplementedError
+
+    def process(self, connection: Connection, key_range: KeyRange) -> int:
+        return connection.execute(self.statement(self.range_condition(key_range))).rowcount
+
+
+class RowBackfill(Backfill):
+    """A backfill whose logic needs Python for each row.
+
+    The batch's rows are read with `columns` (locked FOR UPDATE on PostgreSQL so
+    that a concurrent write cannot be lost) and each `transform`ed into the values
+    to write back, or None to leave the row alone."""
+
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def transform(self, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        raise NotImplementedError
+
+    def transform_rows(self, connection: Connection, rows: list[Mapping[str, Any]]) -> Iterable[tuple[Any, Mapping]]:
+        """(key, new values) per row; override for logic that looks at the whole batch."""
+        for row in rows:
+            values = self.transform(row)
+            if values:
+                yield row[self.key], values
+
+    def process(self, connection: Connection, key_range: KeyRange) -> int:
+        selected = [self.key_column, *(self.table.c[name] for name in self.columns if name != self.key)]
+        query = sa.select(*selected).where(self.range_condition(key_range)).order_by(self.key_column)
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+        changed = 0
+        for key_value, values in self.transform_rows(connection, rows):
+            result = connection.execute(
+                sa.update(self.table).where(self.key_column == key_value).values(**values)
+            )
+            changed += result.rowcount
+        return changed

@@ -1,0 +1,113 @@
+"""Helpers for Alembic revisions: schedule a backfill, unschedule it, and gate a
+later revision on its completion (expand -> backfill -> contract).
+
+    def upgrade():
+        op.add_column("orders", sa.Column("total_cents", sa.BigInteger()))
+        schedule_backfill("orders_total_cents")
+
+    def downgrade():
+        unschedule_backfill("orders_total_cents")
+        op.drop_column("orders", "total_cents")
+
+    # a later revision
+    def upgrade():
+        require_backfill("orders_total_cents")   # first statement
+        ...
+
+They run on the migration's own connection, so the pending run is recorded in the
+migration's own transaction.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from alembic.util import CommandError
+
+from backend.backfill import runs
+from backend.backfill.catalog import load_catalog
+from backend.backfill.clock import utcnow
+from backend.backfill.state import RunStatus, backfill_batches, backfill_runs
+from backend.config import Config
+
+FINISH_COMMAND = "python run_migrations.py --batched"
+
+
+class BackfillNotFinished(CommandError):
+    """Raised by a gate; Alembic's CLI prints the message on one line and exits 1.
+    `run_migrations.py --batched` catches it, finishes the backfills, and retries."""
+
+    def __init__(self, revision: str | None, names: list[str], details: list[str]):
+        self.revision, self.names = revision, names
+        where = f"revision {revision}" if revision else "this revision"
+        super().__init__(
+            f"{where} requires backfill {', '.join(names)} to be finished ({'; '.join(details)}). "
+            f"Finish it with: {FINISH_COMMAND}"
+        )
+
+
+def _catalog():
+    return load_catalog(Config.from_env().backfill_modules)
+
+
+def schedule_backfill(name: str, *, revision: str | None = None) -> None:
+    """Record a pending run of `name` in the migration's transaction."""
+    backfill = _catalog().get(name)
+    connection = op.get_bind()
+    active = [r for r in runs.list_runs(connection, name=name) if r["status"] in RunStatus.ACTIVE]
+    if not active:
+        runs.create_run(connection, name, batch_size=backfill.batch_size, max_parallel=backfill.max_parallel,
+                        key_type=backfill.key_type, scheduled_by=revision)
+
+
+def unschedule_backfill(name: str) -> None:
+    """Forget every run of `name` (the downgrade removes what it filled)."""
+    connection = op.get_bind()
+    run_ids = [r["id"] for r in runs.list_runs(connection, name=name)]
+    if run_ids:
+        connection.execute(sa.delete(backfill_batches).where(backfill_batches.c.run_id.in_(run_ids)))
+        connection.execute(sa.delete(backfill_runs).where(backfill_runs.c.id.in_(run_ids)))
+
+
+def rows_needing_work(connection, name: str, *, limit: int | None = None) -> int:
+    """How many rows the backfill's pending filter still finds (up to `limit`)."""
+    backfill = _catalog().get(name)
+    pending = backfill.pending_filter()
+    if pending is None:
+        return 0
+    keys = sa.select(backfill.key_column).where(pending)
+    if limit is not None:
+        keys = keys.limit(limit)
+    return int(connection.execute(sa.select(sa.func.count()).select_from(keys.subquery())).scalar_one())
+
+
+def require_backfill(*names: str, revision: str | None = None) -> None:
+    """Stop the upgrade unless every named backfill is finished, by status AND data.
+
+    A run still pending with no row left to do (a fresh or empty database) is
+    completed here; a completed run whose filter still finds rows is reported."""
+    connection = op.get_bind()
+    unfinished, details = [], []
+    for name in names:
+        problem = _gate_problem(connection, name)
+        if problem:
+            unfinished.append(name)
+            details.append(f"{name}: {problem}")
+    if unfinished:
+        raise BackfillNotFinished(revision, unfinished, details)
+
+
+def _gate_problem(connection, name: str) -> str | None:
+    run = runs.latest_run(connection, name)
+    left = rows_needing_work(connection, name, limit=1_000_000)
+    shown = f"{left:,}" if left < 1_000_000 else "over 1,000,000"
+    if run is None:
+        return None if left == 0 else f"never scheduled and {shown} rows need work"
+    status = run["status"]
+    if left == 0 and status in (RunStatus.COMPLETED, RunStatus.PENDING):
+        if status == RunStatus.PENDING:
+            runs.transition(connection, run["id"], RunStatus.COMPLETED, started_at=utcnow(), rows_total=0,
+                            rows_total_exact=True)
+        return None
+    if status == RunStatus.COMPLETED:
+        return f"run {run['id']} completed but {shown} rows still need work"
+    return f"run {run['id']} is {status}, {shown} rows still need work"

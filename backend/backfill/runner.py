@@ -1,0 +1,223 @@
+"""Runs one batch. This module holds THE invariant of the engine:
+
+    the batch's data change and the record that the batch succeeded commit in one
+    database transaction.
+
+A redelivered or duplicated batch finds itself succeeded and changes nothing; a
+batch that crashes rolls back entirely (data and record) and is retried. Attempts
+are counted in a separate short transaction first, so that a batch that kills its
+worker every time still reaches its attempt limit.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from backend.backfill.catalog import Catalog
+from backend.backfill.clock import as_utc, utcnow
+from backend.backfill.keys import KeyRange, decode_key
+from backend.backfill.settings import EngineSettings
+from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+
+ERROR_TEXT_LIMIT = 4000
+
+
+def new_claim_token() -> str:
+    """Identifies one attempt of one batch: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What happened to a batch; `kind` is one of:
+
+    succeeded   the change is committed
+    done        it had already succeeded (duplicate delivery): nothing changed
+    leased      another worker holds it; try again after `retry_in` seconds
+    retry       it failed and will be retried after `retry_in` seconds
+    failed      it failed for the last time; the run is failed
+    not_runnable  its run is not running (paused, cancelled...) or it is failed
+    """
+
+    kind: str
+    batch_id: int
+    run_id: int | None = None
+    rows: int = 0
+    retry_in: float = 0.0
+    error: str | None = None
+
+
+def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
+                  claim_token: str | None = None) -> BatchOutcome:
+    token = claim_token or new_claim_token()
+    claimed = _claim(engine, batch_id, token, settings)
+    if isinstance(claimed, BatchOutcome):
+        return claimed
+    batch, run = claimed
+    backfill = catalog.get(run["name"])
+    key_range = KeyRange(
+        after=decode_key(run["key_type"], batch["key_after"]),
+        end=decode_key(run["key_type"], batch["key_end"]),
+        start=decode_key(run["key_type"], run["key_min"]),
+    )
+    started = time.monotonic()
+    try:
+        with engine.begin() as connection:
+            if not _hold(connection, batch_id, token):
+                # Our claim was taken over after our lease expired: the new holder
+                # owns the range now, we must not touch it.
+                return BatchOutcome("leased", batch_id, run["id"], retry_in=settings.lease_seconds)
+            _limit_statement_time(connection, settings)
+            rows = backfill.process(connection, key_range)
+            _record_success(connection, batch, rows, int((time.monotonic() - started) * 1000))
+    except Exception as exc:
+        return _record_failure(engine, batch, run, backfill.max_attempts, token, exc, settings)
+    return BatchOutcome("succeeded", batch_id, run["id"], rows=rows)
+
+
+def _claim(engine: Engine, batch_id: int, token: str, settings: EngineSettings):
+    """Count an attempt and take the lease, in its own short transaction."""
+    now = utcnow()
+    running_run = (
+        sa.select(backfill_runs.c.id)
+        .where(backfill_runs.c.id == backfill_batches.c.run_id, backfill_runs.c.status == RunStatus.RUNNING)
+        .exists()
+    )
+    claimable = sa.or_(
+        backfill_batches.c.status == BatchStatus.PENDING,
+        sa.and_(backfill_batches.c.status == BatchStatus.RUNNING, backfill_batches.c.lease_expires_at < now),
+    )
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            sa.update(backfill_batches)
+            .where(backfill_batches.c.id == batch_id, claimable, running_run)
+            .values(
+                status=BatchStatus.RUNNING,
+                attempts=backfill_batches.c.attempts + 1,
+                claimed_by=token,
+                started_at=now,
+                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+            )
+        ).rowcount
+        batch = connection.execute(
+            sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
+        ).mappings().first()
+        if batch is None:
+            return BatchOutcome("not_runnable", batch_id, error="no such batch")
+        run = connection.execute(
+            sa.select(backfill_runs).where(backfill_runs.c.id == batch["run_id"])
+        ).mappings().one()
+    if claimed:
+        return batch, run
+    return _why_not_claimed(batch, run, now)
+
+
+def _why_not_claimed(batch, run, now) -> BatchOutcome:
+    if batch["status"] == BatchStatus.SUCCEEDED:
+        return BatchOutcome("done", batch["id"], run["id"])
+    if batch["status"] == BatchStatus.RUNNING and run["status"] == RunStatus.RUNNING:
+        remaining = (as_utc(batch["lease_expires_at"]) - now).total_seconds()
+        return BatchOutcome("leased", batch["id"], run["id"], retry_in=max(remaining, 0.0) + 0.1)
+    reason = f"batch is {batch['status']}, run is {run['status']}"
+    return BatchOutcome("not_runnable", batch["id"], run["id"], error=reason)
+
+
+def _hold(connection: Connection, batch_id: int, token: str) -> bool:
+    """First statement of the batch transaction: lock the batch row (PostgreSQL row
+    lock, SQLite write lock) and check we still hold the claim. A concurrent
+    duplicate blocks here until we commit, then finds the batch succeeded."""
+    return connection.execute(
+        sa.update(backfill_batches)
+        .where(
+            backfill_batches.c.id == batch_id,
+            backfill_batches.c.status == BatchStatus.RUNNING,
+            backfill_batches.c.claimed_by == token,
+        )
+        .values(claimed_by=token)
+    ).rowcount == 1
+
+
+def _limit_statement_time(connection: Connection, settings: EngineSettings) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"SET LOCAL statement_timeout = {settings.statement_timeout_ms}"))
+
+
+def _record_success(connection: Connection, batch, rows: int, duration_ms: int) -> None:
+    now = utcnow()
+    connection.execute(
+        sa.update(backfill_batches)
+        .where(backfill_batches.c.id == batch["id"])
+        .values(status=BatchStatus.SUCCEEDED, rows_affected=rows, duration_ms=duration_ms,
+                finished_at=now, error=None, lease_expires_at=None)
+    )
+    # Last statement before COMMIT, so the run row is locked for the shortest time
+    # when several batches of one run finish together.
+    connection.execute(
+        sa.update(backfill_runs)
+        .where(backfill_runs.c.id == batch["run_id"])
+        .values(
+            rows_done=backfill_runs.c.rows_done + rows,
+            rows_scanned=backfill_runs.c.rows_scanned + batch["rows_in_range"],
+            batches_done=backfill_runs.c.batches_done + 1,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).strip()[:ERROR_TEXT_LIMIT]
+
+
+def _record_failure(engine: Engine, batch, run, max_attempts: int, token: str, exc: Exception,
+                    settings: EngineSettings) -> BatchOutcome:
+    """After the rollback: put the batch back for a retry, or fail it (and its run)
+    once it has used its attempts."""
+    error = describe_error(exc)
+    now = utcnow()
+    with engine.begin() as connection:
+        attempts = connection.execute(
+            sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch["id"])
+        ).scalar_one()
+        final = attempts >= max_attempts
+        updated = connection.execute(
+            sa.update(backfill_batches)
+            .where(
+                backfill_batches.c.id == batch["id"],
+                backfill_batches.c.status == BatchStatus.RUNNING,
+                backfill_batches.c.claimed_by == token,
+            )
+            .values(
+                status=BatchStatus.FAILED if final else BatchStatus.PENDING,
+                error=error,
+                lease_expires_at=None,
+                finished_at=now if final else None,
+                dispatched_at=now,
+            )
+        ).rowcount
+        if not updated:
+            return BatchOutcome("leased", batch["id"], run["id"], error=error, retry_in=settings.lease_seconds)
+        if not final:
+            return BatchOutcome("retry", batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
+        message = f"batch {batch['seq']} failed after {attempts} attempts: {error}"
+        connection.execute(
+            sa.update(backfill_runs)
+            .where(backfill_runs.c.id == run["id"])
+            .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=now)
+        )
+        connection.execute(
+            sa.update(backfill_runs)
+            .where(backfill_runs.c.id == run["id"], backfill_runs.c.status.in_((RunStatus.RUNNING, RunStatus.WAITING)))
+            .values(status=RunStatus.FAILED, finished_at=now)
+        )
+    return BatchOutcome("failed", batch["id"], run["id"], error=error)

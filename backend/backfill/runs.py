@@ -1,0 +1,96 @@
+"""Reading and changing runs in the database, always through the status machine."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from backend.backfill.clock import utcnow
+from backend.backfill.state import RunStatus, backfill_batches, backfill_runs, check_transition
+
+Run = Mapping[str, Any]
+
+
+class RunNotFound(LookupError):
+    def __init__(self, ref: Any):
+        super().__init__(f"no backfill run {ref!r}")
+
+
+def get_run(connection: Connection, run_id: int) -> Run:
+    row = connection.execute(sa.select(backfill_runs).where(backfill_runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise RunNotFound(run_id)
+    return row
+
+
+def latest_run(connection: Connection, name: str) -> Run | None:
+    query = (
+        sa.select(backfill_runs)
+        .where(backfill_runs.c.name == name)
+        .order_by(backfill_runs.c.id.desc())
+        .limit(1)
+    )
+    return connection.execute(query).mappings().first()
+
+
+def list_runs(connection: Connection, *, status: str | None = None, name: str | None = None) -> list[Run]:
+    query = sa.select(backfill_runs).order_by(backfill_runs.c.id)
+    if status is not None:
+        query = query.where(backfill_runs.c.status == status)
+    if name is not None:
+        query = query.where(backfill_runs.c.name == name)
+    return list(connection.execute(query).mappings())
+
+
+def lock_run(connection: Connection, run_id: int) -> Run:
+    """Take the run's row lock for the rest of the transaction and return the row.
+
+    The no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock, so
+    two coordinators never carve the same key range."""
+    if connection.dialect.name == "postgresql":
+        query = sa.select(backfill_runs).where(backfill_runs.c.id == run_id).with_for_update()
+        row = connection.execute(query).mappings().first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return row
+    connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(id=backfill_runs.c.id))
+    return get_run(connection, run_id)
+
+
+def transition(connection: Connection, run_id: int, target: str, **values: Any) -> Run:
+    """Move a run to `target`, refusing moves the status machine does not allow.
+
+    Compare-and-set on the current status, so a concurrent move is never overwritten."""
+    run = lock_run(connection, run_id)
+    check_transition(run_id, run["status"], target)
+    now = utcnow()
+    values.setdefault("updated_at", now)
+    if target in RunStatus.FINISHED:
+        values.setdefault("finished_at", now)
+    connection.execute(
+        sa.update(backfill_runs)
+        .where(backfill_runs.c.id == run_id, backfill_runs.c.status == run["status"])
+        .values(status=target, **values)
+    )
+    return get_run(connection, run_id)
+
+
+def create_run(connection: Connection, name: str, *, batch_size: int, max_parallel: int,
+               key_type: str, scheduled_by: str | None = None) -> int:
+    result = connection.execute(
+        sa.insert(backfill_runs).values(
+            name=name, status=RunStatus.PENDING, batch_size=batch_size, max_parallel=max_parallel,
+            key_type=key_type, scheduled_by=scheduled_by,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def batch_counts(connection: Connection, run_id: int) -> dict[str, int]:
+    query = (
+        sa.select(backfill_batches.c.status, sa.func.count())
+        .where(backfill_batches.c.run_id == run_id)
+        .group_by(backfill_batches.c.status)
+    )
+    return {status: count for status, count in connection.execute(query)}

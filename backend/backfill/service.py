@@ -1,0 +1,104 @@
+"""The engine's entry point for the CLI, the Celery tasks and the HTTP API.
+
+One object bound to a database engine, the catalog and the timing settings; each
+method is one short operation on the durable state, safe to call from any process.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from backend.backfill import coordinator, progress, runs
+from backend.backfill.catalog import Catalog, load_catalog
+from backend.backfill.runner import BatchOutcome, execute_batch
+from backend.backfill.settings import EngineSettings
+from backend.backfill.state import RunStatus, backfill_runs
+from backend.config import Config
+from backend.db import create_db_engine
+
+Dispatch = Callable[[Iterable[int]], None]
+
+
+class BackfillService:
+    def __init__(self, engine: Engine, catalog: Catalog, settings: EngineSettings | None = None):
+        self.engine = engine
+        self.catalog = catalog
+        self.settings = settings or EngineSettings.from_env()
+
+    @classmethod
+    def from_config(cls, config: Config, engine: Engine | None = None) -> "BackfillService":
+        return cls(engine or create_db_engine(config.database_url), load_catalog(config.backfill_modules))
+
+    # --- runs -------------------------------------------------------------------------
+    def schedule(self, name: str, *, scheduled_by: str | None = None) -> int:
+        """A pending run of `name`, or the id of its unfinished run if it has one."""
+        backfill = self.catalog.get(name)
+        with self.engine.begin() as connection:
+            active = [run for run in runs.list_runs(connection, name=name) if run["status"] in RunStatus.ACTIVE]
+            if active:
+                return active[-1]["id"]
+            return runs.create_run(connection, name, batch_size=backfill.batch_size,
+                                   max_parallel=backfill.max_parallel, key_type=backfill.key_type,
+                                   scheduled_by=scheduled_by)
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        with self.engine.connect() as connection:
+            return dict(runs.get_run(connection, run_id))
+
+    def list_runs(self, *, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            return [dict(run) for run in runs.list_runs(connection, status=status, name=name)]
+
+    def unfinished_runs(self, only: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        wanted = set(only) if only else None
+        return [run for run in self.list_runs() if run["status"] in RunStatus.ACTIVE
+                and (wanted is None or run["name"] in wanted)]
+
+    def transition(self, run_id: int, target: str, **values: Any) -> dict[str, Any]:
+        with self.engine.begin() as connection:
+            return dict(runs.transition(connection, run_id, target, **values))
+
+    def start(self, run_id: int, *, executor: str) -> dict[str, Any]:
+        return coordinator.start_run(self.engine, self.catalog, run_id, executor=executor)
+
+    def snapshot(self, run_id: int) -> progress.Progress:
+        with self.engine.connect() as connection:
+            return progress.snapshot(connection, run_id)
+
+    # --- batches ----------------------------------------------------------------------
+    def advance(self, run_id: int) -> list[int]:
+        return coordinator.advance(self.engine, self.catalog, run_id)
+
+    def execute(self, batch_id: int, claim_token: str | None = None) -> BatchOutcome:
+        return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token)
+
+    def batches_to_run(self, run_id: int) -> list[int]:
+        """Expired leases released, then every pending batch of the run."""
+        coordinator.release_expired_leases(self.engine, run_id)
+        return coordinator.dispatchable_batches(self.engine, run_id)
+
+    # --- recovery (Celery beat) -------------------------------------------------------
+    def recover(self, dispatch: Dispatch, *, executor: str = "celery") -> dict[int, int]:
+        """Re-dispatch, from the durable state, what lost messages or dead workers
+        left behind: expired leases, pending batches handed out long ago, and runs
+        that nobody advanced. Returns {run_id: batches dispatched}."""
+        with self.engine.connect() as connection:
+            run_ids = connection.execute(
+                sa.select(backfill_runs.c.id).where(
+                    backfill_runs.c.status == RunStatus.RUNNING, backfill_runs.c.executor == executor
+                )
+            ).scalars().all()
+        dispatched: dict[int, int] = {}
+        for run_id in run_ids:
+            coordinator.release_expired_leases(self.engine, run_id)
+            stale = coordinator.dispatchable_batches(
+                self.engine, run_id, older_than_seconds=self.settings.redispatch_after_seconds
+            )
+            fresh = self.advance(run_id)
+            ids = [*stale, *fresh]
+            if ids:
+                dispatch(ids)
+            dispatched[run_id] = len(ids)
+        return dispatched
