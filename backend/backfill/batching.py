@@ -27,7 +27,6 @@ class Bounds:
 
 @dataclass(frozen=True)
 class CarvedRange:
-    start: Any
     end: Any
     rows: int
 
@@ -35,7 +34,10 @@ class CarvedRange:
 def key_bounds(connection: Connection, backfill: Backfill) -> Bounds | None:
     """The keys the run will cover, fixed when it starts; None for an empty table."""
     key = backfill.key_column
-    key_min, key_max = connection.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+    # ORDER BY ... LIMIT 1 rather than min()/max(): answered from the index for
+    # every key type (PostgreSQL has no min(uuid)).
+    key_min = connection.execute(sa.select(key).order_by(key).limit(1)).scalar()
+    key_max = connection.execute(sa.select(key).order_by(key.desc()).limit(1)).scalar()
     if key_min is None:
         return None
     estimate = _planner_estimate(connection, backfill.table.name)
@@ -66,9 +68,9 @@ def next_range(connection: Connection, backfill: Backfill, *, after: Any, key_mi
         .limit(size)
         .subquery()
     )
-    start, end, rows = connection.execute(
-        sa.select(sa.func.min(keys.c.k), sa.func.max(keys.c.k), sa.func.count())
-    ).one()
-    if end is None:
+    last = connection.execute(
+        sa.select(keys.c.k, sa.func.count().over()).order_by(keys.c.k.desc()).limit(1)
+    ).first()
+    if last is None:
         return None
-    return CarvedRange(start=start, end=end, rows=int(rows))
+    return CarvedRange(end=last[0], rows=int(last[1]))

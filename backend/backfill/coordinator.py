@@ -137,7 +137,8 @@ def dispatchable_batches(engine: Engine, run_id: int, *, older_than_seconds: flo
 
 
 def release_expired_leases(engine: Engine, run_id: int) -> int:
-    """Batches whose worker vanished (lease expired) go back to pending."""
+    """Batches whose worker vanished (lease expired) go back to pending, marked as
+    not handed out, so that the next recovery dispatches them at once."""
     now = utcnow()
     with engine.begin() as connection:
         return connection.execute(
@@ -147,5 +148,5 @@ def release_expired_leases(engine: Engine, run_id: int) -> int:
                 backfill_batches.c.status == BatchStatus.RUNNING,
                 backfill_batches.c.lease_expires_at < now,
             )
-            .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None)
+            .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None, dispatched_at=None)
         ).rowcount

@@ -94,7 +94,10 @@ def _claim(engine: Engine, batch_id: int, token: str, settings: EngineSettings):
     )
     claimable = sa.or_(
         backfill_batches.c.status == BatchStatus.PENDING,
-        sa.and_(backfill_batches.c.status == BatchStatus.RUNNING, backfill_batches.c.lease_expires_at < now),
+        sa.and_(
+            backfill_batches.c.status == BatchStatus.RUNNING,
+            sa.or_(backfill_batches.c.lease_expires_at.is_(None), backfill_batches.c.lease_expires_at < now),
+        ),
     )
     with engine.begin() as connection:
         claimed = connection.execute(

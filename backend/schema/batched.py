@@ -1,0 +1,114 @@
+"""`run_migrations.py --batched`: revisions and backfills in the real-life order.
+
+Applies the revisions; where one requires a backfill to be finished (its gate
+raises BackfillNotFinished), completes that backfill in batches and retries; at
+head, runs the remaining unfinished backfills. In-process without a broker, on the
+Celery workers when CELERY_BROKER_URL is set.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from backend.backfill.inprocess import run_in_process
+from backend.backfill.ops import BackfillNotFinished
+from backend.backfill.progress import Progress
+from backend.backfill.service import BackfillService
+from backend.backfill.state import RunStatus
+from backend.config import Config
+from backend.db import create_db_engine
+from backend.schema.alembic_api import current_revisions, upgrade
+from backend.schema.progress_display import ProgressDisplay
+
+
+class BatchedMigrationFailed(Exception):
+    """A backfill did not complete; the message is the one line to show."""
+
+
+@dataclass
+class BatchedOptions:
+    only: tuple[str, ...] = ()
+    no_wait: bool = False
+    broker_url: str | None = None
+    poll_interval: float = 1.0
+
+
+@dataclass
+class BatchedResult:
+    applied_from: tuple[str, ...]
+    at: tuple[str, ...]
+    finished: list[Progress] = field(default_factory=list)
+    dispatched: list[int] = field(default_factory=list)
+
+
+def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay) -> BatchedResult:
+    url = config.database_url
+    engine = create_db_engine(url)
+    service = BackfillService.from_config(config, engine=engine)
+    result = BatchedResult(applied_from=current_revisions(url), at=())
+    try:
+        while True:
+            try:
+                upgrade(url, "head")
+                break
+            except BackfillNotFinished as gate:
+                display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
+                finished = _finish_all(service, [service.schedule(name) for name in gate.names], options, display, result)
+                if not finished:
+                    display.message(f"dispatched; run this command again to continue past {gate.revision}")
+                    result.at = current_revisions(url)
+                    return result
+        result.at = current_revisions(url)
+        run_ids = [run["id"] for run in service.unfinished_runs(options.only or None)]
+        _finish_all(service, run_ids, options, display, result)
+        return result
+    finally:
+        display.close()
+        engine.dispose()
+
+
+def _finish_all(service: BackfillService, run_ids: Iterable[int], options: BatchedOptions,
+                display: ProgressDisplay, result: BatchedResult) -> bool:
+    """Run each backfill to its end; False when they were only dispatched (--no-wait)."""
+    for run_id in run_ids:
+        run = service.get_run(run_id)
+        if run["status"] == RunStatus.PAUSED:
+            raise BatchedMigrationFailed(f"backfill {run['name']} (run {run_id}) is paused; resume it first")
+        if options.broker_url:
+            _start_on_workers(run_id)
+            result.dispatched.append(run_id)
+            if options.no_wait:
+                display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
+                continue
+            progress = _follow(service, run_id, display, options.poll_interval)
+        else:
+            progress = run_in_process(service, run_id, on_progress=display.update)
+        result.finished.append(progress)
+        if progress.status != RunStatus.COMPLETED:
+            reason = progress.last_error or f"it is {progress.status}"
+            raise BatchedMigrationFailed(f"backfill {progress.name} (run {run_id}) {progress.status}: {reason}")
+    return not (options.broker_url and options.no_wait)
+
+
+def _start_on_workers(run_id: int) -> None:
+    from worker.tasks import start_run  # only needed with a broker
+
+    start_run.delay(run_id)
+
+
+def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, poll_interval: float) -> Progress:
+    """Watch a run executed by the workers; also re-dispatch what a lost message left
+    behind, so that following works even before a beat process is started."""
+    from worker.tasks import dispatch
+
+    last_recovery = time.monotonic()
+    while True:
+        progress = service.snapshot(run_id)
+        display.update(progress)
+        if progress.status not in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.WAITING):
+            return progress
+        if time.monotonic() - last_recovery >= service.settings.redispatch_after_seconds:
+            service.recover(dispatch)
+            last_recovery = time.monotonic()
+        time.sleep(poll_interval)

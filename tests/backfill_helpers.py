@@ -1,0 +1,38 @@
+"""Helpers shared by the backfill tests."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from backend.backfill.catalog import load_catalog
+from backend.backfill.service import BackfillService
+from backend.backfill.settings import EngineSettings
+from backend.db import create_db_engine
+from tests import backfills_for_tests
+
+FAST_SETTINGS = EngineSettings(lease_seconds=3, redispatch_after_seconds=2, retry_backoff_seconds=0.05,
+                               retry_backoff_max_seconds=0.2)
+
+
+def make_service(url: str, settings: EngineSettings = FAST_SETTINGS) -> BackfillService:
+    catalog = load_catalog(["tests.backfills_for_tests"])
+    return BackfillService(create_db_engine(url), catalog, settings)
+
+
+def create_touch_tables(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        for statement in backfills_for_tests.CREATE_TABLES:
+            connection.exec_driver_sql(statement)
+        uuid_type = "UUID" if connection.dialect.name == "postgresql" else "CHAR(32)"
+        connection.exec_driver_sql(
+            f"CREATE TABLE touch_uuid (id {uuid_type} PRIMARY KEY, touched INTEGER NOT NULL DEFAULT 0)"
+        )
+
+
+def insert_rows(engine: sa.Engine, ids) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.insert(backfills_for_tests.touch_rows), [{"id": i, "touched": 0} for i in ids])
+
+
+def touched(engine: sa.Engine, table: str = "touch_rows", key: str = "id") -> dict:
+    with engine.connect() as connection:
+        return dict(connection.exec_driver_sql(f"SELECT {key}, touched FROM {table} ORDER BY {key}").all())

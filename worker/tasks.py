@@ -1,0 +1,66 @@
+"""Celery tasks: one task per batch, and the periodic recovery.
+
+The correctness of a batch does not depend on Celery: a duplicate or redelivered
+message finds the batch already done in the database and changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable
+
+from celery.signals import worker_process_init
+
+from backend.backfill.service import BackfillService
+from backend.config import Config
+from worker.app import app
+
+log = logging.getLogger(__name__)
+_service: BackfillService | None = None
+_service_pid: int | None = None
+
+
+def service() -> BackfillService:
+    """One engine per worker process, created after the fork."""
+    global _service, _service_pid
+    if _service is None or _service_pid != os.getpid():
+        _service = BackfillService.from_config(Config.from_env())
+        _service_pid = os.getpid()
+    return _service
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_kwargs) -> None:
+    global _service
+    _service = None
+
+
+def dispatch(batch_ids: Iterable[int]) -> None:
+    for batch_id in batch_ids:
+        run_batch.delay(batch_id)
+
+
+@app.task(bind=True, name="worker.tasks.run_batch", max_retries=None, acks_late=True)
+def run_batch(self, batch_id: int) -> str:
+    outcome = service().execute(batch_id)
+    log.info("batch %s: %s (%s rows)", batch_id, outcome.kind, outcome.rows)
+    if outcome.kind in ("retry", "leased"):
+        raise self.retry(countdown=min(outcome.retry_in, 30.0))
+    if outcome.run_id is not None and outcome.kind in ("succeeded", "done"):
+        dispatch(service().advance(outcome.run_id))
+    return outcome.kind
+
+
+@app.task(name="worker.tasks.start_run")
+def start_run(run_id: int) -> None:
+    """Start (or take over) a run on the workers and dispatch its first batches."""
+    service().start(run_id, executor="celery")
+    dispatch(service().batches_to_run(run_id) + service().advance(run_id))
+
+
+@app.task(name="worker.tasks.recover")
+def recover() -> dict:
+    dispatched = service().recover(dispatch)
+    if any(dispatched.values()):
+        log.warning("recovery re-dispatched batches: %s", dispatched)
+    return {str(k): v for k, v in dispatched.items()}
