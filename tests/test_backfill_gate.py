@@ -1,0 +1,125 @@
+"""Expand, backfill, contract with the shipped backfills: the gate stops plain
+`alembic upgrade head`, `--batched` passes it, the downgrade unschedules."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from backend.backfill.ops import BackfillNotFinished
+from backend.backfill.state import RunStatus
+from backend.config import Config
+from backend.db import create_db_engine
+from backend.schema.alembic_api import current_revisions, downgrade, head_revisions, upgrade
+from backend.schema.batched import BatchedOptions, migrate_batched
+from backend.schema.progress_display import ProgressDisplay
+from backend.text import normalize_email
+from tests.processes import ROOT, subprocess_env
+from tests.shop_data import seed_shop
+
+FOUNDATION = "0002_backfill_state"
+
+
+@pytest.fixture
+def shop(db_url):
+    upgrade(db_url, FOUNDATION)
+    engine = create_db_engine(db_url)
+    expected = seed_shop(engine)
+    yield db_url, engine, expected
+    engine.dispose()
+
+
+def runs(engine):
+    with engine.connect() as connection:
+        return {r.name: r for r in connection.execute(sa.text("SELECT * FROM backfill_runs ORDER BY id"))}
+
+
+def batched(url, capsys=None):
+    return migrate_batched(Config.from_env({"DATABASE_URL": url}), BatchedOptions(), ProgressDisplay(force_terminal=False))
+
+
+def test_plain_upgrade_stops_at_the_gate_with_the_command_to_finish(shop):
+    url, engine, _ = shop
+    result = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT,
+                            env=subprocess_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "FAILED: revision 0006_orders_total_not_null requires backfill orders_total_cents" in output
+    assert "Finish it with: python run_migrations.py --batched" in output
+    assert "Traceback" not in output
+    assert current_revisions(url) == ("0005_users_email_normalized",)
+    assert {name: r.status for name, r in runs(engine).items()} == {
+        "orders_total_cents": "pending", "translation_slugs": "pending", "users_email_normalized": "pending"}
+
+
+def test_batched_passes_the_gates_and_completes_every_backfill(shop):
+    url, engine, expected = shop
+    batched(url)
+    assert current_revisions(url) == head_revisions()
+    assert {r.status for r in runs(engine).values()} == {RunStatus.COMPLETED}
+    with engine.connect() as connection:
+        assert dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all()) == expected
+        slugs = connection.execute(sa.text("SELECT locale, slug FROM product_translations ORDER BY product_id")).all()
+        emails = connection.execute(sa.text("SELECT email, email_normalized FROM users")).all()
+    assert len(set(slugs)) == len(slugs)  # unique per locale
+    assert ("de", "gruener-tee-groesse") in slugs and ("de", "gruener-tee-groesse-2") in slugs
+    assert ("ja", "緑茶-ティー") in slugs
+    assert all(normalized == normalize_email(email) for email, normalized in emails)
+    assert ("User1@Bücher.Example", "user1@xn--bcher-kva.example") in emails
+
+
+def test_gate_checks_the_data_not_only_the_status(shop):
+    url, engine, _ = shop
+    upgrade(url, "0005_users_email_normalized")
+    batched_to_0005 = migrate_batched  # noqa: F841 (readability)
+    from backend.backfill.inprocess import run_in_process
+    from backend.backfill.service import BackfillService
+
+    service = BackfillService.from_config(Config.from_env({"DATABASE_URL": url}), engine=engine)
+    run_id = runs(engine)["orders_total_cents"].id
+    assert run_in_process(service, run_id).status == RunStatus.COMPLETED
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE orders SET total_cents = NULL WHERE id IN (3, 4)"))
+    with pytest.raises(BackfillNotFinished, match=r"completed but 2 rows still need work"):
+        upgrade(url, "0006_orders_total_not_null")
+    batched(url)  # schedules a new run for what is left, then passes
+    assert current_revisions(url) == head_revisions()
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM orders WHERE total_cents IS NULL")).scalar() == 0
+        statuses = connection.execute(
+            sa.text("SELECT status FROM backfill_runs WHERE name = 'orders_total_cents' ORDER BY id")).scalars().all()
+    assert statuses == ["completed", "completed"]
+
+
+def test_empty_database_passes_the_gates_without_batches(db_url):
+    upgrade(db_url, "head")
+    engine = create_db_engine(db_url)
+    found = runs(engine)
+    engine.dispose()
+    assert found["orders_total_cents"].status == "completed"
+    assert found["users_email_normalized"].status == "pending"  # no gate: --batched runs it at head
+
+
+def test_downgrade_unschedules(shop):
+    url, engine, _ = shop
+    upgrade(url, "0005_users_email_normalized")
+    assert set(runs(engine)) == {"orders_total_cents", "translation_slugs", "users_email_normalized"}
+    downgrade(url, "0003_orders_total_cents")
+    assert set(runs(engine)) == {"orders_total_cents"}
+    downgrade(url, FOUNDATION)
+    assert runs(engine) == {}
+    with engine.connect() as connection:
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("orders")}
+    assert "total_cents" not in columns
+
+
+def test_full_cycle_down_to_the_foundation_and_up_again(shop):
+    url, engine, expected = shop
+    batched(url)
+    downgrade(url, FOUNDATION)
+    assert runs(engine) == {}
+    batched(url)
+    with engine.connect() as connection:
+        assert dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all()) == expected
