@@ -125,6 +125,22 @@ def test_a_batch_failing_every_attempt_fails_the_run_with_its_error(service):
     failed = [b for b in batches(service, run_id) if b["status"] == BatchStatus.FAILED]
     assert len(failed) == 1 and failed[0]["attempts"] == 3
     assert touched(service.engine)[3] == 0
+    # Fix the row, retry: the run completes and every row is touched once.
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM touch_poison")
+    service.retry_failed(run_id)
+    assert run_in_process(service, run_id, sleep=lambda s: None).status == RunStatus.COMPLETED
+    assert touched(service.engine) == {i: 1 for i in range(1, 21)}
+
+
+def test_the_engine_core_imports_no_flask():
+    import subprocess
+    import sys
+
+    code = ("import sys, backend.backfill.service, backend.backfill.inprocess, backend.backfill.ops, "
+            "backend.backfills, worker.tasks; print('flask' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_rows_inserted_after_the_start_are_outside_the_bounds(service):

@@ -14,7 +14,7 @@ from backend.backfill import coordinator, progress, runs
 from backend.backfill.catalog import Catalog, load_catalog
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import RunStatus, backfill_runs
+from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 from backend.config import Config
 from backend.db import create_db_engine
 
@@ -59,6 +59,20 @@ class BackfillService:
     def transition(self, run_id: int, target: str, **values: Any) -> dict[str, Any]:
         with self.engine.begin() as connection:
             return dict(runs.transition(connection, run_id, target, **values))
+
+    def retry_failed(self, run_id: int) -> dict[str, Any]:
+        """failed -> running, its failed batches pending again with fresh attempts."""
+        with self.engine.begin() as connection:
+            run = runs.transition(connection, run_id, RunStatus.RUNNING, finished_at=None, last_error=None)
+            connection.execute(
+                sa.update(backfill_batches)
+                .where(backfill_batches.c.run_id == run_id, backfill_batches.c.status == BatchStatus.FAILED)
+                .values(status=BatchStatus.PENDING, attempts=0, error=None, finished_at=None, dispatched_at=None)
+            )
+            connection.execute(
+                sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(batches_failed=0)
+            )
+            return dict(run)
 
     def start(self, run_id: int, *, executor: str) -> dict[str, Any]:
         return coordinator.start_run(self.engine, self.catalog, run_id, executor=executor)
