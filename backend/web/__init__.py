@@ -11,6 +11,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["SHOP"] = config
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # JSON bodies here are small; refuse floods (413)
     app.json.ensure_ascii = False  # product names in every script, readable as is
     app.json.sort_keys = False
 
