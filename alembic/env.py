@@ -3,6 +3,7 @@
 Every online run holds the schema lock (PostgreSQL advisory lock / SQLite file lock)
 so that several processes upgrading at once apply each revision exactly once.
 """
+import contextlib
 from logging.config import fileConfig
 
 from alembic import context
@@ -62,10 +63,30 @@ def run_migrations_online() -> None:
 
 
 def _run_locked(connection) -> None:
-    with schema_lock(connection.engine):
+    with schema_lock(connection.engine), _sqlite_foreign_keys_off(connection):
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextlib.contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """Batch mode rebuilds a SQLite table by copy, DROP and rename; with foreign
+    keys on, that DROP would run ON DELETE CASCADE and empty every child table.
+    The pragma only takes effect outside a transaction; the integrity of the
+    result is checked before foreign keys come back on."""
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        yield
+        return
+    raw = connection.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        violations = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if violations:
+            raise RuntimeError(f"foreign key violations after migrating: {violations[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -18,6 +18,15 @@ class ConfigError(ValueError):
     """A setting in the environment is invalid; the message names it."""
 
 
+def normalize_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` (as hosting platforms write them) mean the
+    psycopg2 driver we ship; SQLAlchemy 2.1 would otherwise pick psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -34,7 +43,7 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         env = os.environ if environ is None else environ
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+        database_url = normalize_database_url(env.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}")
         locales = _split_csv(env.get("SUPPORTED_LOCALES", "en,de,fr,es,ja"))
         if not locales:
             raise ConfigError("SUPPORTED_LOCALES is empty; give a comma-separated list such as 'en,de'")

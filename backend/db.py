@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+from backend.config import normalize_database_url
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -38,7 +40,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 def create_db_engine(database_url: str, **kwargs) -> Engine:
     """Create an Engine for `database_url` with the project's per-dialect settings."""
-    url = make_url(database_url)
+    url = make_url(normalize_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         _prepare_sqlite_file(url)
         engine = sa.create_engine(url, **kwargs)

@@ -39,8 +39,12 @@ def current_revisions(database_url: str) -> tuple[str, ...]:
         engine.dispose()
 
 
-def upgrade(database_url: str, target: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), target)
+def upgrade(database_url: str, target: str = "head", *, on_version_apply=None) -> None:
+    """`on_version_apply(ctx=, step=, heads=, run_args=)` is called after each revision
+    this process applies (under the schema lock), so callers can report them."""
+    cfg = alembic_config(database_url)
+    cfg.attributes["on_version_apply"] = on_version_apply
+    command.upgrade(cfg, target)
 
 
 def downgrade(database_url: str, target: str) -> None:

@@ -1,0 +1,128 @@
+"""Several processes migrating one database at once apply each revision exactly once.
+
+To make the race certain rather than likely, the test holds the schema lock itself
+until all four processes are blocked on it, then lets them go together.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from backend.db import create_db_engine
+from backend.schema import alembic_api
+from backend.schema.lock import schema_lock
+from tests.processes import free_port
+from tests.test_entry_scripts import (
+    HEAD,
+    REPO_ROOT,
+    REVISIONS,
+    applied_ids,
+    script_command,
+    script_env,
+    start_script,
+    stop,
+    wait_for_health,
+)
+
+PROCESSES = 4
+
+
+def wait_until(condition: Callable[[], bool], processes: list[subprocess.Popen], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        exited = [p.returncode for p in processes if p.poll() is not None]
+        assert not exited, f"a process exited (codes {exited}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
+
+
+def pg_lock_waiters(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )).scalar_one()
+
+
+def sqlite_file_users(path: str, processes: list[subprocess.Popen]) -> int:
+    """Processes with the database file open: env.py opens it just before taking the
+    file lock, so while the test holds the lock they are waiting on it."""
+    def has_open(pid: int) -> bool:
+        with contextlib.suppress(OSError):
+            return any(os.path.realpath(fd) == path for fd in Path(f"/proc/{pid}/fd").iterdir())
+        return False
+
+    return sum(has_open(p.pid) for p in processes)
+
+
+def lock_waiters(engine: sa.Engine, processes: list[subprocess.Popen]) -> int:
+    if engine.dialect.name == "postgresql":
+        return pg_lock_waiters(engine)
+    return sqlite_file_users(os.path.realpath(engine.url.database), processes)
+
+
+def release_when_all_wait(database_url: str, processes: list[subprocess.Popen]) -> None:
+    """Hold the project's own schema lock until every process is blocked on it, then
+    release it: they all race for the revisions at the same moment."""
+    engine = create_db_engine(database_url)
+    try:
+        with schema_lock(engine):
+            wait_until(lambda: lock_waiters(engine, processes) == len(processes), processes,
+                       "every process waits on the schema lock")
+    finally:
+        engine.dispose()
+
+
+def assert_applied_exactly_once(outputs: list[str], database_url: str) -> None:
+    appliers = [applied_ids(output) for output in outputs if applied_ids(output)]
+    assert appliers == [REVISIONS], outputs
+    assert sum(f"already at head ({HEAD})" in output for output in outputs) == len(outputs) - 1, outputs
+    assert alembic_api.current_revisions(database_url) == (HEAD,)
+
+
+def run_migrations_at_once(database_url: str) -> list[str]:
+    processes = [
+        subprocess.Popen(script_command("run_migrations.py"), cwd=REPO_ROOT, env=script_env(database_url),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(PROCESSES)
+    ]
+    try:
+        release_when_all_wait(database_url, processes)
+        results = [process.communicate(timeout=60) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                stop(process)
+    for process, (_, stderr) in zip(processes, results):
+        assert process.returncode == 0, stderr
+    return [stdout for stdout, _ in results]
+
+
+def test_run_migrations_processes_on_one_postgresql_database(pg_url):
+    assert_applied_exactly_once(run_migrations_at_once(pg_url), pg_url)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see who waits on the file lock")
+def test_run_migrations_processes_on_one_sqlite_file(sqlite_url):
+    assert_applied_exactly_once(run_migrations_at_once(sqlite_url), sqlite_url)
+
+
+def test_run_py_replicas_on_one_postgresql_database(pg_url, tmp_path):
+    ports = [free_port() for _ in range(PROCESSES)]
+    logs = [tmp_path / f"run-{port}.log" for port in ports]
+    servers = [start_script("run.py", "--port", str(port), database_url=pg_url, log=log) for port, log in zip(ports, logs)]
+    try:
+        release_when_all_wait(pg_url, servers)
+        for port, server in zip(ports, servers):
+            wait_for_health(port, server)
+    finally:
+        for server in servers:
+            stop(server)
+    assert_applied_exactly_once([log.read_text() for log in logs], pg_url)
