@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.ops import BackfillNotFinished
@@ -42,7 +42,8 @@ class BatchedResult:
     dispatched: list[int] = field(default_factory=list)
 
 
-def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay) -> BatchedResult:
+def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay,
+                    on_applied: Callable[[Any], None] = lambda revision: None) -> BatchedResult:
     url = config.database_url
     engine = create_db_engine(url)
     service = BackfillService.from_config(config, engine=engine)
@@ -50,7 +51,7 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
     try:
         while True:
             try:
-                upgrade(url, "head")
+                upgrade(url, "head", on_version_apply=_reporter(on_applied))
                 break
             except BackfillNotFinished as gate:
                 display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
@@ -66,6 +67,16 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
     finally:
         display.close()
         engine.dispose()
+
+
+def _reporter(on_applied):
+    from backend.schema.commands import Revision
+
+    def record(*, step, **_kwargs) -> None:
+        if step.is_upgrade and not step.is_stamp:
+            on_applied(Revision.from_script(step.up_revision))
+
+    return record
 
 
 def _finish_all(service: BackfillService, run_ids: Iterable[int], options: BatchedOptions,

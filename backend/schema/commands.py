@@ -214,6 +214,45 @@ def report_status(database_url: str) -> SchemaStatus:
     return status
 
 
+def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = False,
+                   in_process: bool = False) -> None:
+    """Schema and backfills to head, in batches, with a live progress display."""
+    from backend.schema.batched import BatchedOptions, migrate_batched
+    from backend.schema.progress_display import ProgressDisplay
+
+    broker = None if in_process else config.celery_broker_url
+    if no_wait and not broker:
+        raise CommandFailed("--no-wait needs a broker (CELERY_BROKER_URL); without one batches run in this process")
+    _check_backfill_names(config, only)
+    options = BatchedOptions(only=tuple(only), no_wait=no_wait, broker_url=broker)
+    display = ProgressDisplay()
+    result = migrate_batched(config, options, display,
+                             on_applied=lambda revision: display.message(f"applied {revision}"))
+    where = "on the Celery workers" if broker else "in this process"
+    done = [p.name for p in result.finished]
+    if done:
+        click.echo(f"backfills completed {where}: {', '.join(done)}")
+    elif not result.dispatched:
+        click.echo("no backfill to run")
+    click.echo(f"schema at {_names(result.at)}")
+
+
+def report_backfill_runs(config: Config, only: Iterable[str] = ()) -> None:
+    from backend.schema.runs_table import runs_table
+
+    _check_backfill_names(config, only)
+    for line in runs_table(config, only):
+        click.echo(line)
+
+
+def _check_backfill_names(config: Config, names: Iterable[str]) -> None:
+    from backend.backfill.catalog import load_catalog
+
+    catalog = load_catalog(config.backfill_modules)
+    for name in names:
+        catalog.get(name)  # UnknownBackfill names the known ones
+
+
 def report_new_revision(revision: NewRevision, *, expect_operations: bool) -> None:
     click.echo(f"created {revision.path}")
     if expect_operations and not revision.has_operations:
@@ -250,6 +289,16 @@ def error_message(exc: Exception) -> str:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, CommandFailed):
         return str(exc)
+    from backend.backfill.catalog import UnknownBackfill
+    from backend.backfill.runs import RunNotFound
+    from backend.backfill.settings import SettingsError
+    from backend.backfill.state import IllegalTransition
+    from backend.schema.batched import BatchedMigrationFailed
+
+    if isinstance(exc, (BatchedMigrationFailed, UnknownBackfill, RunNotFound, IllegalTransition)):
+        return str(exc).strip('"')
+    if isinstance(exc, SettingsError):
+        return f"configuration error: {exc}"
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}"
     if isinstance(exc, (CommandError, RevisionError)):

@@ -1,0 +1,130 @@
+"""`python run_migrations.py --batched` as users run it: a subprocess from the
+repository root, in-process on SQLite and through real Celery workers on PostgreSQL."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from backend.db import create_db_engine
+from backend.schema.alembic_api import current_revisions, head_revisions, upgrade
+from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.processes import ROOT, CeleryWorker, RedisServer, subprocess_env
+from tests.shop_data import seed_shop
+
+FOUNDATION = "0002_backfill_state"
+
+
+def run_migrations(url: str, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "run_migrations.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env=subprocess_env(DATABASE_URL=url, BACKFILL_MODULES="tests.backfills_for_tests",
+                           BACKFILL_RETRY_BACKOFF_SECONDS="0.01", **env),
+    )
+
+
+def run_statuses(engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        return dict(connection.execute(sa.text("SELECT name, status FROM backfill_runs")).all())
+
+
+def test_batched_in_process_brings_a_shop_from_the_foundation_to_head(db_url):
+    upgrade(db_url, FOUNDATION)
+    engine = create_db_engine(db_url)
+    expected = seed_shop(engine, orders=120)
+    result = run_migrations(db_url, "--batched")
+    assert result.returncode == 0, result.stderr
+    assert "0006_orders_total_not_null waits for backfill orders_total_cents" in result.stdout
+    assert "applied 0007_translation_slugs_unique" in result.stdout
+    assert "backfills completed in this process: orders_total_cents, translation_slugs, users_email_normalized" \
+        in result.stdout
+    assert current_revisions(db_url) == head_revisions()
+    assert set(run_statuses(engine).values()) == {"completed"}
+    with engine.connect() as connection:
+        assert dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all()) == expected
+    status = run_migrations(db_url, "--status")
+    assert status.returncode == 0
+    assert "up to date" in status.stdout and "orders_total_cents" in status.stdout and "completed" in status.stdout
+    engine.dispose()
+
+
+def test_a_failing_backfill_exits_non_zero_with_one_line(sqlite_url):
+    upgrade(sqlite_url, "head")
+    service = make_service(sqlite_url)
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 31))
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (25)")
+    service.schedule("test_touch")
+    result = run_migrations(sqlite_url, "--batched", "--only", "test_touch")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "Error: backfill test_touch" in result.stderr and "failed after 3 attempts" in result.stderr
+    assert "poisoned row in range" in result.stderr
+    assert touched(service.engine)[25] == 0 and touched(service.engine)[5] == 1
+    service.engine.dispose()
+
+
+def test_unknown_backfill_name_is_a_one_line_error(sqlite_url):
+    result = run_migrations(sqlite_url, "--batched", "--only", "nope")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: unknown backfill 'nope' (known: ") and result.stderr.count("\n") == 1
+    assert current_revisions(sqlite_url) == ()  # nothing was migrated
+
+
+def test_no_wait_needs_a_broker(sqlite_url):
+    result = run_migrations(sqlite_url, "--batched", "--no-wait", CELERY_BROKER_URL="")
+    assert result.returncode == 1 and "--no-wait needs a broker" in result.stderr
+
+
+@pytest.fixture
+def redis_server(redis_available):
+    server = RedisServer().start()
+    yield server
+    server.kill()
+
+
+def test_batched_through_celery_workers_on_postgresql(pg_url, redis_server, tmp_path):
+    upgrade(pg_url, FOUNDATION)
+    engine = create_db_engine(pg_url)
+    expected = seed_shop(engine, orders=300)
+    env = dict(CELERY_BROKER_URL=redis_server.url, BACKFILL_LEASE_SECONDS="5")
+    worker = CeleryWorker(subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests", **env),
+                          concurrency=2, log_path=tmp_path / "worker.log").start()
+    try:
+        result = run_migrations(pg_url, "--batched", **env)
+    finally:
+        worker.stop()
+    assert result.returncode == 0, result.stderr + (tmp_path / "worker.log").read_text()[-2000:]
+    assert "backfills completed on the Celery workers" in result.stdout
+    assert current_revisions(pg_url) == head_revisions()
+    with engine.connect() as connection:
+        assert dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all()) == expected
+        executors = set(connection.execute(sa.text("SELECT executor FROM backfill_runs")).scalars())
+    assert executors == {"celery"}
+    engine.dispose()
+
+
+def test_no_wait_dispatches_and_exits(pg_url, redis_server, tmp_path):
+    upgrade(pg_url, "head")
+    service = make_service(pg_url)
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 101))
+    run_id = service.schedule("test_touch")
+    env = dict(CELERY_BROKER_URL=redis_server.url)
+    result = run_migrations(pg_url, "--batched", "--only", "test_touch", "--no-wait", **env)
+    assert result.returncode == 0, result.stderr
+    assert f"backfill test_touch (run {run_id}) dispatched to the workers" in result.stdout
+    assert set(touched(service.engine).values()) == {0}  # no worker yet: nothing ran here
+    worker = CeleryWorker(subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests", **env),
+                          log_path=tmp_path / "worker.log").start()
+    try:
+        from tests.processes import wait_for
+
+        wait_for(lambda: service.get_run(run_id)["status"] == "completed", timeout=60, message="the run")
+    finally:
+        worker.stop()
+    assert touched(service.engine) == {i: 1 for i in range(1, 101)}
+    service.engine.dispose()
