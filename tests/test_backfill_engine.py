@@ -251,3 +251,38 @@ def test_key_range_clause_is_half_open_after_the_first_batch():
         "id > 10 AND id <= 20"
     assert str(KeyRange(after=None, end=20, start=1).clause(column).compile(compile_kwargs={"literal_binds": True})) == \
         "id >= 1 AND id <= 20"
+
+
+def test_controls_are_logged_with_who_and_why(service):
+    insert_rows(service.engine, range(1, 21))
+    run_id = service.schedule("test_touch")
+    with pytest.raises(IllegalTransition, match="pending; it cannot become paused"):
+        service.pause(run_id, actor="cli:alice")
+    service.start(run_id, executor="inprocess")
+    service.pause(run_id, actor="cli:alice", reason="peak traffic")
+    service.resume(run_id, actor="api:ops-token")
+    assert run_in_process(service, run_id, sleep=lambda s: None).status == RunStatus.COMPLETED
+    with pytest.raises(IllegalTransition):
+        service.cancel(run_id, actor="cli:alice")
+    log = [(t["from_status"], t["to_status"], t["actor"], t["reason"]) for t in service.transitions(run_id)]
+    assert log == [
+        (None, "pending", "engine", "scheduled"),
+        ("pending", "running", "executor inprocess", "started"),
+        ("running", "paused", "cli:alice", "peak traffic"),
+        ("paused", "running", "api:ops-token", "resumed"),
+        ("running", "completed", "engine", "every batch succeeded"),
+    ]
+
+
+def test_cancel_stops_a_run_for_good(service):
+    insert_rows(service.engine, range(1, 41))
+    run_id = service.schedule("test_touch")
+    service.start(run_id, executor="inprocess")
+    first = service.advance(run_id)[0]
+    assert service.execute(first).kind == "succeeded"
+    service.cancel(run_id, actor="cli:bob")
+    assert service.advance(run_id) == []
+    assert run_in_process(service, run_id, sleep=lambda s: None).status == RunStatus.CANCELLED
+    assert sum(touched(service.engine).values()) == 10
+    with pytest.raises(IllegalTransition, match="cancelled; it cannot become running"):
+        service.resume(run_id, actor="cli:bob")

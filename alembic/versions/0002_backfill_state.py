@@ -38,6 +38,8 @@ def upgrade() -> None:
     sa.Column('batches_done', sa.Integer(), server_default='0', nullable=False),
     sa.Column('batches_failed', sa.Integer(), server_default='0', nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('wait_reason', sa.Text(), nullable=True),
+    sa.Column('next_window_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lease_owner', sa.String(length=128), nullable=True),
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
@@ -79,7 +81,26 @@ def upgrade() -> None:
 
 
 
+    op.create_table('backfill_transitions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('from_status', sa.String(length=16), nullable=True),
+    sa.Column('to_status', sa.String(length=16), nullable=False),
+    sa.Column('actor', sa.String(length=128), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['backfill_runs.id'], name=op.f('fk_backfill_transitions_run_id_backfill_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_backfill_transitions'))
+    )
+    with op.batch_alter_table('backfill_transitions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_backfill_transitions_run_id'), ['run_id'], unique=False)
+
+
 def downgrade() -> None:
+    with op.batch_alter_table('backfill_transitions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_backfill_transitions_run_id'))
+
+    op.drop_table('backfill_transitions')
     with op.batch_alter_table('backfill_batches', schema=None) as batch_op:
         batch_op.drop_index('ix_backfill_batches_run_id_status')
         batch_op.drop_index(batch_op.f('ix_backfill_batches_run_id'))

@@ -36,11 +36,11 @@ def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -
         bounds = batching.key_bounds(connection, backfill)
         now = utcnow()
         if bounds is None:
-            run = transition(connection, run_id, RunStatus.COMPLETED, executor=executor, started_at=now,
-                             rows_total=0, rows_total_exact=True)
+            run = transition(connection, run_id, RunStatus.COMPLETED, reason="the table is empty",
+                             executor=executor, started_at=now, rows_total=0, rows_total_exact=True)
             return dict(run)
         run = transition(
-            connection, run_id, RunStatus.RUNNING,
+            connection, run_id, RunStatus.RUNNING, actor=f"executor {executor}", reason="started",
             executor=executor, started_at=now, heartbeat_at=now,
             key_min=encode_key(bounds.key_min), key_max=encode_key(bounds.key_max),
             rows_total=bounds.rows_total, rows_total_exact=bounds.exact,
@@ -61,7 +61,7 @@ def advance(engine: Engine, catalog: Catalog, run_id: int) -> list[int]:
         slots = max(run["max_parallel"], 1) - in_flight
         new_ids = _carve(connection, catalog, run, slots=slots) if slots > 0 else []
         if not new_ids and in_flight == 0:  # nothing left after the cursor, all done
-            transition(connection, run_id, RunStatus.COMPLETED)
+            transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
         return new_ids
 
 

@@ -105,8 +105,8 @@ def _gate_problem(connection, name: str) -> str | None:
     status = run["status"]
     if left == 0 and status in (RunStatus.COMPLETED, RunStatus.PENDING):
         if status == RunStatus.PENDING:
-            runs.transition(connection, run["id"], RunStatus.COMPLETED, started_at=utcnow(), rows_total=0,
-                            rows_total_exact=True)
+            runs.transition(connection, run["id"], RunStatus.COMPLETED, actor="alembic gate",
+                            reason="no row needed work", started_at=utcnow(), rows_total=0, rows_total_exact=True)
         return None
     if status == RunStatus.COMPLETED:
         return f"run {run['id']} completed but {shown} rows still need work"

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from backend.backfill import runs
 from backend.backfill.catalog import Catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.keys import KeyRange, decode_key
@@ -218,9 +219,7 @@ def _record_failure(engine: Engine, batch, run, max_attempts: int, token: str, e
             .where(backfill_runs.c.id == run["id"])
             .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=now)
         )
-        connection.execute(
-            sa.update(backfill_runs)
-            .where(backfill_runs.c.id == run["id"], backfill_runs.c.status.in_((RunStatus.RUNNING, RunStatus.WAITING)))
-            .values(status=RunStatus.FAILED, finished_at=now)
-        )
+        current = runs.lock_run(connection, run["id"])["status"]
+        if current in (RunStatus.RUNNING, RunStatus.WAITING):
+            runs.transition(connection, run["id"], RunStatus.FAILED, actor="engine", reason=message)
     return BatchOutcome("failed", batch["id"], run["id"], error=error)

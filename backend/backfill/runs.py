@@ -7,7 +7,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import utcnow
-from backend.backfill.state import RunStatus, backfill_batches, backfill_runs, check_transition
+from backend.backfill.state import (
+    RunStatus,
+    backfill_batches,
+    backfill_runs,
+    backfill_transitions,
+    check_transition,
+)
 
 Run = Mapping[str, Any]
 
@@ -58,12 +64,15 @@ def lock_run(connection: Connection, run_id: int) -> Run:
     return get_run(connection, run_id)
 
 
-def transition(connection: Connection, run_id: int, target: str, **values: Any) -> Run:
-    """Move a run to `target`, refusing moves the status machine does not allow.
+def transition(connection: Connection, run_id: int, target: str, *, actor: str = "engine",
+               reason: str | None = None, **values: Any) -> Run:
+    """Move a run to `target`, refusing moves the status machine does not allow, and
+    record the move in the transition log (who or what, and why).
 
-    Compare-and-set on the current status, so a concurrent move is never overwritten."""
+    The run's row is locked first, so a concurrent move is never overwritten."""
     run = lock_run(connection, run_id)
     check_transition(run_id, run["status"], target)
+    log_transition(connection, run_id, run["status"], target, actor=actor, reason=reason)
     now = utcnow()
     values.setdefault("updated_at", now)
     if target in RunStatus.FINISHED:
@@ -76,15 +85,35 @@ def transition(connection: Connection, run_id: int, target: str, **values: Any) 
     return get_run(connection, run_id)
 
 
+def log_transition(connection: Connection, run_id: int, from_status: str | None, to_status: str, *,
+                   actor: str, reason: str | None = None) -> None:
+    connection.execute(
+        sa.insert(backfill_transitions).values(
+            run_id=run_id, from_status=from_status, to_status=to_status, actor=actor[:128], reason=reason,
+            at=utcnow(),
+        )
+    )
+
+
+def transitions(connection: Connection, run_id: int) -> list[Run]:
+    query = sa.select(backfill_transitions).where(backfill_transitions.c.run_id == run_id).order_by(
+        backfill_transitions.c.id
+    )
+    return list(connection.execute(query).mappings())
+
+
 def create_run(connection: Connection, name: str, *, batch_size: int, max_parallel: int,
-               key_type: str, scheduled_by: str | None = None) -> int:
+               key_type: str, scheduled_by: str | None = None, actor: str | None = None) -> int:
     result = connection.execute(
         sa.insert(backfill_runs).values(
             name=name, status=RunStatus.PENDING, batch_size=batch_size, max_parallel=max_parallel,
             key_type=key_type, scheduled_by=scheduled_by,
         )
     )
-    return int(result.inserted_primary_key[0])
+    run_id = int(result.inserted_primary_key[0])
+    who = actor or (f"revision {scheduled_by}" if scheduled_by else "engine")
+    log_transition(connection, run_id, None, RunStatus.PENDING, actor=who, reason="scheduled")
+    return run_id
 
 
 def batch_counts(connection: Connection, run_id: int) -> dict[str, int]:

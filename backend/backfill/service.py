@@ -56,14 +56,37 @@ class BackfillService:
         return [run for run in self.list_runs() if run["status"] in RunStatus.ACTIVE
                 and (wanted is None or run["name"] in wanted)]
 
-    def transition(self, run_id: int, target: str, **values: Any) -> dict[str, Any]:
+    def transition(self, run_id: int, target: str, *, actor: str = "engine", reason: str | None = None,
+                   **values: Any) -> dict[str, Any]:
         with self.engine.begin() as connection:
-            return dict(runs.transition(connection, run_id, target, **values))
+            return dict(runs.transition(connection, run_id, target, actor=actor, reason=reason, **values))
 
-    def retry_failed(self, run_id: int) -> dict[str, Any]:
+    def transitions(self, run_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            runs.get_run(connection, run_id)
+            return [dict(t) for t in runs.transitions(connection, run_id)]
+
+    # --- controls: each takes effect at the next batch boundary -------------------------
+    def pause(self, run_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """No new batch starts; batches in flight finish (they are never cut)."""
+        return self.transition(run_id, RunStatus.PAUSED, actor=actor, reason=reason, wait_reason=None,
+                               next_window_at=None)
+
+    def resume(self, run_id: int, *, actor: str, dispatch: Dispatch | None = None) -> dict[str, Any]:
+        """Continue from the durable cursor; with `dispatch`, hand out its batches now."""
+        run = self.transition(run_id, RunStatus.RUNNING, actor=actor, reason="resumed")
+        self._dispatch_now(run_id, dispatch)
+        return run
+
+    def cancel(self, run_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        return self.transition(run_id, RunStatus.CANCELLED, actor=actor, reason=reason, wait_reason=None,
+                               next_window_at=None)
+
+    def retry_failed(self, run_id: int, *, actor: str = "engine", dispatch: Dispatch | None = None) -> dict[str, Any]:
         """failed -> running, its failed batches pending again with fresh attempts."""
         with self.engine.begin() as connection:
-            run = runs.transition(connection, run_id, RunStatus.RUNNING, finished_at=None, last_error=None)
+            run = runs.transition(connection, run_id, RunStatus.RUNNING, actor=actor,
+                                  reason="retry the failed batches", finished_at=None, last_error=None)
             connection.execute(
                 sa.update(backfill_batches)
                 .where(backfill_batches.c.run_id == run_id, backfill_batches.c.status == BatchStatus.FAILED)
@@ -72,7 +95,14 @@ class BackfillService:
             connection.execute(
                 sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(batches_failed=0)
             )
-            return dict(run)
+        self._dispatch_now(run_id, dispatch)
+        return self.get_run(run_id)
+
+    def _dispatch_now(self, run_id: int, dispatch: Dispatch | None) -> None:
+        if dispatch is not None and self.get_run(run_id)["executor"] == "celery":
+            ids = [*self.batches_to_run(run_id), *self.advance(run_id)]
+            if ids:
+                dispatch(ids)
 
     def start(self, run_id: int, *, executor: str) -> dict[str, Any]:
         return coordinator.start_run(self.engine, self.catalog, run_id, executor=executor)

@@ -43,7 +43,7 @@ class BatchStatus:
 # Allowed moves. `failed -> running` is "retry the failed batches"; finished runs
 # are otherwise terminal, so a completed run is never silently re-opened.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.COMPLETED}),
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.COMPLETED}),
     RunStatus.RUNNING: frozenset(
         {RunStatus.PAUSED, RunStatus.WAITING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
     ),
@@ -90,6 +90,10 @@ backfill_runs = sa.Table(
     sa.Column("batches_done", sa.Integer, nullable=False, server_default="0"),
     sa.Column("batches_failed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=True),
+    # Why the run is waiting or backing off (maintenance window, health check),
+    # and when it will try again.
+    sa.Column("wait_reason", sa.Text, nullable=True),
+    sa.Column("next_window_at", _Timestamp, nullable=True),
     sa.Column("lease_owner", sa.String(128), nullable=True),
     sa.Column("lease_expires_at", _Timestamp, nullable=True),
     sa.Column("heartbeat_at", _Timestamp, nullable=True),
@@ -123,4 +127,17 @@ backfill_batches = sa.Table(
     sa.Column("finished_at", _Timestamp, nullable=True),
     sa.UniqueConstraint("run_id", "seq"),
     sa.Index("ix_backfill_batches_run_id_status", "run_id", "status"),
+)
+
+# Every status change of a run: who or what made it, and why.
+backfill_transitions = sa.Table(
+    "backfill_transitions",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("run_id", _Id, sa.ForeignKey("backfill_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("at", _Timestamp, nullable=False, server_default=sa.func.now()),
 )
