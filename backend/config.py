@@ -31,6 +31,17 @@ def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _check_engine_settings(env: Mapping[str, str]) -> None:
+    """Maintenance windows, throttling and lease settings are checked at start-up by
+    every entry point (app, CLI, worker), so a typo never silently means "always open"."""
+    from backend.backfill.settings import EngineSettings, SettingsError
+
+    try:
+        EngineSettings.from_env(env)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -52,6 +63,7 @@ class Config:
             raise ConfigError(
                 f"DEFAULT_LOCALE={default_locale!r} is not one of SUPPORTED_LOCALES ({', '.join(locales)})"
             )
+        _check_engine_settings(env)
         return cls(
             database_url=database_url,
             supported_locales=locales,

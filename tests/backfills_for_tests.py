@@ -21,6 +21,7 @@ CREATE_TABLES = [
     "CREATE TABLE touch_rows (id INTEGER PRIMARY KEY, touched INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE touch_poison (id INTEGER PRIMARY KEY)",
     "CREATE TABLE touch_str (code VARCHAR(40) PRIMARY KEY, touched INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE touch_flags (name VARCHAR(40) PRIMARY KEY)",
 ]
 
 
@@ -106,3 +107,114 @@ class TouchUuids(SqlBackfill):
 
     def statement(self, where):
         return sa.update(touch_uuid).where(where).values(touched=touch_uuid.c.touched + 1)
+
+
+class FakeClock:
+    """A clock the engine reads (backend.backfill.clock.use_clock) and the test
+    moves: sleeping advances it, and so does each batch of the paced backfills."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=max(seconds, 0.001))
+
+
+ACTIVE_CLOCK: FakeClock | None = None
+SECONDS_PER_ROW = 0.0  # simulated work per row, on ACTIVE_CLOCK
+
+
+def _simulate_work(rows: int) -> None:
+    if ACTIVE_CLOCK is not None and SECONDS_PER_ROW:
+        ACTIVE_CLOCK.sleep(rows * SECONDS_PER_ROW)
+
+
+@register
+class TouchInWindow(SqlBackfill):
+    """Only between 01:00 and 02:00 UTC; each row "takes" SECONDS_PER_ROW."""
+
+    name = "test_touch_windowed"
+    table = touch_rows
+    batch_size = 10
+    max_parallel = 1
+    windows = "daily 01:00-02:00"
+
+    def statement(self, where):
+        return sa.update(touch_rows).where(where).values(touched=touch_rows.c.touched + 1)
+
+    def process(self, connection, key_range):
+        changed = super().process(connection, key_range)
+        _simulate_work(changed)
+        return changed
+
+
+@register
+class TouchAdaptive(TouchInWindow):
+    """Always open, batch size adapted to a 1 s target within [5, 200]."""
+
+    name = "test_touch_adaptive"
+    windows = ""
+    batch_size = 20
+    target_batch_seconds = 1.0
+    min_batch_size = 5
+    max_batch_size = 200
+
+
+@register
+class TouchTolerant(TouchRows):
+    """Tolerates failed batches up to half of the finished ones (after 4)."""
+
+    name = "test_touch_tolerant"
+    max_parallel = 1
+    max_attempts = 1
+    max_failed_share = 0.5
+    min_batches_for_failed_share = 4
+
+
+touch_flags = sa.table("touch_flags", sa.column("name", sa.String))
+
+
+@register
+class TouchWithHealthFlag(TouchRows):
+    """Health-checked by `touch_flags`: a row named 'sick' trips the check."""
+
+    name = "test_touch_health"
+    max_parallel = 1
+    health_checks = ("test_flag",)
+
+
+@register
+class TouchSlowSql(SqlBackfill):
+    """PostgreSQL only: sleeps 0.1 s per row in range inside the statement, so a
+    big batch hits the statement timeout and must be split."""
+
+    name = "test_touch_pg_sleep"
+    table = touch_rows
+    batch_size = 16
+    max_parallel = 1
+    max_attempts = 2
+
+    def statement(self, where):
+        return sa.update(touch_rows).where(where).values(touched=touch_rows.c.touched + 1)
+
+    def process(self, connection, key_range):
+        rows = connection.execute(
+            sa.select(sa.func.count()).select_from(touch_rows).where(self.range_condition(key_range))
+        ).scalar_one()
+        connection.execute(sa.text("SELECT pg_sleep(:s)"), {"s": rows * 0.1})
+        return super().process(connection, key_range)
+
+
+def _flag_check(connection, backfill, settings):
+    sick = connection.execute(sa.select(touch_flags.c.name).where(touch_flags.c.name == "sick")).first()
+    return "the test flag says the database is sick" if sick else None
+
+
+from backend.backfill.health import register_health_check  # noqa: E402
+
+register_health_check("test_flag")(_flag_check)

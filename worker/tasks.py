@@ -35,19 +35,31 @@ def _reset_after_fork(**_kwargs) -> None:
     _service = None
 
 
-def dispatch(batch_ids: Iterable[int]) -> None:
+# Every countdown stays far below the broker's visibility timeout: a long ETA in
+# Redis is redelivered again and again. Longer waits (windows) live in our tables.
+MAX_COUNTDOWN_SECONDS = 30.0
+
+
+def dispatch(batch_ids: Iterable[int], countdown: float = 0.0) -> None:
     for batch_id in batch_ids:
-        run_batch.delay(batch_id)
+        run_batch.apply_async(args=[batch_id], countdown=min(countdown, MAX_COUNTDOWN_SECONDS) or None)
 
 
 @app.task(bind=True, name="worker.tasks.run_batch", max_retries=None, acks_late=True)
 def run_batch(self, batch_id: int) -> str:
-    outcome = service().execute(batch_id)
+    engine = service()
+    outcome = engine.execute(batch_id)
     log.info("batch %s: %s (%s rows)", batch_id, outcome.kind, outcome.rows)
+    if outcome.kind == "split":
+        dispatch(outcome.new_batch_ids)
+        raise self.retry(countdown=0)
     if outcome.kind in ("retry", "leased"):
-        raise self.retry(countdown=min(outcome.retry_in, 30.0))
-    if outcome.run_id is not None and outcome.kind in ("succeeded", "done"):
-        dispatch(service().advance(outcome.run_id))
+        raise self.retry(countdown=min(outcome.retry_in, MAX_COUNTDOWN_SECONDS))
+    if outcome.run_id is not None and outcome.kind in ("succeeded", "done", "failed"):
+        # Throttle: the next batches start after the backfill's pause.
+        dispatch(engine.advance(outcome.run_id), countdown=engine.policy(outcome.run_id).pause_seconds)
+    # "waiting": the batch stays pending; the beat's recovery dispatches it when the
+    # run's window opens or its health back-off ends.
     return outcome.kind
 
 

@@ -1,11 +1,35 @@
-"""Time in UTC, aware, on every dialect (SQLite hands back naive datetimes)."""
+"""Time in UTC, aware, on every dialect (SQLite hands back naive datetimes).
+
+The engine reads the time only through `utcnow()`, whose source tests can replace
+(`use_clock`) to simulate maintenance windows, slow batches and waiting.
+"""
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+
+def _system_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_source: Callable[[], datetime] = _system_now
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return _source()
+
+
+@contextlib.contextmanager
+def use_clock(source: Callable[[], datetime]) -> Iterator[None]:
+    """Make `utcnow()` answer from `source` inside the block."""
+    global _source
+    previous, _source = _source, source
+    try:
+        yield
+    finally:
+        _source = previous
 
 
 def as_utc(value: datetime | None) -> datetime | None:

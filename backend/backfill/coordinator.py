@@ -19,7 +19,12 @@ from backend.backfill.catalog import Catalog
 from backend.backfill.clock import utcnow
 from backend.backfill.keys import decode_key, encode_key
 from backend.backfill.runs import get_run, lock_run, transition
+from backend.backfill.optimizer import BatchSample, next_batch_size
+from backend.backfill.policy import RunPolicy
+from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+
+SIZING_SAMPLES = 10
 
 
 def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -> dict[str, Any]:
@@ -48,20 +53,27 @@ def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -
         return dict(run)
 
 
-def advance(engine: Engine, catalog: Catalog, run_id: int) -> list[int]:
-    """Carve the next batches of a running run and return their ids to dispatch."""
+def advance(engine: Engine, catalog: Catalog, run_id: int, settings: EngineSettings | None = None) -> list[int]:
+    """Carve the next batches of a running run and return their ids to dispatch.
+
+    When nothing is left to carve and no batch is in flight, the run ends:
+    completed, or failed if some batches failed (within the tolerated share)."""
+    settings = settings or EngineSettings()
     with engine.begin() as connection:
         run = lock_run(connection, run_id)
         if run["status"] != RunStatus.RUNNING:
             return []
         counts = _batch_counts(connection, run_id)
         in_flight = counts.get(BatchStatus.PENDING, 0) + counts.get(BatchStatus.RUNNING, 0)
-        if counts.get(BatchStatus.FAILED, 0):
-            return []  # a failed batch stops the run until someone retries it
         slots = max(run["max_parallel"], 1) - in_flight
-        new_ids = _carve(connection, catalog, run, slots=slots) if slots > 0 else []
-        if not new_ids and in_flight == 0:  # nothing left after the cursor, all done
-            transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
+        new_ids = _carve(connection, catalog, run, slots=slots, settings=settings) if slots > 0 else []
+        if not new_ids and in_flight == 0:  # nothing left after the cursor
+            failed = counts.get(BatchStatus.FAILED, 0)
+            if failed:
+                transition(connection, run_id, RunStatus.FAILED,
+                           reason=f"{failed} batch(es) failed; retry them once the cause is fixed")
+            else:
+                transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
         return new_ids
 
 
@@ -74,8 +86,23 @@ def _batch_counts(connection: Connection, run_id: int) -> dict[str, int]:
     return {status: count for status, count in connection.execute(query)}
 
 
-def _carve(connection: Connection, catalog: Catalog, run, *, slots: int) -> list[int]:
+def _next_batch_size(connection: Connection, run, policy: RunPolicy) -> int:
+    """The run's batch size, adapted to the target duration from its recent batches."""
+    if policy.sizing is None:
+        return run["batch_size"]
+    recent = connection.execute(
+        sa.select(backfill_batches.c.rows_in_range, backfill_batches.c.duration_ms)
+        .where(backfill_batches.c.run_id == run["id"], backfill_batches.c.status == BatchStatus.SUCCEEDED)
+        .order_by(backfill_batches.c.finished_at.desc())
+        .limit(SIZING_SAMPLES)
+    ).all()
+    samples = [BatchSample(rows, ms / 1000.0) for rows, ms in reversed(recent) if ms is not None]
+    return next_batch_size(run["batch_size"], samples, policy.sizing)
+
+
+def _carve(connection: Connection, catalog: Catalog, run, *, slots: int, settings: EngineSettings) -> list[int]:
     backfill = catalog.get(run["name"])
+    size = _next_batch_size(connection, run, RunPolicy.of(backfill, settings))
     key_type = run["key_type"]
     cursor = decode_key(key_type, run["cursor"])
     key_min, key_max = decode_key(key_type, run["key_min"]), decode_key(key_type, run["key_max"])
@@ -86,14 +113,14 @@ def _carve(connection: Connection, catalog: Catalog, run, *, slots: int) -> list
     new_ids: list[int] = []
     for _ in range(slots):
         carved = batching.next_range(connection, backfill, after=cursor, key_min=key_min, key_max=key_max,
-                                     size=run["batch_size"])
+                                     size=size)
         if carved is None:
             break
         seq += 1
         result = connection.execute(
             sa.insert(backfill_batches).values(
                 run_id=run["id"], seq=seq, key_after=encode_key(cursor), key_end=encode_key(carved.end),
-                rows_in_range=carved.rows, batch_size=run["batch_size"], status=BatchStatus.PENDING,
+                rows_in_range=carved.rows, batch_size=size, status=BatchStatus.PENDING,
                 dispatched_at=now,
             )
         )
@@ -103,7 +130,7 @@ def _carve(connection: Connection, catalog: Catalog, run, *, slots: int) -> list
         connection.execute(
             sa.update(backfill_runs)
             .where(backfill_runs.c.id == run["id"])
-            .values(cursor=encode_key(cursor), updated_at=now)
+            .values(cursor=encode_key(cursor), batch_size=size, updated_at=now)
         )
     return new_ids
 

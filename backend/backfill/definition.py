@@ -26,11 +26,26 @@ class Backfill:
     batch_size: ClassVar[int] = 1000
     max_parallel: ClassVar[int] = 4
     max_attempts: ClassVar[int] = 3
+    # Overrides of the global settings (None: use the global one); see policy.py.
+    windows: ClassVar[str | None] = None  # e.g. "sat,sun 01:00-05:00 Europe/Berlin"; "" = always open
+    pause_seconds: ClassVar[float | None] = None
+    target_batch_seconds: ClassVar[float | None] = None
+    min_batch_size: ClassVar[int | None] = None
+    max_batch_size: ClassVar[int | None] = None
+    health_checks: ClassVar[tuple[str, ...] | None] = None
+    # The run stops as failed once failed batches exceed this share of the finished
+    # ones (after `min_batches_for_failed_share`); 0 = the first failed batch.
+    max_failed_share: ClassVar[float] = 0.0
+    min_batches_for_failed_share: ClassVar[int] = 20
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__ and cls.key_type not in KEY_TYPES:
             raise TypeError(f"{cls.__name__}.key_type must be one of {KEY_TYPES}")
+        if cls.windows:
+            from backend.backfill.windows import parse_windows
+
+            parse_windows(cls.windows)  # a bad spec fails at import, naming the bad part
 
     @property
     def key_column(self) -> sa.ColumnElement:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from backend.backfill import runs
 from backend.backfill.catalog import Catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.keys import KeyRange, decode_key
+from backend.backfill.admission import admit
+from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 
@@ -45,7 +46,10 @@ class BatchOutcome:
     done        it had already succeeded (duplicate delivery): nothing changed
     leased      another worker holds it; try again after `retry_in` seconds
     retry       it failed and will be retried after `retry_in` seconds
-    failed      it failed for the last time; the run is failed
+    split       it hit the statement timeout: it now covers half its range, and
+                `new_batch_ids` the other half; both are pending
+    failed      it failed for the last time (the run may be failed too)
+    waiting     it may not start now (window, health): the run waits until `retry_in`
     not_runnable  its run is not running (paused, cancelled...) or it is failed
     """
 
@@ -55,11 +59,15 @@ class BatchOutcome:
     rows: int = 0
     retry_in: float = 0.0
     error: str | None = None
+    new_batch_ids: tuple[int, ...] = ()
 
 
 def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
                   claim_token: str | None = None) -> BatchOutcome:
     token = claim_token or new_claim_token()
+    refused = _refuse_if_not_admitted(engine, catalog, batch_id, settings)
+    if refused is not None:
+        return refused
     claimed = _claim(engine, batch_id, token, settings)
     if isinstance(claimed, BatchOutcome):
         return claimed
@@ -70,7 +78,7 @@ def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: Eng
         end=decode_key(run["key_type"], batch["key_end"]),
         start=decode_key(run["key_type"], run["key_min"]),
     )
-    started = time.monotonic()
+    started = utcnow()  # wall time through the engine's clock, so tests can simulate slow batches
     try:
         with engine.begin() as connection:
             if not _hold(connection, batch_id, token):
@@ -79,10 +87,89 @@ def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: Eng
                 return BatchOutcome("leased", batch_id, run["id"], retry_in=settings.lease_seconds)
             _limit_statement_time(connection, settings)
             rows = backfill.process(connection, key_range)
-            _record_success(connection, batch, rows, int((time.monotonic() - started) * 1000))
+            _record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
     except Exception as exc:
-        return _record_failure(engine, batch, run, backfill.max_attempts, token, exc, settings)
+        if is_statement_timeout(exc) and batch["rows_in_range"] > 1:
+            split = _split(engine, backfill, batch, key_range, token, exc)
+            if split is not None:
+                return split
+        return _record_failure(engine, backfill, batch, run, token, exc, settings)
     return BatchOutcome("succeeded", batch_id, run["id"], rows=rows)
+
+
+def _refuse_if_not_admitted(engine: Engine, catalog: Catalog, batch_id: int,
+                            settings: EngineSettings) -> BatchOutcome | None:
+    """Windows and health, checked before a batch is claimed: a refused batch stays
+    pending and its run waits (the reason and the retry time in its row)."""
+    with engine.connect() as connection:
+        batch = connection.execute(
+            sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
+        ).mappings().first()
+        if batch is None or batch["status"] != BatchStatus.PENDING:
+            return None  # _claim explains
+        run = runs.get_run(connection, batch["run_id"])
+        if run["status"] != RunStatus.RUNNING:
+            return None
+        backfill = catalog.get(run["name"])
+        now = utcnow()
+        admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now)
+    if admission.allowed:
+        return None
+    with engine.begin() as connection:
+        if runs.lock_run(connection, run["id"])["status"] == RunStatus.RUNNING:
+            runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
+                            reason=admission.reason, wait_reason=admission.reason,
+                            next_window_at=admission.retry_at)
+    return BatchOutcome("waiting", batch_id, run["id"], error=admission.reason,
+                        retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "pgcode", None) == "57014"  # query_canceled
+
+
+def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc: Exception) -> BatchOutcome | None:
+    """Halve a batch that hit the statement timeout (as GitLab does): this batch keeps
+    the first half, a new batch takes the rest; both retry with fresh attempts."""
+    from backend.backfill import batching
+    from backend.backfill.keys import encode_key
+
+    now = utcnow()
+    with engine.begin() as connection:
+        runs.lock_run(connection, batch["run_id"])
+        still_ours = connection.execute(
+            sa.select(backfill_batches.c.id).where(
+                backfill_batches.c.id == batch["id"], backfill_batches.c.status == BatchStatus.RUNNING,
+                backfill_batches.c.claimed_by == token)
+        ).first()
+        half = batching.next_range(connection, backfill, after=key_range.after, key_min=key_range.start,
+                                   key_max=key_range.end, size=max(batch["rows_in_range"] // 2, 1))
+        if still_ours is None or half is None or half.end == key_range.end:
+            return None
+        rest = connection.execute(
+            sa.select(sa.func.count()).select_from(backfill.table)
+            .where(KeyRange(after=half.end, end=key_range.end).clause(backfill.key_column))
+        ).scalar_one()
+        seq = connection.execute(
+            sa.select(sa.func.max(backfill_batches.c.seq)).where(backfill_batches.c.run_id == batch["run_id"])
+        ).scalar_one()
+        note = f"split in two after a statement timeout: {describe_error(exc)}"
+        connection.execute(
+            sa.update(backfill_batches).where(backfill_batches.c.id == batch["id"]).values(
+                key_end=encode_key(half.end), rows_in_range=half.rows, batch_size=half.rows,
+                status=BatchStatus.PENDING, attempts=0, error=note, claimed_by=None, lease_expires_at=None,
+                dispatched_at=now)
+        )
+        new_id = connection.execute(
+            sa.insert(backfill_batches).values(
+                run_id=batch["run_id"], seq=seq + 1, key_after=encode_key(half.end), key_end=batch["key_end"],
+                rows_in_range=int(rest), batch_size=int(rest), status=BatchStatus.PENDING, dispatched_at=now)
+        ).inserted_primary_key[0]
+        connection.execute(
+            sa.update(backfill_runs).where(backfill_runs.c.id == batch["run_id"])
+            .values(last_error=f"batch {batch['seq']} {note}", updated_at=now)
+        )
+    return BatchOutcome("split", batch["id"], batch["run_id"], error=note, new_batch_ids=(int(new_id),))
 
 
 def _claim(engine: Engine, batch_id: int, token: str, settings: EngineSettings):
@@ -183,17 +270,17 @@ def describe_error(exc: BaseException) -> str:
     return "".join(lines).strip()[:ERROR_TEXT_LIMIT]
 
 
-def _record_failure(engine: Engine, batch, run, max_attempts: int, token: str, exc: Exception,
+def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Exception,
                     settings: EngineSettings) -> BatchOutcome:
-    """After the rollback: put the batch back for a retry, or fail it (and its run)
-    once it has used its attempts."""
+    """After the rollback: put the batch back for a retry, or fail it once it has
+    used its attempts; the run fails when its failed batches pass the tolerated share."""
     error = describe_error(exc)
     now = utcnow()
     with engine.begin() as connection:
         attempts = connection.execute(
             sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch["id"])
         ).scalar_one()
-        final = attempts >= max_attempts
+        final = attempts >= backfill.max_attempts
         updated = connection.execute(
             sa.update(backfill_batches)
             .where(
@@ -212,6 +299,11 @@ def _record_failure(engine: Engine, batch, run, max_attempts: int, token: str, e
         if not updated:
             return BatchOutcome("leased", batch["id"], run["id"], error=error, retry_in=settings.lease_seconds)
         if not final:
+            # Visible while it retries: the run's last error says what goes wrong.
+            connection.execute(
+                sa.update(backfill_runs).where(backfill_runs.c.id == run["id"])
+                .values(last_error=f"batch {batch['seq']} attempt {attempts}: {error}", updated_at=now)
+            )
             return BatchOutcome("retry", batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
         message = f"batch {batch['seq']} failed after {attempts} attempts: {error}"
         connection.execute(
@@ -219,7 +311,10 @@ def _record_failure(engine: Engine, batch, run, max_attempts: int, token: str, e
             .where(backfill_runs.c.id == run["id"])
             .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=now)
         )
-        current = runs.lock_run(connection, run["id"])["status"]
-        if current in (RunStatus.RUNNING, RunStatus.WAITING):
+        current = runs.lock_run(connection, run["id"])
+        policy = RunPolicy.of(backfill, settings)
+        if current["status"] in (RunStatus.RUNNING, RunStatus.WAITING) and policy.failed_too_often(
+            current["batches_failed"], current["batches_done"]
+        ):
             runs.transition(connection, run["id"], RunStatus.FAILED, actor="engine", reason=message)
     return BatchOutcome("failed", batch["id"], run["id"], error=error)

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 
 from backend.backfill import coordinator, progress, runs
 from backend.backfill.catalog import Catalog, load_catalog
+from backend.backfill.clock import utcnow
+from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
@@ -113,7 +115,27 @@ class BackfillService:
 
     # --- batches ----------------------------------------------------------------------
     def advance(self, run_id: int) -> list[int]:
-        return coordinator.advance(self.engine, self.catalog, run_id)
+        return coordinator.advance(self.engine, self.catalog, run_id, self.settings)
+
+    def policy(self, run_id: int) -> RunPolicy:
+        return RunPolicy.of(self.catalog.get(self.get_run(run_id)["name"]), self.settings)
+
+    def wake_due(self, *, executor: str | None = None, run_id: int | None = None) -> list[int]:
+        """Waiting runs whose window opened (or whose health back-off ended) run again."""
+        now = utcnow()
+        woken = []
+        with self.engine.begin() as connection:
+            query = sa.select(backfill_runs.c.id, backfill_runs.c.wait_reason).where(
+                backfill_runs.c.status == RunStatus.WAITING, backfill_runs.c.next_window_at <= now)
+            if executor is not None:
+                query = query.where(backfill_runs.c.executor == executor)
+            if run_id is not None:
+                query = query.where(backfill_runs.c.id == run_id)
+            for due_id, reason in connection.execute(query).all():
+                runs.transition(connection, due_id, RunStatus.RUNNING, actor="scheduler",
+                                reason=f"time to try again after: {reason}", wait_reason=None, next_window_at=None)
+                woken.append(due_id)
+        return woken
 
     def execute(self, batch_id: int, claim_token: str | None = None) -> BatchOutcome:
         return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token)
@@ -134,11 +156,14 @@ class BackfillService:
                     backfill_runs.c.status == RunStatus.RUNNING, backfill_runs.c.executor == executor
                 )
             ).scalars().all()
+        woken = self.wake_due(executor=executor)
+        run_ids = sorted(set(run_ids) | set(woken))
         dispatched: dict[int, int] = {}
         for run_id in run_ids:
             coordinator.release_expired_leases(self.engine, run_id)
             stale = coordinator.dispatchable_batches(
-                self.engine, run_id, older_than_seconds=self.settings.redispatch_after_seconds
+                self.engine, run_id,
+                older_than_seconds=None if run_id in woken else self.settings.redispatch_after_seconds,
             )
             fresh = self.advance(run_id)
             ids = [*stale, *fresh]
