@@ -22,13 +22,34 @@ from backend.schema import commands
               help="With --batched or --status: only these backfills (repeatable). Gates still finish theirs.")
 @click.option("--no-wait", is_flag=True, help="With --batched and a broker: dispatch to the workers and exit.")
 @click.option("--in-process", is_flag=True, help="With --batched: run batches here even if CELERY_BROKER_URL is set.")
+@click.option("--pause", "pause", metavar="RUN", help="Pause a run (id, or backfill name for its latest run).")
+@click.option("--resume", "resume", metavar="RUN", help="Resume a paused run from its cursor.")
+@click.option("--cancel", "cancel", metavar="RUN", help="Cancel a run for good.")
+@click.option("--retry", "retry", metavar="RUN", help="Retry the failed batches of a failed run.")
+@click.option("--reason", metavar="TEXT", help="Why (with --pause or --cancel), kept in the transition log.")
+@click.option("--log", "log", metavar="RUN", help="Show a run's transition log.")
+@click.option("--dry-run", "dry_run", metavar="NAME",
+              help="Estimate a backfill: sample batches rolled back, rows/s, duration, windows needed.")
 @commands.one_line_errors
-def main(database_url, status, batched, only, no_wait, in_process) -> None:
+def main(database_url, status, batched, only, no_wait, in_process, pause, resume, cancel, retry, reason, log,
+         dry_run) -> None:
     """Upgrade the database to the head revision."""
     config = commands.load_config(database_url)
+    controls = {"pause": pause, "resume": resume, "cancel": cancel, "retry": retry}
+    chosen = [name for name, ref in controls.items() if ref is not None]
+    if len(chosen) + bool(log) + bool(dry_run) + bool(status) + bool(batched) > 1:
+        raise commands.CommandFailed("choose one of --status, --batched, --pause, --resume, --cancel, --retry, --log, --dry-run")
     if (only or no_wait or in_process) and not (batched or status):
-        raise click.UsageError("--only, --no-wait and --in-process go with --batched")
-    if status:
+        raise commands.CommandFailed("--only, --no-wait and --in-process go with --batched")
+    if reason is not None and not (pause or cancel):
+        raise commands.CommandFailed("--reason goes with --pause or --cancel")
+    if chosen:
+        commands.report_lines(commands.controls.control(config, chosen[0], controls[chosen[0]], reason))
+    elif log:
+        commands.report_lines(commands.controls.transition_log(config, log))
+    elif dry_run:
+        commands.report_lines(commands.controls.dry_run(config, dry_run))
+    elif status:
         commands.report_status(config.database_url)
         commands.report_backfill_runs(config, only)
     elif batched:

@@ -74,9 +74,36 @@ def test_unknown_backfill_name_is_a_one_line_error(sqlite_url):
     assert current_revisions(sqlite_url) == ()  # nothing was migrated
 
 
-def test_no_wait_needs_a_broker(sqlite_url):
-    result = run_migrations(sqlite_url, "--batched", "--no-wait", CELERY_BROKER_URL="")
-    assert result.returncode == 1 and "--no-wait needs a broker" in result.stderr
+def closed_window_now() -> str:
+    """A daily window that is surely closed for the next hour."""
+    from datetime import datetime, timezone
+
+    hour = (datetime.now(timezone.utc).hour + 2) % 24
+    return f"daily {hour:02d}:00-{(hour + 1) % 24:02d}:00"
+
+
+def test_outside_its_window_no_wait_leaves_the_run_waiting_and_exits_0(sqlite_url):
+    upgrade(sqlite_url, "head")
+    service = make_service(sqlite_url)
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 21))
+    run_id = service.schedule("test_touch")
+    window = closed_window_now()
+    result = run_migrations(sqlite_url, "--batched", "--only", "test_touch", "--no-wait", MAINTENANCE_WINDOWS=window)
+    assert result.returncode == 0, result.stderr
+    assert f"backfill test_touch (run {run_id}) waits: outside the maintenance windows ({window})" in result.stdout
+    assert "continues at " in result.stdout and "run `python run_migrations.py --batched` again" in result.stdout
+    assert service.get_run(run_id)["status"] == "waiting"
+    assert set(touched(service.engine).values()) == {0}
+    service.engine.dispose()
+
+
+def test_an_invalid_window_spec_stops_the_cli_naming_the_bad_part(sqlite_url):
+    result = run_migrations(sqlite_url, "--batched", MAINTENANCE_WINDOWS="sat,sun 01:00-05:00 Europe/Berln")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "MAINTENANCE_WINDOWS: window 'sat,sun 01:00-05:00 Europe/Berln': unknown time zone 'Europe/Berln'" \
+        in result.stderr
+    assert current_revisions(sqlite_url) == ()
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import as_utc, utcnow
+from backend.backfill.estimate import window_plan
 from backend.backfill.runs import get_run
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches
+from backend.backfill.windows import WindowSchedule
 
 RATE_WINDOW = timedelta(seconds=60)
 
@@ -35,6 +37,12 @@ class Progress:
     batches_done: int
     batches_failed: int
     last_error: str | None
+    wait_reason: str | None = None
+    next_window_at: datetime | None = None
+    # Window-aware: how many more maintenance windows at the current rate, and when
+    # the run should be done (None when the backfill is not limited to windows).
+    windows_remaining: int | None = None
+    estimated_finish_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +73,7 @@ def recent_rate(connection: Connection, run_id: int, now: datetime) -> float | N
     return float(rows) / elapsed if elapsed > 0 else None
 
 
-def snapshot(connection: Connection, run_id: int) -> Progress:
+def snapshot(connection: Connection, run_id: int, schedule: WindowSchedule | None = None) -> Progress:
     run = get_run(connection, run_id)
     now = utcnow()
     rate = recent_rate(connection, run_id, now) if run["status"] == RunStatus.RUNNING else None
@@ -73,6 +81,9 @@ def snapshot(connection: Connection, run_id: int) -> Progress:
     eta = None
     if rate and total is not None and run["status"] == RunStatus.RUNNING:
         eta = max(total - run["rows_scanned"], 0) / rate
+    plan = None
+    if schedule is not None and eta is not None:
+        plan = window_plan(schedule, now, eta)
     return Progress(
         run_id=run["id"], name=run["name"], status=run["status"],
         rows_done=run["rows_done"], rows_scanned=run["rows_scanned"], rows_total=total,
@@ -82,4 +93,8 @@ def snapshot(connection: Connection, run_id: int) -> Progress:
         eta_seconds=round(eta, 1) if eta is not None else None,
         batch_size=run["batch_size"], batches_done=run["batches_done"], batches_failed=run["batches_failed"],
         last_error=run["last_error"],
+        wait_reason=run["wait_reason"],
+        next_window_at=as_utc(run["next_window_at"]),
+        windows_remaining=plan.windows if plan else None,
+        estimated_finish_at=plan.finish_at if plan else None,
     )

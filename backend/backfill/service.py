@@ -111,7 +111,22 @@ class BackfillService:
 
     def snapshot(self, run_id: int) -> progress.Progress:
         with self.engine.connect() as connection:
-            return progress.snapshot(connection, run_id)
+            run = runs.get_run(connection, run_id)
+            schedule = RunPolicy.of(self.catalog.get(run["name"]), self.settings).schedule \
+                if run["name"] in self.catalog else None
+            return progress.snapshot(connection, run_id, schedule)
+
+    def dry_run(self, name: str, *, samples: int = 3):
+        """Sample batches rolled back, the rows to do and the window plan; changes nothing."""
+        from backend.backfill.estimate import dry_run, window_plan
+
+        backfill = self.catalog.get(name)
+        with self.engine.connect() as connection:
+            report = dry_run(connection, backfill, samples=samples)
+        seconds = report.seconds
+        plan = window_plan(RunPolicy.of(backfill, self.settings).schedule, utcnow(), seconds) \
+            if seconds is not None else None
+        return report, plan
 
     # --- batches ----------------------------------------------------------------------
     def advance(self, run_id: int) -> list[int]:

@@ -57,7 +57,7 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
                 display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
                 finished = _finish_all(service, [service.schedule(name) for name in gate.names], options, display, result)
                 if not finished:
-                    display.message(f"dispatched; run this command again to continue past {gate.revision}")
+                    display.message(f"run this command again to continue past {gate.revision}")
                     result.at = current_revisions(url)
                     return result
         result.at = current_revisions(url)
@@ -81,25 +81,41 @@ def _reporter(on_applied):
 
 def _finish_all(service: BackfillService, run_ids: Iterable[int], options: BatchedOptions,
                 display: ProgressDisplay, result: BatchedResult) -> bool:
-    """Run each backfill to its end; False when they were only dispatched (--no-wait)."""
+    """Run each backfill to its end; False when some were left to continue later
+    (dispatched with --no-wait, or waiting for a window with --no-wait)."""
+    finished_all = True
     for run_id in run_ids:
         run = service.get_run(run_id)
         if run["status"] == RunStatus.PAUSED:
-            raise BatchedMigrationFailed(f"backfill {run['name']} (run {run_id}) is paused; resume it first")
+            raise BatchedMigrationFailed(
+                f"backfill {run['name']} (run {run_id}) is paused; resume it with: "
+                f"python run_migrations.py --resume {run_id}")
         if options.broker_url:
             _start_on_workers(run_id)
             result.dispatched.append(run_id)
             if options.no_wait:
                 display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
+                finished_all = False
                 continue
             progress = _follow(service, run_id, display, options.poll_interval)
         else:
-            progress = run_in_process(service, run_id, on_progress=display.update)
+            progress = run_in_process(service, run_id, on_progress=display.update, wait=not options.no_wait,
+                                      on_wait=lambda p, until: display.message(_waiting_line(p, until)))
+            if progress.status == RunStatus.WAITING:
+                display.message(f"{_waiting_line(progress, progress.next_window_at)}; "
+                                "run `python run_migrations.py --batched` again then to continue")
+                finished_all = False
+                continue
         result.finished.append(progress)
         if progress.status != RunStatus.COMPLETED:
             reason = progress.last_error or f"it is {progress.status}"
             raise BatchedMigrationFailed(f"backfill {progress.name} (run {run_id}) {progress.status}: {reason}")
-    return not (options.broker_url and options.no_wait)
+    return finished_all
+
+
+def _waiting_line(progress: Progress, until) -> str:
+    when = f"{until:%Y-%m-%d %H:%M} UTC" if until else "later"
+    return f"backfill {progress.name} (run {progress.run_id}) waits: {progress.wait_reason}; continues at {when}"
 
 
 def _start_on_workers(run_id: int) -> None:

@@ -24,7 +24,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from backend.config import Config, ConfigError, normalize_database_url
-from backend.schema import alembic_api
+from backend.schema import alembic_api, controls
 
 # Alembic needs a URL in its config even for commands that never connect
 # (an empty revision, a merge); this one is never opened.
@@ -221,8 +221,6 @@ def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = 
     from backend.schema.progress_display import ProgressDisplay
 
     broker = None if in_process else config.celery_broker_url
-    if no_wait and not broker:
-        raise CommandFailed("--no-wait needs a broker (CELERY_BROKER_URL); without one batches run in this process")
     _check_backfill_names(config, only)
     options = BatchedOptions(only=tuple(only), no_wait=no_wait, broker_url=broker)
     display = ProgressDisplay()
@@ -235,6 +233,11 @@ def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = 
     elif not result.dispatched:
         click.echo("no backfill to run")
     click.echo(f"schema at {_names(result.at)}")
+
+
+def report_lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 def report_backfill_runs(config: Config, only: Iterable[str] = ()) -> None:

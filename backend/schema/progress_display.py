@@ -20,9 +20,15 @@ def describe(progress: RunProgress) -> str:
     percent = f"{progress.percent:.1f}%" if progress.percent is not None else "-"
     rate = f"{progress.rows_per_second:,.0f} rows/s" if progress.rows_per_second else "- rows/s"
     eta = f"ETA {progress.eta_seconds:,.0f}s" if progress.eta_seconds is not None else ""
-    return (f"{progress.name} [run {progress.run_id}] {progress.status}: "
+    line = (f"{progress.name} [run {progress.run_id}] {progress.status}: "
             f"{progress.rows_scanned:,}/{approx}{total} rows ({percent}), {progress.rows_done:,} changed, "
             f"{rate} {eta}").rstrip()
+    if progress.windows_remaining is not None and progress.estimated_finish_at is not None:
+        line += (f", about {progress.windows_remaining} more window(s), "
+                 f"done around {progress.estimated_finish_at:%Y-%m-%d %H:%M} UTC")
+    if progress.status == "waiting" and progress.wait_reason:
+        line += f" ({progress.wait_reason})"
+    return line
 
 
 class ProgressDisplay:

@@ -23,6 +23,12 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(products.bp)
     app.register_blueprint(orders.bp)
 
+    from backend.web import backfills_api, backfills_page
+
+    app.register_blueprint(backfills_api.bp)
+    app.register_blueprint(backfills_api.openapi_bp)
+    app.register_blueprint(backfills_page.bp)
+
     from backend.web.cli import register_cli
 
     register_cli(app)

@@ -1,0 +1,112 @@
+"""`run_migrations.py --pause/--resume/--cancel/--retry/--log/--dry-run`: the run
+controls on the command line, over the engine's API (the HTTP API calls the same)."""
+from __future__ import annotations
+
+import getpass
+from typing import Callable
+
+from backend.backfill.runs import RunNotFound
+from backend.backfill.service import BackfillService
+from backend.config import Config
+from backend.db import create_db_engine
+
+ACTIONS = ("pause", "resume", "cancel", "retry")
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+def open_service(config: Config) -> BackfillService:
+    return BackfillService.from_config(config, engine=create_db_engine(config.database_url))
+
+
+def resolve_run(service: BackfillService, ref: str) -> int:
+    """A run id, or a backfill name meaning its latest run."""
+    if ref.isdigit():
+        run_id = int(ref)
+        service.get_run(run_id)  # RunNotFound if unknown
+        return run_id
+    service.catalog.get(ref)  # UnknownBackfill names the known ones
+    found = service.list_runs(name=ref)
+    if not found:
+        raise RunNotFound(ref)
+    return found[-1]["id"]
+
+
+def _celery_dispatch(config: Config) -> Callable | None:
+    if not config.celery_broker_url:
+        return None
+    from worker.tasks import dispatch
+
+    return dispatch
+
+
+def control(config: Config, action: str, ref: str, reason: str | None = None) -> list[str]:
+    service = open_service(config)
+    try:
+        run_id = resolve_run(service, ref)
+        actor = cli_actor()
+        if action == "pause":
+            run = service.pause(run_id, actor=actor, reason=reason)
+        elif action == "cancel":
+            run = service.cancel(run_id, actor=actor, reason=reason)
+        elif action == "resume":
+            run = service.resume(run_id, actor=actor, dispatch=_celery_dispatch(config))
+        elif action == "retry":
+            run = service.retry_failed(run_id, actor=actor, dispatch=_celery_dispatch(config))
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        lines = [f"run {run_id} ({run['name']}) is now {run['status']}"]
+        if action in ("resume", "retry") and run["executor"] != "celery":
+            lines.append("continue it here with: python run_migrations.py --batched --only " + run["name"])
+        return lines
+    finally:
+        service.engine.dispose()
+
+
+def transition_log(config: Config, ref: str) -> list[str]:
+    service = open_service(config)
+    try:
+        run_id = resolve_run(service, ref)
+        lines = [f"run {run_id}:"]
+        for t in service.transitions(run_id):
+            when = t["at"].strftime("%Y-%m-%d %H:%M:%S") if t["at"] else "?"
+            reason = f" ({t['reason']})" if t["reason"] else ""
+            lines.append(f"  {when}  {t['from_status'] or '-':>9} -> {t['to_status']:<9} by {t['actor']}{reason}")
+        return lines
+    finally:
+        service.engine.dispose()
+
+
+def dry_run(config: Config, name: str) -> list[str]:
+    service = open_service(config)
+    try:
+        report, plan = service.dry_run(name)
+        rows = f"{report.rows_to_do:,}" if report.rows_exact else f"~{report.rows_to_do:,} (planner estimate)"
+        lines = [f"{name}: {rows} rows to do; nothing was changed (sample batches rolled back)"]
+        if report.rows_per_second is None:
+            lines.append("no sample batch could be measured (empty table?)")
+            return lines
+        lines.append(f"measured {report.sample_rows:,} rows in {report.sample_batches} batches of "
+                     f"{report.batch_size:,}: {report.rows_per_second:,.0f} rows/s")
+        lines.append(f"expected duration: {_duration(report.seconds)}")
+        if plan is None:
+            lines.append("maintenance windows: none configured, it can run at any time")
+        elif plan.finish_at is None:
+            lines.append(f"maintenance windows: more than {plan.windows} windows in the next two years")
+        else:
+            lines.append(f"maintenance windows: {plan.windows}, from {plan.first_start:%Y-%m-%d %H:%M} UTC, "
+                         f"done around {plan.finish_at:%Y-%m-%d %H:%M} UTC")
+        return lines
+    finally:
+        service.engine.dispose()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"

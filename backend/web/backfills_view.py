@@ -1,0 +1,308 @@
+"""What the operations API and the status page show of the backfill engine: runs
+with their progress, batches, the transition log, and the controls that apply to
+each status. No Flask here: views call these functions and serialise nothing
+themselves.
+
+Cheap to poll. A run's representation costs at most two indexed queries: the run's
+row by primary key, then one aggregate over the run's batches through the
+(run_id, status) index, for the recent rate and the batches in flight. Its ETag is
+computed from the first alone, so an unchanged run answers 304 after one query.
+
+The representation is a function of the run's row and of a clock tick: figures
+that depend on time (rows per second, ETA) are measured `as of` the last
+RATE_TICK_SECONDS boundary, so two requests in the same tick on an unchanged row
+read the same bytes, and the ETag (row + tick while the run is active) is honest.
+A run that is not active never changes again, so its ETag has no tick.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from backend.backfill import progress, runs
+from backend.backfill.clock import as_utc, utcnow
+from backend.backfill.state import (
+    ALLOWED_TRANSITIONS,
+    BatchStatus,
+    IllegalTransition,
+    RunStatus,
+    backfill_batches,
+    backfill_runs,
+)
+
+RATE_WINDOW = progress.RATE_WINDOW  # rows per second over the batches finished in this window
+RATE_TICK_SECONDS = 5
+BATCH_PAGE_DEFAULT = 50
+BATCH_PAGE_MAX = 500
+REASON_MAX_LENGTH = 500
+REPRESENTATION_VERSION = "v1"  # part of every ETag: bump it when the JSON shape changes
+
+Run = Mapping[str, Any]
+Dispatch = Callable[[Iterable[int]], None]
+
+# The controls and the statuses they apply to. Pause and cancel follow the engine's
+# status machine; resume applies to a paused run only (a pending run is started by
+# its executor, a waiting one by its window, a failed one by retry), and retry to a
+# failed run only (it puts the failed batches back).
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "pause": tuple(s for s in RunStatus.ALL if RunStatus.PAUSED in ALLOWED_TRANSITIONS[s]),
+    "resume": (RunStatus.PAUSED,),
+    "cancel": tuple(s for s in RunStatus.ALL if RunStatus.CANCELLED in ALLOWED_TRANSITIONS[s]),
+    "retry": (RunStatus.FAILED,),
+}
+TARGET = {"pause": RunStatus.PAUSED, "resume": RunStatus.RUNNING, "cancel": RunStatus.CANCELLED,
+          "retry": RunStatus.RUNNING}
+TAKES_REASON = ("pause", "cancel")  # the engine records its own reason for resume and retry
+
+
+def legal_actions(status: str) -> list[str]:
+    return [action for action, statuses in ACTIONS.items() if status in statuses]
+
+
+class ActionNotAllowed(IllegalTransition):
+    """A control that does not apply to the run's current status."""
+
+    def __init__(self, run_id: int, current: str, action: str):
+        self.run_id, self.current, self.target, self.action = run_id, current, TARGET[action], action
+        applies = " or ".join(ACTIONS[action])
+        allowed = ", ".join(legal_actions(current)) or "none, it is finished"
+        Exception.__init__(self, f"run {run_id} is {current}; {action} applies to a {applies} run "
+                                 f"(possible now: {allowed})")
+
+
+# --- time -------------------------------------------------------------------------------
+
+def tick(now: datetime | None = None) -> datetime:
+    """The last RATE_TICK_SECONDS boundary at or before `now` (UTC)."""
+    now = as_utc(now or utcnow())
+    seconds = int(now.timestamp()) // RATE_TICK_SECONDS * RATE_TICK_SECONDS
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+# --- ETags ------------------------------------------------------------------------------
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, datetime):
+        return iso(value) or ""
+    return repr(value)
+
+
+def _row_fingerprint(run: Run) -> str:
+    # The whole row, so that a column the engine adds later changes the ETag too.
+    return "|".join(f"{key}={_canonical(run[key])}" for key in sorted(run.keys()))
+
+
+def etag_for(rows: Sequence[Run], as_of: datetime) -> str:
+    """A strong ETag for the representation of `rows` (a run, or a list of runs)."""
+    digest = hashlib.sha256(REPRESENTATION_VERSION.encode())
+    if any(run["status"] in RunStatus.ACTIVE for run in rows):
+        digest.update(f"tick={iso(as_of)}".encode())
+    for run in rows:
+        digest.update(b"\n" + _row_fingerprint(run).encode())
+    return f'"{digest.hexdigest()[:40]}"'
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def get_run(connection: Connection, run_id: int) -> Run:
+    """The run's row; raises backend.backfill.runs.RunNotFound."""
+    return runs.get_run(connection, run_id)
+
+
+def latest_run(connection: Connection, name: str) -> Run:
+    run = runs.latest_run(connection, name)
+    if run is None:
+        raise runs.RunNotFound(name)
+    return run
+
+
+def list_runs(connection: Connection, status: str | None = None) -> list[Run]:
+    """Newest first."""
+    query = sa.select(backfill_runs).order_by(backfill_runs.c.id.desc())
+    if status is not None:
+        query = query.where(backfill_runs.c.status == status)
+    return list(connection.execute(query).mappings())
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    in_flight: int = 0  # pending or running
+    running: int = 0
+    recent_rows: int = 0  # keys walked by the batches finished in the rate window
+    recent_first_start: datetime | None = None
+
+
+def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) -> dict[int, BatchStats]:
+    """One aggregate query over the batches of the active runs among `rows`."""
+    active = [run["id"] for run in rows if run["status"] in RunStatus.ACTIVE]
+    if not active:
+        return {}
+    running = [run["id"] for run in rows if run["status"] == RunStatus.RUNNING]
+    b = backfill_batches
+    in_flight = b.c.status.in_(BatchStatus.IN_FLIGHT)
+    recent = sa.and_(
+        b.c.run_id.in_(running) if running else sa.false(),
+        b.c.status == BatchStatus.SUCCEEDED,
+        b.c.finished_at >= as_of - RATE_WINDOW,
+        b.c.finished_at <= as_of,
+    )
+    query = (
+        sa.select(
+            b.c.run_id,
+            sa.func.sum(sa.case((in_flight, 1), else_=0)).label("in_flight"),
+            sa.func.sum(sa.case((b.c.status == BatchStatus.RUNNING, 1), else_=0)).label("running"),
+            sa.func.sum(sa.case((recent, b.c.rows_in_range), else_=0)).label("recent_rows"),
+            sa.func.min(sa.case((recent, b.c.started_at), else_=None)).label("recent_first_start"),
+        )
+        .where(b.c.run_id.in_(active), sa.or_(in_flight, recent))
+        .group_by(b.c.run_id)
+    )
+    return {
+        row.run_id: BatchStats(int(row.in_flight or 0), int(row.running or 0), int(row.recent_rows or 0),
+                               as_utc(row.recent_first_start))
+        for row in connection.execute(query)
+    }
+
+
+def _rate(stats: BatchStats, as_of: datetime) -> float | None:
+    if not stats.recent_rows or stats.recent_first_start is None:
+        return None
+    elapsed = (as_of - max(stats.recent_first_start, as_of - RATE_WINDOW)).total_seconds()
+    return stats.recent_rows / elapsed if elapsed > 0 else None
+
+
+def run_view(run: Run, stats: BatchStats | None, as_of: datetime) -> dict[str, Any]:
+    """The JSON representation of a run (see components.schemas.Run in the OpenAPI document)."""
+    stats = stats or BatchStats()
+    status = run["status"]
+    rate = _rate(stats, as_of) if status == RunStatus.RUNNING else None
+    total = run["rows_total"]
+    eta = None
+    if rate and total is not None:
+        eta = max(total - run["rows_scanned"], 0) / rate
+    return {
+        "id": run["id"],
+        "name": run["name"],
+        "status": status,
+        "executor": run["executor"],
+        "scheduled_by": run["scheduled_by"],
+        "rows_done": run["rows_done"],
+        "rows_scanned": run["rows_scanned"],
+        "rows_total": total,
+        "rows_total_exact": bool(run["rows_total_exact"]),
+        "percent": progress.percent_done(status, run["rows_scanned"], total),
+        "rows_per_second": round(rate, 1) if rate else None,
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "eta_at": iso(as_of + timedelta(seconds=eta)) if eta is not None else None,
+        "measured_at": iso(as_of),
+        "batch_size": run["batch_size"],
+        "max_parallel": run["max_parallel"],
+        "batches_done": run["batches_done"],
+        "batches_failed": run["batches_failed"],
+        "batches_in_flight": stats.in_flight,
+        "batches_running": stats.running,
+        "last_error": run["last_error"],
+        "wait_reason": run["wait_reason"],
+        "next_window_at": iso(run["next_window_at"]),
+        "created_at": iso(run["created_at"]),
+        "started_at": iso(run["started_at"]),
+        "updated_at": iso(run["updated_at"]),
+        "heartbeat_at": iso(run["heartbeat_at"]),
+        "finished_at": iso(run["finished_at"]),
+        "actions": legal_actions(status),
+    }
+
+
+def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime) -> list[dict[str, Any]]:
+    stats = batch_stats(connection, rows, as_of)
+    return [run_view(run, stats.get(run["id"]), as_of) for run in rows]
+
+
+def batch_view(batch: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": batch["id"],
+        "seq": batch["seq"],
+        "status": batch["status"],
+        "key_after": batch["key_after"],
+        "key_end": batch["key_end"],
+        "rows_in_range": batch["rows_in_range"],
+        "rows_affected": batch["rows_affected"],
+        "batch_size": batch["batch_size"],
+        "attempts": batch["attempts"],
+        "duration_ms": batch["duration_ms"],
+        "error": batch["error"],
+        "claimed_by": batch["claimed_by"],
+        "dispatched_at": iso(batch["dispatched_at"]),
+        "started_at": iso(batch["started_at"]),
+        "finished_at": iso(batch["finished_at"]),
+        "lease_expires_at": iso(batch["lease_expires_at"]),
+    }
+
+
+def batches_page(connection: Connection, run_id: int, *, status: str | None, limit: int,
+                 after_seq: int | None) -> dict[str, Any]:
+    """Batches in `seq` order, keyset-paginated: `next_cursor` is the last seq of
+    the page when more may follow."""
+    b = backfill_batches
+    query = sa.select(b).where(b.c.run_id == run_id).order_by(b.c.seq).limit(limit + 1)
+    if status is not None:
+        query = query.where(b.c.status == status)
+    if after_seq is not None:
+        query = query.where(b.c.seq > after_seq)
+    rows = list(connection.execute(query).mappings())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [batch_view(row) for row in rows],
+        "next_cursor": str(rows[-1]["seq"]) if more else None,
+    }
+
+
+def transition_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "from_status": row["from_status"],
+        "to_status": row["to_status"],
+        "actor": row["actor"],
+        "reason": row["reason"],
+        "at": iso(row["at"]),
+    }
+
+
+def transitions_view(connection: Connection, run_id: int) -> list[dict[str, Any]]:
+    runs.get_run(connection, run_id)
+    return [transition_view(row) for row in runs.transitions(connection, run_id)]
+
+
+# --- controls ---------------------------------------------------------------------------
+
+def control(service, run_id: int, action: str, *, actor: str, reason: str | None = None,
+            dispatch: Dispatch | None = None) -> None:
+    """Apply a control through the engine's BackfillService. Raises RunNotFound, or
+    IllegalTransition when the run's status does not allow it."""
+    current = service.get_run(run_id)["status"]
+    if current not in ACTIONS[action]:
+        # The engine's machine would let a pending or failed run "resume" into
+        # running without its bounds or its failed batches: refuse it here.
+        raise ActionNotAllowed(run_id, current, action)
+    if action == "pause":
+        service.pause(run_id, actor=actor, reason=reason)
+    elif action == "cancel":
+        service.cancel(run_id, actor=actor, reason=reason)
+    elif action == "resume":
+        service.resume(run_id, actor=actor, dispatch=dispatch)
+    elif action == "retry":
+        service.retry_failed(run_id, actor=actor, dispatch=dispatch)
+    else:  # pragma: no cover - the routes only pass known actions
+        raise ValueError(action)

@@ -1,0 +1,86 @@
+"""`run_migrations.py --pause/--resume/--cancel/--retry/--log/--dry-run`."""
+from __future__ import annotations
+
+import pytest
+
+from backend.backfill.inprocess import run_in_process
+from backend.schema.alembic_api import upgrade
+from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.test_batched_cli import run_migrations
+
+
+@pytest.fixture
+def scene(sqlite_url):
+    upgrade(sqlite_url, "head")
+    service = make_service(sqlite_url)
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 41))
+    run_id = service.schedule("test_touch")
+    service.start(run_id, executor="inprocess")
+    yield sqlite_url, service, run_id
+    service.engine.dispose()
+
+
+def test_pause_resume_and_the_log(scene):
+    url, service, run_id = scene
+    paused = run_migrations(url, "--pause", "test_touch", "--reason", "black friday")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout == f"run {run_id} (test_touch) is now paused\n"
+    again = run_migrations(url, "--pause", str(run_id))
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+    assert f"run {run_id} is paused; it cannot become paused" in again.stderr
+    blocked = run_migrations(url, "--batched", "--only", "test_touch")
+    assert blocked.returncode == 1 and f"python run_migrations.py --resume {run_id}" in blocked.stderr
+    assert set(touched(service.engine).values()) == {0}
+    resumed = run_migrations(url, "--resume", str(run_id))
+    assert resumed.returncode == 0 and "is now running" in resumed.stdout
+    assert "python run_migrations.py --batched --only test_touch" in resumed.stdout
+    assert run_migrations(url, "--batched", "--only", "test_touch").returncode == 0
+    assert touched(service.engine) == {i: 1 for i in range(1, 41)}
+    log = run_migrations(url, "--log", str(run_id))
+    assert log.returncode == 0
+    assert "running -> paused    by cli:" in log.stdout and "(black friday)" in log.stdout
+    assert "running -> completed" in log.stdout
+
+
+def test_cancel_and_retry(scene):
+    url, service, run_id = scene
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (35)")
+    assert run_in_process(service, run_id, sleep=lambda s: None).status == "failed"
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM touch_poison")
+    retried = run_migrations(url, "--retry", "test_touch")
+    assert retried.returncode == 0 and "is now running" in retried.stdout
+    assert run_in_process(service, run_id, sleep=lambda s: None).status == "completed"
+    assert touched(service.engine) == {i: 1 for i in range(1, 41)}
+    cancelled = run_migrations(url, "--cancel", str(run_id))
+    assert cancelled.returncode == 1 and "completed; it cannot become cancelled" in cancelled.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pause", "999999"], "Error: no backfill run 999999"),
+    (["--resume", "nope"], "unknown backfill 'nope'"),
+    (["--cancel", "x'; DROP TABLE users;--"], "unknown backfill \"x'; DROP TABLE users;--\""),
+    (["--reason", "why"], "--reason goes with --pause or --cancel"),
+    (["--pause", "1", "--cancel", "1"], "choose one of"),
+    (["--dry-run", "nope"], "unknown backfill 'nope'"),
+])
+def test_bad_input_is_one_line_and_changes_nothing(scene, args, message):
+    url, service, run_id = scene
+    before = service.get_run(run_id)
+    result = run_migrations(url, *args)
+    assert result.returncode != 0
+    assert message in result.stderr and result.stderr.strip().count("\n") <= 1
+    assert service.get_run(run_id) == before
+
+
+def test_dry_run_estimates_and_changes_nothing(scene):
+    url, service, run_id = scene
+    result = run_migrations(url, "--dry-run", "test_touch", MAINTENANCE_WINDOWS="sat,sun 01:00-05:00 Europe/Berlin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("test_touch: 40 rows to do; nothing was changed")
+    assert "measured 30 rows in 3 batches of 10" in result.stdout
+    assert "expected duration:" in result.stdout
+    assert "maintenance windows: 1, from " in result.stdout and "done around" in result.stdout
+    assert set(touched(service.engine).values()) == {0}
