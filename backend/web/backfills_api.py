@@ -87,7 +87,7 @@ def _authenticate():
     if scheme.lower() != "bearer" or not presented:
         return _unauthorized("unauthorized", "send the admin token: Authorization: Bearer <token>",
                              'Bearer realm="backfills"')
-    if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8")):
+    if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8", "surrogateescape")):
         return _unauthorized("invalid_token", "the admin token is not valid",
                              'Bearer realm="backfills", error="invalid_token"')
     g.backfills_actor = f"api:{name}"
@@ -154,8 +154,8 @@ def _not_modified(etag: str) -> Response | None:
 
 
 def _service():
-    """The engine's BackfillService on the app's database, created at the first control
-    (imported here so that serving the app never loads the executor's modules)."""
+    """The engine's BackfillService on the app's database (its catalog and settings),
+    created at first use; imported here so that the app starts without the executor."""
     service = current_app.extensions.get("backfill_service")
     if service is None:
         from backend.backfill.catalog import load_catalog
@@ -165,6 +165,16 @@ def _service():
         service = BackfillService(get_engine(), load_catalog(config.backfill_modules))
         current_app.extensions["backfill_service"] = service
     return service
+
+
+def _schedule_for(name: str):
+    """The backfill's maintenance windows (None for a backfill the catalog lacks)."""
+    service = _service()
+    if name not in service.catalog:
+        return None
+    from backend.backfill.policy import RunPolicy
+
+    return RunPolicy.of(service.catalog.get(name), service.settings).schedule
 
 
 def _dispatch():
@@ -223,7 +233,7 @@ def list_runs():
         etag = view.etag_for(rows, as_of)
         if (unchanged := _not_modified(etag)) is not None:
             return unchanged
-        items = view.runs_view(connection, rows, as_of)
+        items = view.runs_view(connection, rows, as_of, _schedule_for)
     return _json({"items": items}, etag)
 
 
@@ -234,7 +244,7 @@ def _one_run(load, *, conditional: bool = True) -> Response:
         etag = view.etag_for([run], as_of)
         if conditional and (unchanged := _not_modified(etag)) is not None:
             return unchanged
-        body = view.runs_view(connection, [run], as_of)[0]
+        body = view.runs_view(connection, [run], as_of, _schedule_for)[0]
     return _json(body, etag)
 
 

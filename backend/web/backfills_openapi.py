@@ -68,6 +68,12 @@ _SCHEMAS: dict[str, Any] = {
                                                      "last 60 s before measured_at (running runs only)"}),
         "eta_seconds": _nullable({"type": "number", "minimum": 0, "description": "from measured_at"}),
         "eta_at": _nullable(_TIME),
+        "windows_remaining": _nullable({**_INT, "description": "maintenance windows the rest needs at the "
+                                                               "current rate, counting an open one (null: "
+                                                               "the backfill may run at any time)"}),
+        "estimated_finish_at": _nullable({**_TIME, "description": "when the rest should be done, spread over "
+                                                                   "the windows (null: no windows, or beyond "
+                                                                   "two years)"}),
         "measured_at": {**_TIME, "description": "when the rate and ETA were measured (a 5 s clock tick)"},
         "batch_size": {**_INT, "description": "the current batch size"},
         "max_parallel": _INT,

@@ -44,6 +44,7 @@ REPRESENTATION_VERSION = "v1"  # part of every ETag: bump it when the JSON shape
 
 Run = Mapping[str, Any]
 Dispatch = Callable[[Iterable[int]], None]
+ScheduleFor = Callable[[str], Any]  # backfill name -> its WindowSchedule, or None when unknown
 
 # The controls and the statuses they apply to. Pause and cancel follow the engine's
 # status machine; resume applies to a paused run only (a pending run is started by
@@ -182,8 +183,19 @@ def _rate(stats: BatchStats, as_of: datetime) -> float | None:
     return stats.recent_rows / elapsed if elapsed > 0 else None
 
 
-def run_view(run: Run, stats: BatchStats | None, as_of: datetime) -> dict[str, Any]:
-    """The JSON representation of a run (see components.schemas.Run in the OpenAPI document)."""
+def _window_plan(schedule, as_of: datetime, eta: float | None):
+    """The engine's spread of the remaining work over the maintenance windows
+    (None when the backfill may run at any time)."""
+    if schedule is None or eta is None:
+        return None
+    from backend.backfill.estimate import window_plan
+
+    return window_plan(schedule, as_of, eta)
+
+
+def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None) -> dict[str, Any]:
+    """The JSON representation of a run (see components.schemas.Run in the OpenAPI
+    document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs."""
     stats = stats or BatchStats()
     status = run["status"]
     rate = _rate(stats, as_of) if status == RunStatus.RUNNING else None
@@ -191,6 +203,7 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime) -> dict[str, A
     eta = None
     if rate and total is not None:
         eta = max(total - run["rows_scanned"], 0) / rate
+    plan = _window_plan(schedule, as_of, eta)
     return {
         "id": run["id"],
         "name": run["name"],
@@ -205,6 +218,8 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime) -> dict[str, A
         "rows_per_second": round(rate, 1) if rate else None,
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "eta_at": iso(as_of + timedelta(seconds=eta)) if eta is not None else None,
+        "windows_remaining": plan.windows if plan else None,
+        "estimated_finish_at": iso(plan.finish_at) if plan else None,
         "measured_at": iso(as_of),
         "batch_size": run["batch_size"],
         "max_parallel": run["max_parallel"],
@@ -224,9 +239,12 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime) -> dict[str, A
     }
 
 
-def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime) -> list[dict[str, Any]]:
+def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
+              schedule_for: ScheduleFor | None = None) -> list[dict[str, Any]]:
     stats = batch_stats(connection, rows, as_of)
-    return [run_view(run, stats.get(run["id"]), as_of) for run in rows]
+    return [run_view(run, stats.get(run["id"]), as_of,
+                     schedule_for(run["name"]) if schedule_for and run["status"] == RunStatus.RUNNING else None)
+            for run in rows]
 
 
 def batch_view(batch: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,12 @@
 
   function field(card, name) { return card.querySelector('[data-field="' + name + '"]'); }
 
-  function time(value) { return value ? new Date(value).toLocaleString() : "—"; }
+  function time(value) {
+    if (!value) { return "—"; }
+    var moment = new Date(value);
+    var today = moment.toDateString() === new Date().toDateString();
+    return today ? moment.toLocaleTimeString() : moment.toLocaleString();
+  }
 
   function duration(seconds) {
     seconds = Math.round(seconds);
@@ -160,7 +165,12 @@
   function etaText(run) {
     if (run.status === "completed") { return "Done"; }
     if (run.eta_seconds === null) { return "—"; }
-    return duration(run.eta_seconds) + " (about " + new Date(run.eta_at).toLocaleTimeString() + ")";
+    if (run.windows_remaining !== null) {  // limited to maintenance windows
+      var windows = run.windows_remaining + (run.windows_remaining === 1 ? " window" : " windows");
+      return duration(run.eta_seconds) + " of work over " + windows +
+        (run.estimated_finish_at ? ", done around " + time(run.estimated_finish_at) : "");
+    }
+    return duration(run.eta_seconds) + " (about " + time(run.eta_at) + ")";
   }
 
   function update(card, run) {

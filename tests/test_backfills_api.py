@@ -1,0 +1,639 @@
+"""The backfill operations API (backend/web/backfills_api.py): every route and error
+path on SQLite and PostgreSQL, the ETag/304 path and its query count, the OpenAPI
+document (validated, and compared with the app's routes both ways), and
+schemathesis against the app with that document.
+
+One database of each kind per module (PostgreSQL migrations take seconds): every
+test makes its own runs and only looks at those.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from backend import create_app
+from backend.backfill import runs
+from backend.backfill.clock import utcnow
+from backend.backfill.estimate import window_plan
+from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.windows import parse_windows
+from backend.config import Config
+from backend.schema.alembic_api import upgrade
+from backend.web import backfills_view as view
+from backend.web.backfills_api import parse_admin_token
+from backend.web.backfills_openapi import openapi_document
+from tests.backfill_helpers import create_touch_tables, insert_rows, make_service
+from tests.conftest import IN_CI, create_pg_database, drop_pg_database
+
+SECRET = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+ROWS = 100  # touch_rows ids 1..100: test_touch carves 10 batches of 10
+
+
+def make_app(url: str, token: str | None = f"ops:{SECRET}", **env: str):
+    settings = {"DATABASE_URL": url, "BACKFILL_MODULES": "tests.backfills_for_tests", **env}
+    if token is not None:
+        settings["ADMIN_API_TOKEN"] = token
+    return create_app(Config.from_env(settings))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'shop.db'}"
+    else:
+        request.getfixturevalue("postgres_available")
+        url = create_pg_database()
+    try:
+        upgrade(url, "head")
+        service = make_service(url)
+        create_touch_tables(service.engine)
+        insert_rows(service.engine, range(1, ROWS + 1))
+        service.engine.dispose()
+        yield url
+    finally:
+        if request.param == "postgresql":
+            drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def service(db_url):
+    service = make_service(db_url)
+    yield service
+    service.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def app(db_url):
+    app = make_app(db_url)
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- making runs in every state ------------------------------------------------------------
+
+def new_run(service, name: str = "test_touch") -> int:
+    """A pending run (created directly: `schedule` would hand back an unfinished one)."""
+    backfill = service.catalog.get(name)
+    with service.engine.begin() as connection:
+        return runs.create_run(connection, name, batch_size=backfill.batch_size,
+                               max_parallel=backfill.max_parallel, key_type=backfill.key_type)
+
+
+def running_run(service, batches: int = 2) -> int:
+    """Running on the in-process executor, `batches` batches done, more carved."""
+    run_id = new_run(service)
+    service.start(run_id, executor="inprocess")
+    done = 0
+    while done < batches:
+        for batch_id in service.advance(run_id):
+            if done < batches:
+                assert service.execute(batch_id).kind == "succeeded"
+                done += 1
+    service.advance(run_id)
+    return run_id
+
+
+def failed_run(service) -> int:
+    """A run whose batch 1 used its attempts: the run is failed, the error kept."""
+    run_id = running_run(service, batches=1)
+    with service.engine.begin() as connection:
+        batch = connection.execute(
+            sa.select(backfill_batches).where(backfill_batches.c.run_id == run_id,
+                                              backfill_batches.c.status == BatchStatus.PENDING)
+            .order_by(backfill_batches.c.seq).limit(1)
+        ).mappings().one()
+        message = f"batch {batch['seq']} failed after 3 attempts: PoisonedBatch: poisoned row in range"
+        connection.execute(sa.update(backfill_batches).where(backfill_batches.c.id == batch["id"]).values(
+            status=BatchStatus.FAILED, attempts=3, error="PoisonedBatch: poisoned row in range", finished_at=utcnow()))
+        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(
+            batches_failed=1, last_error=message))
+        runs.transition(connection, run_id, RunStatus.FAILED, reason=message)
+    return run_id
+
+
+def need(module: str):
+    """Import a test-only package; skip without it, except in CI, where it must be installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if IN_CI:
+            pytest.fail(f"{module} is not installed ({exc}); CI requires it")
+        pytest.skip(f"{module} is not installed")
+
+
+def error_of(response) -> dict:
+    assert response.is_json, response.data
+    return response.json["error"]
+
+
+def status_of(client, run_id: int) -> str:
+    return client.get(f"/api/backfills/{run_id}", headers=AUTH).json["status"]
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def test_list_runs_newest_first_with_status_filter(client, service):
+    first, second = running_run(service, batches=1), new_run(service)
+
+    response = client.get("/api/backfills", headers=AUTH)
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    ids = [run["id"] for run in response.json["items"]]
+    assert ids.index(second) < ids.index(first)
+    running = client.get("/api/backfills?status=running", headers=AUTH).json["items"]
+    assert first in [run["id"] for run in running] and {run["status"] for run in running} == {"running"}
+    pending = client.get("/api/backfills?status=pending", headers=AUTH).json["items"]
+    assert second in [run["id"] for run in pending] and first not in [run["id"] for run in pending]
+
+    bad = client.get("/api/backfills?status=runnning", headers=AUTH)
+    assert bad.status_code == 400 and error_of(bad)["details"] == {"parameter": "status"}
+    assert client.get("/api/backfills?status=", headers=AUTH).status_code == 400
+
+
+def test_run_progress_has_everything_an_operator_polls_for(client, service):
+    run_id = running_run(service, batches=3)
+
+    response = client.get(f"/api/backfills/{run_id}", headers=AUTH)
+
+    assert response.status_code == 200
+    run = response.json
+    assert (run["id"], run["name"], run["status"], run["executor"]) == (run_id, "test_touch", "running", "inprocess")
+    assert (run["rows_done"], run["rows_scanned"], run["rows_total"], run["rows_total_exact"]) == (30, 30, ROWS, True)
+    assert run["percent"] == 30.0
+    assert (run["batches_done"], run["batches_failed"], run["batches_in_flight"], run["batches_running"]) == (3, 0, 2, 0)
+    assert (run["batch_size"], run["max_parallel"]) == (10, 2)
+    assert run["actions"] == ["pause", "cancel"]
+    assert run["last_error"] is None and run["wait_reason"] is None and run["next_window_at"] is None
+    for stamp in ("created_at", "started_at", "updated_at", "heartbeat_at", "measured_at"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", run[stamp]), stamp
+    assert run["finished_at"] is None
+    assert set(run) == set(openapi_document()["components"]["schemas"]["Run"]["properties"])
+
+
+def test_rate_and_eta_come_from_the_batches_finished_in_the_last_minute(service):
+    """Measured as of a tick: batches finished after it or more than 60 s before it
+    do not count, and the rate runs from the first counted batch's start."""
+    run_id = new_run(service)
+    as_of = view.tick(utcnow())
+    with service.engine.begin() as connection:
+        runs.transition(connection, run_id, RunStatus.RUNNING, reason="test", rows_total=1000,
+                        rows_total_exact=False, rows_scanned=400, rows_done=390, key_min="1", key_max="1000")
+        for seq, (started, finished, rows) in enumerate([
+            (-120, -90, 100),  # before the window
+            (-30, -20, 100),   # counted: the window starts at its start, 30 s before the tick
+            (-20, -5, 100),    # counted
+            (-2, 3, 100),      # after the tick
+        ], start=1):
+            connection.execute(sa.insert(backfill_batches).values(
+                run_id=run_id, seq=seq, key_after=str((seq - 1) * 100), key_end=str(seq * 100),
+                rows_in_range=rows, batch_size=100, status=BatchStatus.SUCCEEDED, attempts=1,
+                started_at=as_of + timedelta(seconds=started), finished_at=as_of + timedelta(seconds=finished)))
+        connection.execute(sa.insert(backfill_batches).values(
+            run_id=run_id, seq=5, key_after="400", key_end="500", rows_in_range=100, batch_size=100,
+            status=BatchStatus.RUNNING, attempts=1))
+        run = view.get_run(connection, run_id)
+        body = view.runs_view(connection, [run], as_of)[0]
+
+    assert body["rows_per_second"] == round(200 / 30, 1)
+    assert body["eta_seconds"] == round(600 / (200 / 30), 1)
+    assert body["eta_at"] == view.iso(as_of + timedelta(seconds=600 / (200 / 30)))
+    assert body["measured_at"] == view.iso(as_of)
+    assert (body["percent"], body["rows_total_exact"]) == (40.0, False)
+    assert (body["batches_in_flight"], body["batches_running"]) == (1, 1)
+    assert body["windows_remaining"] is None and body["estimated_finish_at"] is None  # may run at any time
+
+    # Limited to a nightly window: the engine's plan spreads the 90 s left over the windows.
+    schedule = parse_windows("daily 01:00-01:01")
+    with service.engine.connect() as connection:
+        windowed = view.runs_view(connection, [run], as_of, lambda name: schedule)[0]
+    plan = window_plan(schedule, as_of, 600 / (200 / 30))
+    assert windowed["windows_remaining"] == plan.windows >= 2
+    assert windowed["estimated_finish_at"] == view.iso(plan.finish_at)
+
+
+def test_latest_run_by_name(client, service):
+    running_run(service, batches=1)
+    newest = new_run(service)
+
+    response = client.get("/api/backfills/by-name/test_touch", headers=AUTH)
+
+    assert response.status_code == 200 and response.json["id"] == newest
+    assert response.headers["ETag"]
+    for name in ("no_such_backfill", "x" * 101, "nul%00byte"):
+        missing = client.get(f"/api/backfills/by-name/{name}", headers=AUTH)
+        assert missing.status_code == 404 and error_of(missing)["code"] == "run_not_found", name
+
+
+def test_unchanged_run_answers_304_and_a_change_gives_a_new_etag(client, service):
+    run_id = running_run(service, batches=1)
+    first = client.get(f"/api/backfills/{run_id}", headers=AUTH)
+    etag = first.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{40}"', etag)
+
+    # Twice, so that a tick boundary between the two requests cannot fail the test.
+    for _ in range(2):
+        again = client.get(f"/api/backfills/{run_id}", headers={**AUTH, "If-None-Match": etag})
+        if again.status_code == 200:
+            etag = again.headers["ETag"]
+            continue
+        break
+    assert again.status_code == 304
+    assert again.data == b"" and again.headers["ETag"] == etag and again.headers["Cache-Control"] == "no-store"
+    weak = client.get(f"/api/backfills/{run_id}", headers={**AUTH, "If-None-Match": f'"other", W/{etag}'})
+    assert weak.status_code in (304, 200)
+
+    paused = client.post(f"/api/backfills/{run_id}/pause", headers={**AUTH, "If-None-Match": etag})
+    assert paused.status_code == 200  # a POST never answers 304
+    after = client.get(f"/api/backfills/{run_id}", headers={**AUTH, "If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["ETag"] != etag and after.json["status"] == "paused"
+
+    # A finished run's representation never changes, so its ETag does not tick.
+    client.post(f"/api/backfills/{run_id}/cancel", headers=AUTH)
+    final = client.get(f"/api/backfills/{run_id}", headers=AUTH).headers["ETag"]
+    assert client.get(f"/api/backfills/{run_id}", headers={**AUTH, "If-None-Match": final}).status_code == 304
+    assert client.get("/api/backfills/by-name/test_touch", headers={**AUTH, "If-None-Match": "*"}).status_code == 304
+
+
+def test_run_list_answers_304_until_a_run_changes(client, service):
+    listed = client.get("/api/backfills", headers=AUTH)
+    etag = listed.headers["ETag"]
+    unchanged = client.get("/api/backfills", headers={**AUTH, "If-None-Match": etag})
+    if unchanged.status_code == 200:  # crossed a tick with an active run: once more
+        etag = unchanged.headers["ETag"]
+        unchanged = client.get("/api/backfills", headers={**AUTH, "If-None-Match": etag})
+    assert unchanged.status_code == 304
+
+    new_run(service)
+    assert client.get("/api/backfills", headers={**AUTH, "If-None-Match": etag}).status_code == 200
+
+
+def test_polling_costs_one_query_when_unchanged_and_two_otherwise(app, client, service):
+    run_id = running_run(service, batches=1)
+    statements: list[str] = []
+    engine = app.extensions["db_engine"]
+    client.get(f"/api/backfills/{run_id}", headers=AUTH)  # connect first: dialect set-up is not polling
+
+    def count(conn, cursor, statement, *args):
+        if "backfill_" in statement:  # not SQLite's BEGIN
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        fresh = client.get(f"/api/backfills/{run_id}", headers=AUTH)
+        full = len(statements)
+        client.get(f"/api/backfills/{run_id}", headers={**AUTH, "If-None-Match": fresh.headers["ETag"]})
+        conditional = len(statements) - full
+        statements.clear()
+        client.get("/api/backfills", headers=AUTH)
+        listing = len(statements)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert full == 2 and conditional in (1, 2) and listing == 2, statements
+    with engine.connect() as connection:
+        run = view.get_run(connection, run_id)
+    if view.etag_for([run], view.tick()) == fresh.headers["ETag"]:
+        assert conditional == 1
+
+
+def test_batches_are_paginated_in_order_and_filtered_by_status(client, service):
+    run_id = failed_run(service)  # 1 succeeded, 1 failed, 1 pending
+
+    page = client.get(f"/api/backfills/{run_id}/batches?limit=2", headers=AUTH)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert [b["seq"] for b in page.json["items"]] == [1, 2] and page.json["next_cursor"] == "2"
+    rest = client.get(f"/api/backfills/{run_id}/batches?limit=2&cursor=2", headers=AUTH).json
+    assert [b["seq"] for b in rest["items"]] == [3] and rest["next_cursor"] is None
+    everything = client.get(f"/api/backfills/{run_id}/batches", headers=AUTH).json["items"]
+    assert [b["status"] for b in everything] == ["succeeded", "failed", "pending"]
+
+    failed = client.get(f"/api/backfills/{run_id}/batches?status=failed", headers=AUTH).json
+    assert [b["seq"] for b in failed["items"]] == [2] and failed["next_cursor"] is None
+    batch = failed["items"][0]
+    assert batch["error"] == "PoisonedBatch: poisoned row in range" and batch["attempts"] == 3
+    assert (batch["key_after"], batch["key_end"], batch["rows_in_range"]) == ("10", "20", 10)
+    assert set(batch) == set(openapi_document()["components"]["schemas"]["Batch"]["properties"])
+    assert client.get(f"/api/backfills/{run_id}/batches?status=running", headers=AUTH).json["items"] == []
+
+    for query in ("limit=0", "limit=501", "limit=ten", "limit=-1", "cursor=x", "cursor=-1",
+                  "cursor=99999999999", "status=done", "status="):
+        bad = client.get(f"/api/backfills/{run_id}/batches?{query}", headers=AUTH)
+        assert bad.status_code == 400 and error_of(bad)["code"] == "invalid_request", query
+
+
+def test_transitions_log_who_and_why(client, service):
+    run_id = running_run(service, batches=1)
+    client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, json={"reason": "  peak traffic  "})
+    client.post(f"/api/backfills/{run_id}/resume", headers=AUTH)
+
+    response = client.get(f"/api/backfills/{run_id}/transitions", headers=AUTH)
+
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    log = [(t["from_status"], t["to_status"], t["actor"], t["reason"]) for t in response.json["items"]]
+    assert log == [
+        (None, "pending", "engine", "scheduled"),
+        ("pending", "running", "executor inprocess", "started"),
+        ("running", "paused", "api:ops", "peak traffic"),
+        ("paused", "running", "api:ops", "resumed"),
+    ]
+
+
+# --- controls -------------------------------------------------------------------------------
+
+def test_pause_resume_cancel_and_illegal_transitions(client, service):
+    run_id = running_run(service, batches=1)
+
+    paused = client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, json={"reason": "peak"})
+    assert paused.status_code == 200 and paused.json["status"] == "paused"
+    assert paused.json["actions"] == ["resume", "cancel"] and paused.headers["ETag"]
+
+    again = client.post(f"/api/backfills/{run_id}/pause", headers=AUTH)
+    assert again.status_code == 409
+    assert error_of(again)["code"] == "illegal_transition"
+    assert f"run {run_id} is paused" in error_of(again)["message"]
+    assert error_of(again)["details"] == {"status": "paused", "actions": ["resume", "cancel"]}
+    assert client.post(f"/api/backfills/{run_id}/retry", headers=AUTH).status_code == 409
+
+    resumed = client.post(f"/api/backfills/{run_id}/resume", headers=AUTH)
+    assert resumed.status_code == 200 and resumed.json["status"] == "running"
+    cancelled = client.post(f"/api/backfills/{run_id}/cancel", headers=AUTH, json={"reason": "wrong table"})
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    assert cancelled.json["actions"] == [] and cancelled.json["finished_at"]
+    for action in ("pause", "resume", "cancel", "retry"):
+        refused = client.post(f"/api/backfills/{run_id}/{action}", headers=AUTH)
+        assert refused.status_code == 409 and error_of(refused)["details"]["actions"] == [], action
+
+
+def test_resume_applies_to_paused_runs_only(client, service):
+    """The engine's machine allows pending -> running, but resuming a pending run
+    would skip its start (key bounds): the API refuses it."""
+    run_id = new_run(service)
+
+    refused = client.post(f"/api/backfills/{run_id}/resume", headers=AUTH)
+
+    assert refused.status_code == 409
+    assert "resume applies to a paused run" in error_of(refused)["message"]
+    assert status_of(client, run_id) == "pending"
+
+
+def test_retry_puts_the_failed_batches_back(client, service):
+    run_id = failed_run(service)
+    before = client.get(f"/api/backfills/{run_id}", headers=AUTH).json
+    assert before["status"] == "failed" and before["actions"] == ["cancel", "retry"]
+    assert before["last_error"].startswith("batch 2 failed after 3 attempts")
+    assert client.post(f"/api/backfills/{run_id}/resume", headers=AUTH).status_code == 409
+
+    retried = client.post(f"/api/backfills/{run_id}/retry", headers=AUTH)
+
+    assert retried.status_code == 200
+    assert (retried.json["status"], retried.json["batches_failed"], retried.json["last_error"]) == ("running", 0, None)
+    assert client.get(f"/api/backfills/{run_id}/batches?status=failed", headers=AUTH).json["items"] == []
+    log = client.get(f"/api/backfills/{run_id}/transitions", headers=AUTH).json["items"]
+    assert (log[-1]["actor"], log[-1]["to_status"]) == ("api:ops", "running")
+    assert client.post(f"/api/backfills/{run_id}/retry", headers=AUTH).status_code == 409
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"data": "reason=x", "content_type": "application/x-www-form-urlencoded"}, "Content-Type: application/json"),
+    ({"data": "{not json", "content_type": "application/json"}, "not valid JSON"),
+    ({"data": b"\xff\xfe", "content_type": "application/json"}, "not valid JSON"),
+    ({"json": ["peak"]}, "must be a JSON object"),
+    ({"json": "peak"}, "must be a JSON object"),
+    ({"json": {"reason": "peak", "by": "me"}}, "unknown field(s): by"),
+    ({"json": {"reason": 42}}, "reason must be a string"),
+    ({"json": {"reason": "x\u0000y"}}, "reason must be a string"),
+    ({"json": {"reason": "x" * 501}}, "at most 500 characters"),
+    ({"json": {"reason": " " * 501}}, "at most 500 characters"),
+    ({"data": "[" * 100000 + "]" * 100000, "content_type": "application/json"}, "not valid JSON"),
+])
+def test_malformed_control_bodies_are_400_and_change_nothing(client, service, kwargs, message):
+    run_id = running_run(service, batches=1)
+
+    response = client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, **kwargs)
+
+    assert response.status_code == 400, response.json
+    assert message in error_of(response)["message"]
+    assert status_of(client, run_id) == "running"
+
+
+def test_resume_and_retry_take_no_reason(client, service):
+    run_id = running_run(service, batches=1)
+    client.post(f"/api/backfills/{run_id}/pause", headers=AUTH)
+
+    refused = client.post(f"/api/backfills/{run_id}/resume", headers=AUTH, json={"reason": "after lunch"})
+    assert refused.status_code == 400 and "resume takes no reason" in error_of(refused)["message"]
+    assert status_of(client, run_id) == "paused"
+    for body in ({"json": {}}, {"data": "", "content_type": "application/json"}, {"data": "  "}):
+        client.post(f"/api/backfills/{run_id}/pause", headers=AUTH)
+        assert client.post(f"/api/backfills/{run_id}/resume", headers=AUTH, **body).status_code == 200, body
+    assert client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, json={"reason": None}).status_code == 200
+
+
+def test_controls_of_celery_runs_dispatch_their_batches_at_once(db_url, service, monkeypatch):
+    import worker.tasks
+
+    sent: list[list[int]] = []
+    monkeypatch.setattr(worker.tasks, "dispatch", lambda ids, *a, **k: sent.append(list(ids)))
+    app = make_app(db_url, CELERY_BROKER_URL="redis://127.0.0.1:1/0")  # never reached: dispatch is replaced
+    client = app.test_client()
+    try:
+        run_id = new_run(service)
+        service.start(run_id, executor="celery")
+        first = service.advance(run_id)
+        client.post(f"/api/backfills/{run_id}/pause", headers=AUTH)
+        assert sent == []
+
+        resumed = client.post(f"/api/backfills/{run_id}/resume", headers=AUTH)
+
+        assert resumed.status_code == 200
+        assert len(sent) == 1 and set(first) <= set(sent[0])
+
+        def unreachable(ids, *args, **kwargs):
+            raise ConnectionError("broker down")
+
+        monkeypatch.setattr(worker.tasks, "dispatch", unreachable)
+        client.post(f"/api/backfills/{run_id}/pause", headers=AUTH)
+        resumed = client.post(f"/api/backfills/{run_id}/resume", headers=AUTH)
+        assert resumed.status_code == 200 and resumed.json["status"] == "running"  # the beat re-sends later
+    finally:
+        app.extensions["db_engine"].dispose()
+
+
+# --- authentication and errors ------------------------------------------------------------------
+
+def backfill_routes(app) -> list[tuple[str, str]]:
+    """(method, URL with run id 1) of every /api/backfills route."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/backfills"):
+            url = re.sub(r"<[^>]*run_id>", "1", rule.rule).replace("<name>", "test_touch")
+            found += [(method, url) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return found
+
+
+def test_every_route_needs_the_token(app, client):
+    routes = backfill_routes(app)
+    assert len(routes) == 9
+    for method, url in routes:
+        missing = client.open(url, method=method)
+        assert missing.status_code == 401, (method, url)
+        assert error_of(missing)["code"] == "unauthorized"
+        assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+        for header in (f"Bearer {SECRET}x", f"Bearer {SECRET[:-1]}", f"Bearer ops:{SECRET}", f"Basic {SECRET}",
+                       "Bearer", f"bearer  {SECRET}x", "Bearer é"):
+            wrong = client.open(url, method=method, headers={"Authorization": header})
+            assert wrong.status_code == 401, (method, url, header)
+            assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/api/backfills", headers={"Authorization": f"bearer {SECRET}"}).status_code == 200
+
+
+def test_without_a_configured_token_the_api_is_off(db_url):
+    for token in (None, "", "   "):
+        app = make_app(db_url, token=token)
+        client = app.test_client()
+        try:
+            for method, url in backfill_routes(app):
+                for headers in ({}, AUTH, {"Authorization": "Bearer "}):
+                    response = client.open(url, method=method, headers=headers)
+                    assert response.status_code == 503, (token, method, url)
+                    assert error_of(response)["code"] == "admin_api_disabled"
+                    assert "ADMIN_API_TOKEN" in error_of(response)["message"]
+            assert client.get("/admin/backfills").status_code == 200  # the page holds no data
+        finally:
+            app.extensions["db_engine"].dispose()
+
+
+def test_a_bare_token_acts_as_admin(db_url, service):
+    app = make_app(db_url, token=SECRET)
+    client = app.test_client()
+    try:
+        run_id = running_run(service, batches=1)
+        assert client.post(f"/api/backfills/{run_id}/pause", headers=AUTH).status_code == 200
+        log = client.get(f"/api/backfills/{run_id}/transitions", headers=AUTH).json["items"]
+        assert log[-1]["actor"] == "api:admin"
+    finally:
+        app.extensions["db_engine"].dispose()
+
+
+def test_admin_token_setting_forms():
+    assert parse_admin_token(None) is None and parse_admin_token(" ") is None
+    assert parse_admin_token("abc123") == ("admin", "abc123")
+    assert parse_admin_token(" ops:abc:123 ") == ("ops", "abc:123")
+    assert parse_admin_token("alice@example.com:tok") == ("alice@example.com", "tok")
+    assert parse_admin_token(":tok") == ("admin", ":tok")
+    assert parse_admin_token("ops:") == ("admin", "ops:")
+
+
+def test_unknown_and_impossible_ids_are_json_404s(client):
+    unknown = 10**12
+    for method, template in [("GET", "/api/backfills/{}"), ("GET", "/api/backfills/{}/batches"),
+                             ("GET", "/api/backfills/{}/transitions"), ("POST", "/api/backfills/{}/pause"),
+                             ("POST", "/api/backfills/{}/resume"), ("POST", "/api/backfills/{}/cancel"),
+                             ("POST", "/api/backfills/{}/retry")]:
+        response = client.open(template.format(unknown), method=method, headers=AUTH)
+        assert response.status_code == 404 and error_of(response)["code"] == "run_not_found", template
+        assert str(unknown) in error_of(response)["message"]
+        for impossible in (2**63, 2**64 + 1, 10**40, 0, -1, "abc", "1.5", "%20"):
+            response = client.open(template.format(impossible), method=method, headers=AUTH)
+            assert response.status_code == 404 and error_of(response)["code"] == "not_found", (template, impossible)
+    assert client.get("/api/backfills/by-name/", headers=AUTH).status_code == 404
+    assert client.delete("/api/backfills/1", headers=AUTH).status_code == 405
+
+
+# --- the status page --------------------------------------------------------------------------
+
+def test_status_page_is_served_without_data_or_token(client):
+    page = client.get("/admin/backfills")
+
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "<progress" in html and 'aria-live="polite"' in html and '<label for="token">' in html
+    for label in ("Pause", "Resume", "Cancel", "Retry"):
+        assert re.search(f'<button type="button" data-action="{label.lower()}"[^>]*>{label}</button>', html)
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert all('src="' in tag for tag in re.findall(r"<script[^>]*>", html))  # no inline script
+    assert not re.search(r"\son[a-z]+=", html)  # nor inline event handlers
+    script = client.get("/static/backfills/status.js")
+    assert script.status_code == 200 and b"sessionStorage" in script.data and b"If-None-Match" in script.data
+    assert b"localStorage" not in script.data
+    assert client.get("/static/backfills/status.css").status_code == 200
+
+
+# --- the OpenAPI document -------------------------------------------------------------------------
+
+def test_openapi_document_is_valid_3_1():
+    need("openapi_spec_validator")
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.versions.shortcuts import get_spec_version
+
+    document = openapi_document()
+    validate(document)
+    assert str(get_spec_version(document)).endswith("3.1")
+
+
+def test_openapi_document_and_routes_list_the_same_operations(app, client):
+    served = client.get("/api/openapi.json")
+    assert served.status_code == 200 and served.json == openapi_document()
+
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/backfills"):
+            path = re.sub(r"<(?:[^<>:]+:)?([^<>:]+)>", r"{\1}", rule.rule)
+            routes |= {(method.lower(), path) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(method, path) for path, item in served.json["paths"].items() for method in item
+                  if method in ("get", "post", "put", "patch", "delete")}
+    assert routes == documented
+    assert all(path.startswith("/api/backfills") for _, path in documented)
+
+
+# --- schemathesis against the app ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fuzz_app(db_url, service):
+    """A few runs in each state, so that examples hit real ids too."""
+    running_run(service, batches=1)
+    failed_run(service)
+    paused = running_run(service, batches=1)
+    service.pause(paused, actor="test")
+    return make_app(db_url)
+
+
+def test_schemathesis_finds_no_mismatch_with_the_document(fuzz_app):
+    """Valid requests (positive) must get documented answers; invalid ones (negative:
+    wrong types, out-of-range ids, bad bodies) must be rejected with a documented 4xx.
+    The default checks include: no 5xx, documented status codes, headers and bodies
+    that match their schemas, and `ignored_auth` (the same request without the
+    token must be refused)."""
+    schemathesis = need("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 9
+    failures = []
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @settings(max_examples=8, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def check(case):
+                case.call_and_validate(headers=dict(AUTH))
+
+            try:
+                check()
+            except Exception as exc:  # every operation's failures, not only the first
+                failures.append(f"{operation.label} ({mode.value}): {exc}")
+    fuzz_app.extensions["db_engine"].dispose()
+    assert not failures, "\n\n".join(failures)
