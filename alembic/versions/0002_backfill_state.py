@@ -77,7 +77,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('backfill_batches', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_backfill_batches_run_id'), ['run_id'], unique=False)
-        batch_op.create_index('ix_backfill_batches_run_id_status', ['run_id', 'status'], unique=False)
+        batch_op.create_index('ix_backfill_batches_run_id_status', ['run_id', 'status', 'finished_at'], unique=False)
 
 
 

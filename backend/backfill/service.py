@@ -16,7 +16,7 @@ from backend.backfill.clock import utcnow
 from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches, backfill_runs
 from backend.config import Config
 from backend.db import create_db_engine
 
@@ -75,7 +75,11 @@ class BackfillService:
                                next_window_at=None)
 
     def resume(self, run_id: int, *, actor: str, dispatch: Dispatch | None = None) -> dict[str, Any]:
-        """Continue from the durable cursor; with `dispatch`, hand out its batches now."""
+        """Continue a paused run from its durable cursor; with `dispatch`, hand out its
+        batches now. (A pending run is started, a failed one retried: not resumed.)"""
+        current = self.get_run(run_id)["status"]
+        if current != RunStatus.PAUSED:
+            raise IllegalTransition(run_id, current, RunStatus.RUNNING, hint="only a paused run can be resumed")
         run = self.transition(run_id, RunStatus.RUNNING, actor=actor, reason="resumed")
         self._dispatch_now(run_id, dispatch)
         return run

@@ -58,10 +58,10 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 class IllegalTransition(Exception):
     """A run was asked to move to a status its current status does not allow."""
 
-    def __init__(self, run_id: int, current: str, target: str):
+    def __init__(self, run_id: int, current: str, target: str, hint: str | None = None):
         self.run_id, self.current, self.target = run_id, current, target
         allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(current, ()))) or "none, it is finished"
-        super().__init__(f"run {run_id} is {current}; it cannot become {target} (allowed: {allowed})")
+        super().__init__(f"run {run_id} is {current}; it cannot become {target} ({hint or 'allowed: ' + allowed})")
 
 
 def check_transition(run_id: int, current: str, target: str) -> None:
@@ -126,7 +126,8 @@ backfill_batches = sa.Table(
     sa.Column("started_at", _Timestamp, nullable=True),
     sa.Column("finished_at", _Timestamp, nullable=True),
     sa.UniqueConstraint("run_id", "seq"),
-    sa.Index("ix_backfill_batches_run_id_status", "run_id", "status"),
+    # Serves the in-flight counts and the recent-rate query of the progress endpoint.
+    sa.Index("ix_backfill_batches_run_id_status", "run_id", "status", "finished_at"),
 )
 
 # Every status change of a run: who or what made it, and why.
