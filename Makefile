@@ -25,6 +25,7 @@ demo: venv
 	DATABASE_URL=sqlite:///$(DEMO_DB) $(PY) run_migrations.py --status
 
 test: venv
+	$(PY) create_migration.py check
 	$(PY) -m pytest
 
 clean:

@@ -3,10 +3,13 @@
     python create_migration.py generate -m "add nickname to users"   # from model changes
     python create_migration.py generate --empty -m "backfill slugs"   # blank, to edit by hand
     python create_migration.py merge [-m "merge branches"]            # join several heads
+    python create_migration.py check [REVISION|FILE ...]               # lint revisions (all by default)
+
+`generate` lints the new revision too and prints its findings (the file is kept).
 """
 import click
 
-from backend.schema import commands
+from backend.schema import commands, lint
 
 
 @click.group()
@@ -26,6 +29,7 @@ def generate(message: str, empty: bool, database_url: str | None) -> None:
     else:
         revision = commands.autogenerate_revision(message, commands.resolve_database_url(database_url))
     commands.report_new_revision(revision, expect_operations=not empty)
+    lint.report_generated(revision.path)
 
 
 @cli.command()
@@ -34,6 +38,16 @@ def generate(message: str, empty: bool, database_url: str | None) -> None:
 def merge(message: str) -> None:
     """Create a merge revision of all current heads."""
     commands.report_new_revision(commands.merge_heads(message), expect_operations=False)
+
+
+@cli.command()
+@click.argument("revisions", nargs=-1, metavar="[REVISION|FILE]...")
+@commands.one_line_errors
+def check(revisions: tuple[str, ...]) -> None:
+    """Lint revision scripts for operations unsafe on a live database; exit 1 on an
+    unacknowledged finding. Checks every revision in alembic/versions/ by default."""
+    if not lint.report_check(revisions):
+        raise click.exceptions.Exit(1)
 
 
 if __name__ == "__main__":

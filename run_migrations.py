@@ -3,6 +3,8 @@
     python run_migrations.py                  # schema to head, print what was applied
     python run_migrations.py --batched        # ... and finish the backfills in batches
     python run_migrations.py --status         # revisions and backfill runs; change nothing
+    python run_migrations.py --rehearse       # all of it on a throwaway copy: times, locks, rows/s
+    python run_migrations.py --backup DIR     # back up first (with or without --batched)
 
 Safe to start from several processes at once: env.py holds the schema lock, so one
 process applies the revisions and the others wait, then find nothing to do; a
@@ -11,6 +13,7 @@ backfill run is driven by one process at a time (its lease).
 import click
 
 from backend.schema import commands
+from backend.schema.safety.cli import safety_options
 
 
 @click.command()
@@ -30,6 +33,7 @@ from backend.schema import commands
 @click.option("--log", "log", metavar="RUN", help="Show a run's transition log.")
 @click.option("--dry-run", "dry_run", metavar="NAME",
               help="Estimate a backfill: sample batches rolled back, rows/s, duration, windows needed.")
+@safety_options  # --rehearse, --backup DIR
 @commands.one_line_errors
 def main(database_url, status, batched, only, no_wait, in_process, pause, resume, cancel, retry, reason, log,
          dry_run) -> None:

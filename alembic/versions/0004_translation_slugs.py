@@ -22,6 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("product_translations") as batch_op:
         batch_op.add_column(sa.Column("slug", sa.String(140), nullable=True))
         # Plain index while the backfill looks up taken slugs; 0007 makes it unique.
+        # Not CONCURRENTLY: that waits for every open snapshot, including those of the other
+        # processes blocked on the schema lock (pg_advisory_lock), which would then wait forever.
+        # migration-lint: ack M004 one index build at deploy time while writes wait; --rehearse measures it
         batch_op.create_index("ix_product_translations_locale_slug", ["locale", "slug"])
     schedule_backfill("translation_slugs", revision=revision)
 

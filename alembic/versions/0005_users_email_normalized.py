@@ -21,6 +21,8 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch_op:
         batch_op.add_column(sa.Column("email_normalized", sa.String(320), nullable=True))
+        # Not CONCURRENTLY: see 0004 (it would hang the processes waiting on the schema lock).
+        # migration-lint: ack M004 one index build at deploy time while writes wait; --rehearse measures it
         batch_op.create_index(batch_op.f("ix_users_email_normalized"), ["email_normalized"])
     schedule_backfill("users_email_normalized", revision=revision)
 

@@ -95,7 +95,8 @@ def index_without_concurrently(script: RevisionScript) -> Iterable[Violation]:
         elif not op.in_autocommit_block:
             yield _at("M004", op, (
                 f"{op.written_as} builds index {op.index or '?'} CONCURRENTLY outside "
-                f"`with op.get_context().autocommit_block():`: PostgreSQL refuses it inside the revision's transaction"))
+                f"`with op.get_context().autocommit_block():`: PostgreSQL refuses it inside the revision's "
+                f"transaction"))
 
 
 def drops(script: RevisionScript) -> Iterable[Violation]:
@@ -130,12 +131,11 @@ def empty_downgrade(script: RevisionScript) -> Iterable[Violation]:
     upgrade, downgrade = script.functions.get("upgrade"), script.functions.get("downgrade")
     if upgrade is None or upgrade.is_empty:
         return
+    consequence = "while upgrade() changes the schema: the revision cannot be rolled back"
     if downgrade is None:
-        yield Violation("M008", upgrade.line, upgrade.line,
-                        "there is no downgrade() while upgrade() changes the schema: the revision cannot be rolled back")
+        yield Violation("M008", upgrade.line, upgrade.line, f"there is no downgrade() {consequence}")
     elif downgrade.is_empty:
-        yield Violation("M008", downgrade.line, downgrade.end_line,
-                        "downgrade() does nothing while upgrade() changes the schema: the revision cannot be rolled back")
+        yield Violation("M008", downgrade.line, downgrade.end_line, f"downgrade() does nothing {consequence}")
 
 
 def data_dependent(script: RevisionScript) -> Iterable[Violation]:

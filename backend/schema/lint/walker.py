@@ -303,7 +303,10 @@ class _FunctionWalker:
 
     def _visit_call(self, call: ast.Call, context: _Context) -> None:
         name = _callee(call)
-        if not context.in_statement and self._core_statement(call, context):
+        if context.in_statement:  # a subquery of a statement already recorded
+            self._children(call, context)
+            return
+        if self._core_statement(call):
             self._children(call, replace(context, in_statement=True))
             return
         if name in _TABLE_ARG:
@@ -379,7 +382,7 @@ class _FunctionWalker:
 
     # --- SQLAlchemy Core statements ---
 
-    def _core_statement(self, call: ast.Call, context: _Context) -> bool:
+    def _core_statement(self, call: ast.Call) -> bool:
         """Record `sa.update(t)...`, `t.delete()`, `sa.insert(t).from_select(...)`,
         `sa.select(...)` once, at the outermost call of the chain."""
         calls = list(_chain(call))

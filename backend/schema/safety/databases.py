@@ -12,6 +12,7 @@ SQLite: the sqlite3 backup API, which copies a consistent snapshot page by page
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -95,7 +96,8 @@ def sqlite_backup(source: Path, destination: Path) -> None:
 def sqlite_restore_command(backup: Path, database: Path) -> str:
     """A command that writes the backup back into the database through SQLite (safe
     with the database's WAL file, unlike copying the file over it)."""
-    code = f"import sqlite3; sqlite3.connect({str(backup)!r}).backup(sqlite3.connect({str(database)!r}))"
+    code = (f"import sqlite3; sqlite3.connect({json.dumps(str(backup))})"
+            f".backup(sqlite3.connect({json.dumps(str(database))}))")
     return f"python3 -c {shlex.quote(code)}"
 
 

@@ -40,7 +40,9 @@ LOCK_EFFECT = {
     "RowShareLock": "blocks schema changes",
     "AccessShareLock": "blocks schema changes",
 }
-_STRENGTH = list(LOCK_EFFECT)  # strongest first
+# How much of the application's traffic a mode stops: 2 reads and writes, 1 writes,
+# 0 only schema changes (and VACUUM).
+TRAFFIC_BLOCKED = {"AccessExclusiveLock": 2, "ExclusiveLock": 1, "ShareRowExclusiveLock": 1, "ShareLock": 1}
 
 
 @dataclass
@@ -206,7 +208,8 @@ class LockSampler:
         except Exception as exc:  # the rehearsal reports it instead of lock numbers
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def longest_lock(self, transaction: Transaction) -> LockHeld | None:
+    def locks(self, transaction: Transaction) -> list[LockHeld]:
+        """The table locks the transaction was seen holding, each until its commit."""
         held: list[LockHeld] = []
         for (pid, table, mode), times in list(self._sightings.items()):
             if pid != transaction.backend_pid:
@@ -214,7 +217,14 @@ class LockSampler:
             inside = [t for t in times if transaction.began <= t <= transaction.ended]
             if inside:
                 held.append(LockHeld(table, mode, max(transaction.ended - min(inside), 0.0)))
-        if not held:
-            return None
-        return max(held, key=lambda lock: (round(lock.seconds, 3), -_STRENGTH.index(lock.mode)
-                                           if lock.mode in _STRENGTH else -99))
+        return held
+
+
+def worst(locks: list[LockHeld]) -> LockHeld | None:
+    """The lock that stops the most traffic; of those, the one held longest."""
+    return max(locks, key=lambda lock: (TRAFFIC_BLOCKED.get(lock.mode, 0), lock.seconds), default=None)
+
+
+def longest(locks: list[LockHeld]) -> LockHeld | None:
+    """The lock held longest, among those stopping some traffic if there are any."""
+    return max(locks, key=lambda lock: (TRAFFIC_BLOCKED.get(lock.mode, 0) > 0, lock.seconds), default=None)

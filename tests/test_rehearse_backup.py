@@ -1,0 +1,279 @@
+"""`run_migrations.py --rehearse` and `--backup DIR` on SQLite and on a real
+PostgreSQL database: the rehearsal reports numbers and leaves the source exactly as
+it was (byte for byte on SQLite, row for row on PostgreSQL) and drops its copy; a
+backup restores to the source's exact content; a failed backup migrates nothing."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.engine import make_url
+
+import run_migrations
+from backend.db import create_db_engine
+from backend.schema import alembic_api
+from backend.schema.safety import rehearsal as rehearsal_module
+from backend.schema.safety.databases import throwaway_copy
+from tests.conftest import POSTGRES_ADMIN_URL, create_pg_database, drop_pg_database
+from tests.shop_data import seed_shop
+from tests.test_entry_scripts import HEAD, REVISIONS, assert_one_line_error, run_script
+
+START = "0002_backfill_state"
+PENDING = REVISIONS[REVISIONS.index(START) + 1:]
+REVISION_LINE = re.compile(r"^  (\S+)\s+(\d+\.\d{3}) s   lock: (.+)$")
+BACKFILL_LINE = re.compile(r"^  backfill (\S+)\s+(\d+\.\d{3}) s   ([\d,]+) rows, ([\d,]+) rows/s, (\d+) batch")
+SEEDED_ROWS = {"orders_total_cents": 40, "translation_slugs": 25, "users_email_normalized": 6}
+
+
+def seeded(url: str) -> str:
+    """A shop on the foundation schema, before the revisions with backfills."""
+    alembic_api.upgrade(url, START)
+    engine = create_db_engine(url)
+    seed_shop(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def seeded_sqlite(sqlite_url) -> str:
+    return seeded(sqlite_url)
+
+
+@pytest.fixture
+def seeded_pg(pg_url) -> str:
+    return seeded(pg_url)
+
+
+def contents(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every table: its columns and its rows, in a stable order."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            found = {}
+            for table in tables:
+                result = connection.execute(sa.text(f'SELECT * FROM "{table}"'))
+                found[table] = (list(result.keys()), sorted((tuple(row) for row in result), key=repr))
+            return found
+    finally:
+        engine.dispose()
+
+
+def file_state(path: Path) -> tuple[str, list[str]]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), sorted(os.listdir(path.parent))
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(run_migrations.main, list(args), catch_exceptions=False)
+
+
+def phases(output: str) -> list[list[tuple[str, float, str]]]:
+    """The revision lines of each phase of the report."""
+    found: list[list] = []
+    for line in output.splitlines():
+        if re.match(r"^(upgrade to head|downgrade to |upgrade to head again)", line):
+            found.append([])
+        elif (match := REVISION_LINE.match(line)) and found:
+            found[-1].append((match.group(1), float(match.group(2)), match.group(3)))
+    return found
+
+
+def backfills(output: str) -> list[tuple[str, int, int]]:
+    return [(m.group(1), int(m.group(3).replace(",", "")), int(m.group(4).replace(",", "")))
+            for line in output.splitlines() if (m := BACKFILL_LINE.match(line))]
+
+
+def assert_rehearsal_report(output: str) -> None:
+    upgrade, downgrade, again = phases(output)
+    assert [name for name, _, _ in upgrade] == PENDING
+    assert [name for name, _, _ in downgrade] == list(reversed(PENDING))
+    assert [name for name, _, _ in again] == PENDING
+    assert all(seconds > 0 for phase in (upgrade, downgrade, again) for _, seconds, _ in phase)
+    measured = backfills(output)
+    assert [(name, rows) for name, rows, _ in measured] == list(SEEDED_ROWS.items()) * 2
+    assert all(rate > 0 for _, _, rate in measured)
+    assert "window: about " in output
+    assert output.splitlines()[-1] == "the copy was dropped; the database was not changed"
+
+
+# --- rehearsal ---------------------------------------------------------------------------
+
+def test_rehearsal_on_sqlite_reports_numbers_and_leaves_the_file_byte_for_byte(seeded_sqlite):
+    path = Path(make_url(seeded_sqlite).database)
+    before = file_state(path)
+
+    result = invoke("--rehearse", "--database-url", seeded_sqlite)
+    assert result.exit_code == 0, result.output
+    assert_rehearsal_report(result.stdout)
+    assert all(lock.startswith("database write lock for ") for phase in phases(result.stdout)
+               for _, _, lock in phase)
+    assert "made with the SQLite backup API" in result.stdout
+    copy = Path(re.search(r"^copy: (\S+),", result.stdout, re.MULTILINE).group(1))
+    assert not copy.exists() and not copy.parent.exists()
+    assert file_state(path) == before  # same bytes, and no -wal/-shm or other file left behind
+
+
+def test_rehearsal_on_postgresql_reports_locks_and_changes_no_row(seeded_pg):
+    before = contents(seeded_pg)
+
+    result = invoke("--rehearse", "--database-url", seeded_pg)
+    assert result.exit_code == 0, result.output
+    assert_rehearsal_report(result.stdout)
+    assert "CREATE DATABASE ... TEMPLATE" in result.stdout  # nobody else was connected
+    locks = {name: lock for name, _, lock in phases(result.stdout)[0]}
+    assert re.match(r"AccessExclusiveLock on orders for [\d.]+ s \(blocks reads and writes\)",
+                    locks["0003_orders_total_cents"]) or locks["0003_orders_total_cents"].startswith("no table lock")
+    assert any(re.match(r"\w+Lock on \w+ for ", lock) for lock in locks.values())
+    assert "pg_locks sampled every 2 ms" in result.stdout
+    copy = re.search(r"^copy: (\S+),", result.stdout, re.MULTILINE).group(1)
+    assert not database_exists(copy)
+    assert contents(seeded_pg) == before
+    assert alembic_api.current_revisions(seeded_pg) == (START,)
+
+
+def test_a_busy_postgresql_source_is_copied_with_pg_dump_and_the_copy_always_dropped(seeded_pg):
+    before = contents(seeded_pg)
+    engine = sa.create_engine(seeded_pg, poolclass=sa.pool.NullPool)
+    with engine.connect() as someone_else:  # CREATE DATABASE ... TEMPLATE would fail now
+        someone_else.execute(sa.text("SELECT 1"))
+        with pytest.raises(RuntimeError, match="boom"):
+            with throwaway_copy(seeded_pg) as copy:
+                assert copy.method.startswith("pg_dump | pg_restore")
+                assert contents(copy.url) == before
+                raise RuntimeError("boom")
+    engine.dispose()
+    assert not database_exists(copy.name)
+    assert contents(seeded_pg) == before
+
+
+def test_a_failed_rehearsal_drops_the_copy_and_says_so(seeded_pg, monkeypatch):
+    def failing_upgrade(config, *_args):
+        alembic_api.upgrade(config.database_url, "+1")  # the copy has changed, then:
+        raise RuntimeError("the upgrade broke")
+
+    monkeypatch.setattr(rehearsal_module, "_upgrade", failing_upgrade)
+    before = contents(seeded_pg)
+    result = invoke("--rehearse", "--database-url", seeded_pg)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: rehearsal failed during upgrade to head, backfills in batches ")
+    assert "the upgrade broke" in result.stderr and "the copy was dropped" in result.stderr
+    assert not rehearsal_copies(seeded_pg)
+    assert contents(seeded_pg) == before
+
+
+def test_rehearsal_at_head_has_nothing_to_do(sqlite_url):
+    alembic_api.upgrade(sqlite_url, "head")
+    result = invoke("--rehearse", "--database-url", sqlite_url)
+    assert result.exit_code == 0
+    assert f"nothing to rehearse: the database is already at head ({HEAD})" in result.stdout
+
+
+def test_rehearse_and_backup_refuse_options_that_do_not_go_with_them(sqlite_url, tmp_path):
+    backups = tmp_path / "backups"
+    for args, message in ((["--rehearse", "--batched"], "--rehearse goes alone"),
+                          (["--rehearse", "--backup", str(backups)], "--rehearse goes alone"),
+                          (["--backup", str(backups), "--status"], "--backup goes with a migration"),
+                          (["--backup", str(backups), "--log", "1"], "--backup goes with a migration")):
+        result = CliRunner().invoke(run_migrations.main, [*args, "--database-url", sqlite_url])
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not backups.exists()
+    assert not Path(make_url(sqlite_url).database).exists()  # not even opened
+
+
+# --- backup ------------------------------------------------------------------------------
+
+def backup_lines(output: str) -> tuple[Path, str]:
+    path = Path(re.search(r"^backup written: (\S+) \([\d,]+ bytes\)$", output, re.MULTILINE).group(1))
+    command = re.search(r"^restore it with: (.+)$", output, re.MULTILINE).group(1)
+    return path, command
+
+
+def test_sqlite_backup_before_migrating_restores_to_the_same_content(seeded_sqlite, tmp_path):
+    before = contents(seeded_sqlite)
+    result = invoke("--backup", str(tmp_path / "backups"), "--batched", "--database-url", seeded_sqlite)
+    assert result.exit_code == 0, result.output
+    path, command = backup_lines(result.stdout)
+    assert result.stdout.index("backup written") < result.stdout.index("applied ")
+    assert path.parent == tmp_path / "backups" and re.fullmatch(r"shop-\d{8}T\d{6}Z\.db", path.name)
+    assert contents(f"sqlite:///{path}") == before
+    assert alembic_api.current_revisions(seeded_sqlite) == (HEAD,)
+
+    restored = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    assert restored.returncode == 0, restored.stderr
+    assert contents(seeded_sqlite) == before
+    assert alembic_api.current_revisions(seeded_sqlite) == (START,)
+
+
+def test_postgresql_backup_with_batched_restores_to_the_same_content(seeded_pg, tmp_path):
+    before = contents(seeded_pg)
+    result = invoke("--backup", str(tmp_path), "--batched", "--database-url", seeded_pg)
+    assert result.exit_code == 0, result.output
+    path, command = backup_lines(result.stdout)
+    database = make_url(seeded_pg).database
+    assert re.fullmatch(rf"{database}-\d{{8}}T\d{{6}}Z\.dump", path.name)
+    assert alembic_api.current_revisions(seeded_pg) == (HEAD,)
+
+    fresh = create_pg_database()
+    try:
+        restore = subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "--dbname",
+                                  make_url(fresh).set(drivername="postgresql").render_as_string(False), str(path)],
+                                 capture_output=True, text=True, timeout=60)
+        assert restore.returncode == 0, restore.stderr
+        assert contents(fresh) == before
+    finally:
+        drop_pg_database(fresh)
+
+    restored = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)  # the printed one
+    assert restored.returncode == 0, restored.stderr
+    assert contents(seeded_pg) == before  # the migrated database is back as it was
+
+
+def test_a_backup_that_cannot_be_written_migrates_nothing(seeded_sqlite, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = run_script("run_migrations.py", "--batched", "--backup", str(blocker / "backups"),
+                        database_url=seeded_sqlite)
+    assert_one_line_error(result, "Error: backup failed, nothing was migrated: cannot create directory")
+    assert result.stdout == ""
+    assert alembic_api.current_revisions(seeded_sqlite) == (START,)
+
+
+def test_without_pg_dump_the_backup_fails_and_nothing_is_migrated(pg_url, tmp_path):
+    env_path = os.environ["PATH"]
+    os.environ["PATH"] = str(tmp_path)  # no pg_dump here
+    try:
+        result = run_script("run_migrations.py", "--backup", str(tmp_path / "b"), database_url=pg_url)
+    finally:
+        os.environ["PATH"] = env_path
+    assert_one_line_error(result, "Error: backup failed, nothing was migrated: pg_dump is not installed")
+    assert alembic_api.current_revisions(pg_url) == ()
+    assert list((tmp_path / "b").iterdir()) == []  # no half-written file
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def database_exists(name: str) -> bool:
+    engine = sa.create_engine(POSTGRES_ADMIN_URL, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text("SELECT count(*) FROM pg_database WHERE datname = :n"),
+                                      {"n": name}).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def rehearsal_copies(url: str) -> list[str]:
+    engine = sa.create_engine(POSTGRES_ADMIN_URL, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                                           {"p": f"{make_url(url).database}_rehearsal_%"}).scalars())
+    finally:
+        engine.dispose()
