@@ -15,7 +15,7 @@ import socket
 import traceback
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,9 +62,43 @@ class BatchOutcome:
     new_batch_ids: tuple[int, ...] = ()
 
 
+# When this process last failed to reach the database for the engine's own
+# bookkeeping (claim, failure record), and why; written to the run once it is back.
+_outage: tuple[datetime, str] | None = None
+
+
 def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
                   claim_token: str | None = None) -> BatchOutcome:
+    """Run one batch. A database that cannot be reached is a `retry` (with back-off),
+    and the outage is recorded on the run as soon as the database answers again."""
+    global _outage
+    try:
+        outcome = _execute(engine, catalog, batch_id, settings, claim_token)
+    except sa.exc.DBAPIError as exc:
+        error = describe_error(exc)
+        _outage = (_outage[0] if _outage else utcnow(), error)
+        return BatchOutcome("retry", batch_id, error=f"database unreachable: {error}",
+                            retry_in=settings.retry_delay(3))
+    if _outage is not None and outcome.run_id is not None:
+        _record_outage(engine, outcome.run_id, *_outage)
+        _outage = None
+    return outcome
+
+
+def _record_outage(engine: Engine, run_id: int, since: datetime, error: str) -> None:
+    message = (f"database connection failed for {socket.gethostname()}:{os.getpid()} from "
+               f"{since.isoformat(timespec='seconds')} to {utcnow().isoformat(timespec='seconds')}: {error}")
+    with engine.begin() as connection:
+        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id)
+                           .values(last_error=message[:ERROR_TEXT_LIMIT], updated_at=utcnow()))
+
+
+def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
+             claim_token: str | None) -> BatchOutcome:
     token = claim_token or new_claim_token()
+    exhausted = _fail_if_out_of_attempts(engine, catalog, batch_id, settings)
+    if exhausted is not None:
+        return exhausted
     refused = _refuse_if_not_admitted(engine, catalog, batch_id, settings)
     if refused is not None:
         return refused
@@ -124,6 +158,64 @@ def _refuse_if_not_admitted(engine: Engine, catalog: Catalog, batch_id: int,
                         retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
 
 
+def _fail_if_out_of_attempts(engine: Engine, catalog: Catalog, batch_id: int,
+                             settings: EngineSettings) -> BatchOutcome | None:
+    """A batch whose worker was lost on every attempt (killed, or over its lease)
+    never reached _record_failure; it fails here instead of being retried forever."""
+    now = utcnow()
+    with engine.connect() as connection:
+        batch = connection.execute(
+            sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
+        ).mappings().first()
+        if batch is None:
+            return None
+        run = runs.get_run(connection, batch["run_id"])
+    backfill = catalog.get(run["name"])
+    if batch["attempts"] < backfill.max_attempts:
+        return None
+    with engine.begin() as connection:
+        failed = connection.execute(
+            sa.update(backfill_batches)
+            .where(backfill_batches.c.id == batch_id, backfill_batches.c.attempts >= backfill.max_attempts,
+                   _claimable(now))
+            .values(status=BatchStatus.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
+                    error=f"its worker was lost on each of {batch['attempts']} attempts "
+                          f"(killed, or over the {settings.lease_seconds:g}s lease)")
+        ).rowcount
+        if not failed:
+            return None
+        message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
+                   "its worker was lost each time (killed, or over its lease)")
+        _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
+    return BatchOutcome("failed", batch_id, run["id"], error=message)
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    """Pending, or running under a lease that expired (its worker is gone)."""
+    return sa.or_(
+        backfill_batches.c.status == BatchStatus.PENDING,
+        sa.and_(
+            backfill_batches.c.status == BatchStatus.RUNNING,
+            sa.or_(backfill_batches.c.lease_expires_at.is_(None), backfill_batches.c.lease_expires_at < now),
+        ),
+    )
+
+
+def _fail_run_if_too_many(connection: Connection, backfill, run_id: int, message: str,
+                          settings: EngineSettings) -> None:
+    """Count a batch failed for good; fail the run once failures pass the tolerated share."""
+    connection.execute(
+        sa.update(backfill_runs)
+        .where(backfill_runs.c.id == run_id)
+        .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=utcnow())
+    )
+    current = runs.lock_run(connection, run_id)
+    if current["status"] in (RunStatus.RUNNING, RunStatus.WAITING) and RunPolicy.of(
+        backfill, settings
+    ).failed_too_often(current["batches_failed"], current["batches_done"]):
+        runs.transition(connection, run_id, RunStatus.FAILED, actor="engine", reason=message)
+
+
 def is_statement_timeout(exc: BaseException) -> bool:
     return getattr(getattr(exc, "orig", None), "pgcode", None) == "57014"  # query_canceled
 
@@ -180,13 +272,7 @@ def _claim(engine: Engine, batch_id: int, token: str, settings: EngineSettings):
         .where(backfill_runs.c.id == backfill_batches.c.run_id, backfill_runs.c.status == RunStatus.RUNNING)
         .exists()
     )
-    claimable = sa.or_(
-        backfill_batches.c.status == BatchStatus.PENDING,
-        sa.and_(
-            backfill_batches.c.status == BatchStatus.RUNNING,
-            sa.or_(backfill_batches.c.lease_expires_at.is_(None), backfill_batches.c.lease_expires_at < now),
-        ),
-    )
+    claimable = _claimable(now)
     with engine.begin() as connection:
         claimed = connection.execute(
             sa.update(backfill_batches)
@@ -306,15 +392,5 @@ def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Excep
             )
             return BatchOutcome("retry", batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
         message = f"batch {batch['seq']} failed after {attempts} attempts: {error}"
-        connection.execute(
-            sa.update(backfill_runs)
-            .where(backfill_runs.c.id == run["id"])
-            .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=now)
-        )
-        current = runs.lock_run(connection, run["id"])
-        policy = RunPolicy.of(backfill, settings)
-        if current["status"] in (RunStatus.RUNNING, RunStatus.WAITING) and policy.failed_too_often(
-            current["batches_failed"], current["batches_done"]
-        ):
-            runs.transition(connection, run["id"], RunStatus.FAILED, actor="engine", reason=message)
+        _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
     return BatchOutcome("failed", batch["id"], run["id"], error=error)

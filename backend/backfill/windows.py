@@ -72,7 +72,9 @@ class CronWindow:
 
     def intervals_around(self, moment: datetime) -> Iterator[Interval]:
         local = moment.astimezone(self.zone)
-        previous = croniter(self.expression, local).get_prev(datetime)
+        # get_prev is strictly before its start: from a second later, a window
+        # opening exactly at `moment` counts as open (cron has minute resolution).
+        previous = croniter(self.expression, local + timedelta(seconds=1)).get_prev(datetime)
         yield Interval(previous.astimezone(timezone.utc), (previous + self.duration).astimezone(timezone.utc))
         upcoming = croniter(self.expression, local)
         for _ in range(50):
@@ -219,12 +221,17 @@ def _parse_cron(window: str, expression: str, rest: list[str]) -> CronWindow:
         croniter(expression)
     except (CroniterBadCronError, CroniterBadDateError, ValueError) as exc:
         raise WindowSpecError(f"window {window!r}: bad cron expression {expression!r} ({exc})") from None
+    try:
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise WindowSpecError(f"window {window!r}: cron expression {expression!r} never fires") from None
     match = _DURATION.match(rest[0])
     if not match or not any(match.groups()):
         raise WindowSpecError(f"window {window!r}: bad duration {rest[0]!r} (use e.g. 4h, 90m, 1h30m)")
     d, h, m = (int(g) if g else 0 for g in match.groups())
-    duration = timedelta(days=d, hours=h, minutes=m)
-    if duration > timedelta(days=7):
+    minutes = (d * 24 + h) * 60 + m  # plain integers: a huge number cannot overflow here
+    if minutes > 7 * 24 * 60:
         raise WindowSpecError(f"window {window!r}: duration {rest[0]!r} is longer than a week")
+    duration = timedelta(minutes=minutes)
     zone = _parse_zone(window, rest[1] if len(rest) == 2 else "UTC")
     return CronWindow(expression, duration, zone, window)
