@@ -24,9 +24,12 @@ demo: venv
 	DATABASE_URL=sqlite:///$(DEMO_DB) $(PY) run_migrations.py --batched
 	DATABASE_URL=sqlite:///$(DEMO_DB) $(PY) run_migrations.py --status
 
+# Two test processes: most tests wait on subprocesses and databases, not the CPU.
+PYTEST_WORKERS ?= 2
+
 test: venv
 	$(PY) create_migration.py check
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) instance/*.db*
