@@ -1,0 +1,395 @@
+"""`python -m bench`: the orders_total_cents backfill done six ways on the same
+PostgreSQL database and the same data, each under the same concurrent shop traffic.
+
+    python -m bench                        # 1,000,000 orders, every method
+    python -m bench --rows 100000 --scaling
+    python -m bench --methods update,inprocess,celery1
+    python -m bench --smoke --output-dir /tmp/out   # a few thousand rows, correctness only (CI)
+
+Progress goes to stderr; the Markdown table to stdout and to
+<output-dir>/<date>-<size>.md, with the raw numbers (.json) and a chart (.png).
+Exit status 1 when a method's result is wrong (or a method failed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import database, report
+from bench.database import Dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ALL_METHODS = ("update", "orm", "offset", "inprocess", "celery1", "celery2")
+SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess")
+SMOKE_ROWS, SMOKE_BATCH_SIZE = 3_000, 500
+SCALING_SIZES = (100_000, 1_000_000)
+SCALING_10M = 10_000_000
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+# --- the concurrent load ------------------------------------------------------------
+class LoadProcess:
+    """`python -m bench.load` in its own process; stopped by closing its stdin."""
+
+    def __init__(self, url: str, rate: float, sample_ms: float, out: Path):
+        self.url, self.rate, self.sample_ms, self.out = url, rate, sample_ms, out
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "LoadProcess":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", "--url", self.url, "--rate", str(self.rate),
+             "--sample-ms", str(self.sample_ms), "--out", str(self.out)],
+            cwd=ROOT, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            self.process.kill()
+            raise RuntimeError(f"the concurrent load did not start (said {line!r})")
+        return self
+
+    def stop(self) -> dict:
+        assert self.process is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise RuntimeError("the concurrent load did not stop") from None
+        return json.loads(self.out.read_text())
+
+
+# --- the methods ----------------------------------------------------------------------
+def run_method_process(method: str, dataset: Dataset, batch_size: int, run_id: int) -> dict:
+    command = [sys.executable, "-m", "bench.methods", method, "--url", dataset.url,
+               "--batch-size", str(batch_size), "--run-id", str(run_id)]
+    done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          timeout=900 + dataset.orders / 200)
+    if done.returncode != 0:
+        raise RuntimeError(f"method {method} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class CeleryMethod:
+    """`celery -A worker worker --concurrency N` started before the clock, the run
+    started with worker.tasks.start_run, followed until completed."""
+
+    def __init__(self, dataset: Dataset, concurrency: int, broker_url: str, workdir: Path):
+        self.dataset, self.concurrency, self.broker_url = dataset, concurrency, broker_url
+        self.log_path = workdir / f"celery{concurrency}.log"
+        self.worker = None
+
+    def start(self) -> "CeleryMethod":
+        import redis
+        from celery import Celery
+
+        from tests.processes import CeleryWorker
+
+        redis.Redis.from_url(self.broker_url).flushall()
+        env = child_env(DATABASE_URL=self.dataset.url, CELERY_BROKER_URL=self.broker_url)
+        self.worker = CeleryWorker(env, concurrency=self.concurrency, log_path=self.log_path).start()
+        self.client = Celery("bench", broker=self.broker_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.worker.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited:\n{self._log_tail()}")
+            if self.client.control.ping(timeout=0.5) and len(self._processes()) > self.concurrency:
+                return self
+        raise RuntimeError(f"the Celery worker did not answer within 60 s:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+
+    def _processes(self) -> list:
+        import psutil
+
+        main = psutil.Process(self.worker.process.pid)
+        return [main, *main.children(recursive=True)]
+
+    def run(self, run_id: int) -> dict:
+        import sqlalchemy as sa
+
+        from backend.backfill.state import RunStatus, backfill_runs
+        from backend.db import create_db_engine
+        from bench.methods import vm_hwm_kb
+
+        engine = create_db_engine(self.dataset.url)
+        query = sa.select(backfill_runs.c.status).where(backfill_runs.c.id == run_id)
+        timeout = 300 + self.dataset.orders / 1000
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+                wall_start, started = time.time(), time.perf_counter()
+                self.client.send_task("worker.tasks.start_run", args=[run_id])
+                while True:
+                    status = connection.execute(query).scalar_one()
+                    connection.rollback()
+                    if status in RunStatus.FINISHED:
+                        break
+                    if time.perf_counter() - started > timeout:
+                        raise RuntimeError(f"the run did not finish within {timeout:.0f} s:\n{self._log_tail()}")
+                    if self.worker.process.poll() is not None:
+                        raise RuntimeError(f"the Celery worker exited:\n{self._log_tail()}")
+                    time.sleep(0.02)
+                wall_s = time.perf_counter() - started
+        finally:
+            engine.dispose()
+        processes = self._processes()
+        pool = [vm_hwm_kb(p.pid) or 0 for p in processes[1:]]
+        return {"wall_start": wall_start, "wall_end": time.time(), "wall_s": wall_s, "status": status,
+                "peak_rss_kb": max(pool) if pool else vm_hwm_kb(processes[0].pid),
+                "peak_rss_detail_kb": {"main": vm_hwm_kb(processes[0].pid), "pool": pool}}
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+
+def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: str | None) -> dict:
+    """Reset, start the load, run the method, stop the load, check; all the numbers."""
+    run_id = database.reset(dataset, options.batch_size, checkpoint=not options.smoke)
+    celery = None
+    try:
+        if method.startswith("celery"):
+            celery = CeleryMethod(dataset, int(method[len("celery"):]), broker_url, workdir)
+            celery.start()
+        loadavg = os.getloadavg()
+        load = LoadProcess(dataset.url, options.load_rate, options.sample_ms, workdir / f"load-{method}.json").start()
+        try:
+            if celery:
+                outcome = celery.run(run_id)
+            else:
+                outcome = run_method_process(method, dataset, options.batch_size, run_id)
+        finally:
+            load_data = load.stop()
+    finally:
+        if celery:
+            celery.stop()
+    check = database.verify(dataset)
+    result = {"method": method, "label": report.LABELS[method], "rows": dataset.orders,
+              "wall_s": outcome["wall_s"], "rows_per_s": dataset.orders / outcome["wall_s"],
+              "peak_rss_kb": outcome["peak_rss_kb"], "loadavg_before": loadavg, "check": check,
+              "window": [outcome["wall_start"], outcome["wall_end"]]}
+    for key in ("ru_maxrss_kb", "peak_rss_detail_kb"):
+        if key in outcome:
+            result[key] = outcome[key]
+    if method in report.OURS:
+        run = database.run_row(dataset.url, run_id)
+        done = database.batches(dataset.url, run_id)
+        txn_ms = [float(b["duration_ms"]) for b in done]
+        sizes = [b["batch_size"] for b in done]
+        check["run_status"] = run["status"]
+        check["correct"] = check["correct"] and run["status"] == "completed"
+        result["run"] = {"id": run_id, "status": run["status"], "batch_size": run["batch_size"],
+                         "max_parallel": run["max_parallel"], "batches_done": run["batches_done"],
+                         "rows_done": run["rows_done"], "last_error": run["last_error"],
+                         "batch_sizes": {"min": min(sizes, default=None), "p50": report.percentile(sizes, 50),
+                                         "max": max(sizes, default=None)}}
+    else:
+        txn_ms = outcome["txn_ms"]
+    result["txn"] = report.summary(txn_ms)
+    result["load"] = report.load_summary(load_data, (outcome["wall_start"], outcome["wall_end"]))
+    result["raw"] = {"txn_ms": txn_ms,
+                     "load_latency_ms": [round(s[2], 3) for s in load_data["statements"]
+                                         if outcome["wall_start"] <= s[1] <= outcome["wall_end"]]}
+    log(f"{method}: {result['wall_s']:.2f} s, {result['rows_per_s']:,.0f} rows/s, "
+        f"txn p99 {report._fmt(result['txn']['p99'] if result['txn'] else None, 1)} ms, "
+        f"writes p99 {report._fmt(result['load']['p99'], 1)} ms, blocked {result['load']['max_blocked_ms']:,.0f} ms, "
+        f"peak {result['peak_rss_kb'] / 1024:.0f} MB, {'correct' if check['correct'] else 'WRONG ' + json.dumps(check)}")
+    return result
+
+
+def build_dataset(server_url: str, rows: int, seed: int) -> Dataset:
+    url = database.create_database(server_url)
+    try:
+        dataset = database.prepare(url, rows, seed)
+    except BaseException:
+        database.drop_database(server_url, url)
+        raise
+    log(f"database {url.rsplit('/', 1)[-1]}: {dataset.orders:,} orders, {dataset.items:,} items "
+        f"(generated in {dataset.generate_s:.1f} s, ready in {dataset.prepare_s:.1f} s)")
+    return dataset
+
+
+# --- the report -----------------------------------------------------------------------
+def machine_info(server_url: str, dataset_url: str) -> dict:
+    def meminfo_gb() -> float | None:
+        try:
+            with open("/proc/meminfo") as f:
+                kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+            return round(kb / 1024 / 1024, 1)
+        except (OSError, StopIteration):
+            return None
+
+    def cpu_model() -> str:
+        try:
+            with open("/proc/cpuinfo") as f:
+                return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        except (OSError, StopIteration):
+            return platform.processor() or "unknown"
+
+    import celery
+    import psycopg2
+    import sqlalchemy
+
+    def git(*args: str) -> str | None:  # read-only commands
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    changed = git("diff", "--name-only", "HEAD", "--", "backend", "worker")
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "engine_files_changed_since_commit": changed.splitlines() if changed else [],
+            "nproc": os.cpu_count(), "cpu": cpu_model(), "ram_gb": meminfo_gb(), "arch": platform.machine(),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "postgresql": database.server_version(dataset_url), "postgresql_settings": database.server_settings(dataset_url),
+            "sqlalchemy": sqlalchemy.__version__, "psycopg2": psycopg2.__version__.split()[0],
+            "celery": celery.__version__, "loadavg_at_start": os.getloadavg()}
+
+
+def output_stem(date: str, rows: int, smoke: bool, batch_size: int | None = None) -> str:
+    """<date>-<size>, with -b<batch size> when it is not the backfill's own."""
+    stem = f"{date}-{'smoke' if smoke else report._rows_label(rows).lower()}"
+    return f"{stem}-b{batch_size}" if batch_size else stem
+
+
+def parse_args(argv: list[str] | None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=None, help="orders to generate (default 1,000,000; smoke 3,000)")
+    parser.add_argument("--methods", default=",".join(ALL_METHODS),
+                        help=f"comma-separated, from {','.join(ALL_METHODS)} (default: all)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per batch for ours (set on the run row) and per page/commit for the ORM and "
+                             "OFFSET methods (default: the backfill's own, 2000; smoke 500)")
+    parser.add_argument("--scaling", action="store_true", help="also the scaling line of ours in-process: 100k and 1M rows")
+    parser.add_argument("--scaling-10m", action="store_true", help="the scaling line up to 10M rows (implies --scaling)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few thousand rows, every method, correctness only (for CI)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
+                        help="a PostgreSQL server (any database on it) to create the scratch databases on "
+                             f"(default $BENCH_DATABASE_URL or {DEFAULT_SERVER_URL})")
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--load-rate", type=float, default=50.0, help="concurrent writes per second (default 50)")
+    parser.add_argument("--sample-ms", type=float, default=10.0, help="lock-wait sampling interval (default 10 ms)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep-database", action="store_true", help="do not drop the scratch database (debugging)")
+    args = parser.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in ALL_METHODS]
+    if unknown or not args.methods:
+        parser.error(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL_METHODS)}")
+    args.methods = [m for m in ALL_METHODS if m in args.methods]  # always in the issue's order
+    if args.rows is None:
+        args.rows = SMOKE_ROWS if args.smoke else 1_000_000
+    args.batch_size_is_default = args.batch_size is None or args.smoke
+    if args.batch_size is None:
+        from backend.backfill.catalog import load_catalog
+
+        args.batch_size = SMOKE_BATCH_SIZE if args.smoke else load_catalog().get(database.BACKFILL).batch_size
+    if args.rows < 1 or args.batch_size < 1:
+        parser.error("--rows and --batch-size must be at least 1")
+    args.scaling = (args.scaling or args.scaling_10m) and not args.smoke
+    return args
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    raise SystemExit(128 + signum)  # so that the scratch databases, Redis and workers are cleaned up
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)  # also when started in the background (SIG_IGN there)
+    started = time.perf_counter()
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    redis_server = None
+    datasets: list[Dataset] = []
+    results: list[dict] = []
+    scaling: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            dataset = build_dataset(options.database_url, options.rows, options.seed)
+            datasets.append(dataset)
+            machine = machine_info(options.database_url, dataset.url)
+            if any(m.startswith("celery") for m in options.methods):
+                from tests.processes import RedisServer
+
+                redis_server = RedisServer().start()
+            for method in options.methods:
+                results.append(measure(method, dataset, options, workdir, redis_server and redis_server.url))
+            if options.scaling:
+                sizes = [*SCALING_SIZES, *((SCALING_10M,) if options.scaling_10m else ())]
+                for size in sizes:
+                    reused = next((r for r in results if r["method"] == "inprocess" and r["rows"] == size), None)
+                    if reused is None:
+                        extra = build_dataset(options.database_url, size, options.seed)
+                        datasets.append(extra)
+                        reused = measure("inprocess", extra, options, workdir, None)
+                        if not options.keep_database:
+                            database.drop_database(options.database_url, extra.url)
+                            datasets.remove(extra)
+                    scaling.append({"rows": size, "wall_s": reused["wall_s"], "rows_per_s": reused["rows_per_s"],
+                                    "peak_rss_kb": reused["peak_rss_kb"], "correct": reused["check"]["correct"],
+                                    "txn": reused["txn"], "load": {k: reused["load"][k] for k in
+                                                                   ("p50", "p99", "max", "max_blocked_ms")}})
+        finally:
+            if redis_server:
+                redis_server.kill()
+            if not options.keep_database:
+                for leftover in datasets:
+                    database.drop_database(options.database_url, leftover.url)
+            elif datasets:
+                log("kept: " + ", ".join(d.url for d in datasets))
+
+    update = next((r for r in results if r["method"] == "update"), None)
+    for r in results:
+        r["ratio_to_update"] = r["rows_per_s"] / update["rows_per_s"] if update else None
+    full = {
+        "date": date,
+        "machine": machine,
+        "config": {"rows": options.rows, "methods": options.methods, "batch_size": options.batch_size,
+                   "load_rate": options.load_rate, "sample_ms": options.sample_ms, "seed": options.seed,
+                   "smoke": options.smoke, "scaling": options.scaling},
+        "dataset": {"database": dataset.url.rsplit("/", 1)[-1], "orders": dataset.orders, "items": dataset.items, **database.dataset_shape(dataset.orders),
+                    "generate_s": dataset.generate_s},
+        "methods": results,
+        "scaling": scaling,
+        "targets": report.evaluate_targets(results, scaling),
+        "total_s": time.perf_counter() - started,
+    }
+    table = report.markdown(full)
+    stem = options.output_dir / output_stem(date, options.rows, options.smoke,
+                                            None if options.batch_size_is_default else options.batch_size)
+    stem.with_suffix(".md").write_text(table)
+    report.write_json(full, stem.with_suffix(".json"))
+    report.chart(full, stem.with_suffix(".png"))
+    print(table)
+    log(f"done in {full['total_s']:.0f} s: {stem}.md, .json, .png")
+    wrong = [r["method"] for r in results if not r["check"]["correct"]]
+    wrong += [f"scaling {p['rows']}" for p in scaling if not p["correct"]]
+    if wrong:
+        log(f"WRONG RESULT: {', '.join(wrong)}")
+        return 1
+    return 0
