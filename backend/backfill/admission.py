@@ -3,6 +3,10 @@
 No batch starts outside a window, nor when its expected duration (the slowest of
 the run's recent batches) would carry it past the window's end. A refusal says why
 and when to ask again; the run then waits (status `waiting`), from durable state.
+
+Health checks query PostgreSQL's statistics views, which costs more than a small
+batch's bookkeeping; a healthy answer is therefore reused for
+`health_check_interval` seconds by this process (a tripped one never is).
 """
 from __future__ import annotations
 
@@ -31,6 +35,9 @@ class Admission:
 
 ADMITTED = Admission(True)
 
+# (database, backfill, checks) -> until when this process last found them healthy
+_healthy_until: dict[tuple[str, str, tuple[str, ...]], datetime] = {}
+
 
 def expected_batch_duration(connection: Connection, run_id: int) -> timedelta:
     durations = connection.execute(
@@ -57,9 +64,24 @@ def admit(connection: Connection, backfill, run, policy: RunPolicy, settings: En
                 reason = (f"the next batch (~{expected.total_seconds():.1f}s) would overrun the window "
                           f"ending at {window.end.isoformat(timespec='minutes')}")
             return Admission(False, reason, retry_at, "maintenance window")
-    problem = health.first_problem(connection, backfill, settings, policy.health_checks)
+    problem = _health_problem(connection, backfill, policy, settings, now)
     if problem:
         name, reason = problem
         return Admission(False, f"backing off: {reason}", now + timedelta(seconds=settings.health_backoff_seconds),
                          f"health check {name}")
     return ADMITTED
+
+
+def _health_problem(connection: Connection, backfill, policy: RunPolicy, settings: EngineSettings,
+                    now: datetime) -> tuple[str, str] | None:
+    if not policy.health_checks:
+        return None
+    key = (str(connection.engine.url), backfill.name, policy.health_checks)
+    if now < _healthy_until.get(key, now):
+        return None
+    problem = health.first_problem(connection, backfill, settings, policy.health_checks)
+    if problem is None and settings.health_check_interval > 0:
+        _healthy_until[key] = now + timedelta(seconds=settings.health_check_interval)
+    else:
+        _healthy_until.pop(key, None)
+    return problem

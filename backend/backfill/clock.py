@@ -1,7 +1,8 @@
 """Time in UTC, aware, on every dialect (SQLite hands back naive datetimes).
 
 The engine reads the time only through `utcnow()`, whose source tests can replace
-(`use_clock`) to simulate maintenance windows, slow batches and waiting.
+(`use_clock` for a block, `set_clock` for a whole worker process) to simulate
+maintenance windows, slow batches and waiting.
 """
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def use_clock(source: Callable[[], datetime]) -> Iterator[None]:
         yield
     finally:
         _source = previous
+
+
+def set_clock(source: Callable[[], datetime]) -> None:
+    """Make `utcnow()` answer from `source` for the rest of the process."""
+    global _source
+    _source = source
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -96,13 +96,7 @@ def _record_outage(engine: Engine, run_id: int, since: datetime, error: str) -> 
 def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
              claim_token: str | None) -> BatchOutcome:
     token = claim_token or new_claim_token()
-    exhausted = _fail_if_out_of_attempts(engine, catalog, batch_id, settings)
-    if exhausted is not None:
-        return exhausted
-    refused = _refuse_if_not_admitted(engine, catalog, batch_id, settings)
-    if refused is not None:
-        return refused
-    claimed = _claim(engine, batch_id, token, settings)
+    claimed = _claim(engine, catalog, batch_id, token, settings)
     if isinstance(claimed, BatchOutcome):
         return claimed
     batch, run = claimed
@@ -131,63 +125,106 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
     return BatchOutcome("succeeded", batch_id, run["id"], rows=rows)
 
 
-def _refuse_if_not_admitted(engine: Engine, catalog: Catalog, batch_id: int,
-                            settings: EngineSettings) -> BatchOutcome | None:
-    """Windows and health, checked before a batch is claimed: a refused batch stays
-    pending and its run waits (the reason and the retry time in its row)."""
-    with engine.connect() as connection:
-        batch = connection.execute(
-            sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
-        ).mappings().first()
-        if batch is None or batch["status"] != BatchStatus.PENDING:
-            return None  # _claim explains
-        run = runs.get_run(connection, batch["run_id"])
-        if run["status"] != RunStatus.RUNNING:
-            return None
-        backfill = catalog.get(run["name"])
-        now = utcnow()
-        admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now)
-    if admission.allowed:
-        return None
+def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings: EngineSettings):
+    """Count an attempt and take the lease, in one short transaction of its own, after
+    two checks: a batch that used up its attempts (its worker was lost each time)
+    fails instead, and a batch that may not start now (window, health) stays pending
+    while its run waits. Returns (batch, run) when claimed, else the outcome."""
+    now = utcnow()
     with engine.begin() as connection:
-        if runs.lock_run(connection, run["id"])["status"] == RunStatus.RUNNING:
-            runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
-                            reason=admission.reason, wait_reason=admission.reason,
-                            next_window_at=admission.retry_at)
-    return BatchOutcome("waiting", batch_id, run["id"], error=admission.reason,
+        batch = _lock_batch(connection, batch_id)
+        if batch is None:
+            return BatchOutcome("not_runnable", batch_id, error="no such batch")
+        run = runs.get_run(connection, batch["run_id"])
+        if run["status"] != RunStatus.RUNNING or not _is_claimable(batch, now):
+            return _why_not_claimed(batch, run, now)
+        backfill = catalog.get(run["name"])
+        if batch["attempts"] >= backfill.max_attempts:
+            return _fail_out_of_attempts(connection, backfill, batch, run, now, settings)
+        admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now)
+        if not admission.allowed:
+            return _wait_for_admission(connection, batch, run, admission, now)
+        claimed = connection.execute(
+            sa.update(backfill_batches)
+            .where(backfill_batches.c.id == batch_id, backfill_batches.c.attempts == batch["attempts"],
+                   _claimable(now), _run_is_running())
+            .values(
+                status=BatchStatus.RUNNING,
+                attempts=backfill_batches.c.attempts + 1,
+                claimed_by=token,
+                started_at=now,
+                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+            )
+        ).rowcount
+        if not claimed:  # the run changed since we read it
+            return _why_not_claimed(batch, runs.get_run(connection, batch["run_id"]), now)
+    return batch, run
+
+
+def _lock_batch(connection: Connection, batch_id: int):
+    """Read the batch under its row lock (PostgreSQL) or SQLite's write lock (a no-op
+    UPDATE, as runs.lock_run does): two processes claiming one batch take turns."""
+    query = sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    else:
+        connection.execute(sa.update(backfill_batches).where(backfill_batches.c.id == batch_id)
+                           .values(id=backfill_batches.c.id))
+    return connection.execute(query).mappings().first()
+
+
+def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: datetime,
+                          settings: EngineSettings) -> BatchOutcome:
+    """A batch whose worker was lost on every attempt (killed, or over its lease)
+    never reached _record_failure; it fails here instead of being retried forever."""
+    failed = connection.execute(
+        sa.update(backfill_batches)
+        .where(backfill_batches.c.id == batch["id"], backfill_batches.c.attempts >= backfill.max_attempts,
+               _claimable(now))
+        .values(status=BatchStatus.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
+                error=f"its worker was lost on each of {batch['attempts']} attempts "
+                      f"(killed, or over the {settings.lease_seconds:g}s lease)")
+    ).rowcount
+    if not failed:
+        return BatchOutcome("leased", batch["id"], run["id"], retry_in=settings.lease_seconds)
+    message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
+               "its worker was lost each time (killed, or over its lease)")
+    _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
+    return BatchOutcome("failed", batch["id"], run["id"], error=message)
+
+
+def _wait_for_admission(connection: Connection, batch, run, admission, now: datetime) -> BatchOutcome:
+    """Windows and health said no: the batch stays pending (a dead worker's claim is
+    released too, so that it is not retried outside the window) and its run waits,
+    with the reason and the retry time in its row."""
+    connection.execute(
+        sa.update(backfill_batches)
+        .where(backfill_batches.c.id == batch["id"], backfill_batches.c.status == BatchStatus.RUNNING,
+               _claimable(now))
+        .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None)
+    )
+    if runs.lock_run(connection, run["id"])["status"] == RunStatus.RUNNING:
+        runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
+                        reason=admission.reason, wait_reason=admission.reason,
+                        next_window_at=admission.retry_at)
+    return BatchOutcome("waiting", batch["id"], run["id"], error=admission.reason,
                         retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
 
 
-def _fail_if_out_of_attempts(engine: Engine, catalog: Catalog, batch_id: int,
-                             settings: EngineSettings) -> BatchOutcome | None:
-    """A batch whose worker was lost on every attempt (killed, or over its lease)
-    never reached _record_failure; it fails here instead of being retried forever."""
-    now = utcnow()
-    with engine.connect() as connection:
-        batch = connection.execute(
-            sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
-        ).mappings().first()
-        if batch is None:
-            return None
-        run = runs.get_run(connection, batch["run_id"])
-    backfill = catalog.get(run["name"])
-    if batch["attempts"] < backfill.max_attempts:
-        return None
-    with engine.begin() as connection:
-        failed = connection.execute(
-            sa.update(backfill_batches)
-            .where(backfill_batches.c.id == batch_id, backfill_batches.c.attempts >= backfill.max_attempts,
-                   _claimable(now))
-            .values(status=BatchStatus.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
-                    error=f"its worker was lost on each of {batch['attempts']} attempts "
-                          f"(killed, or over the {settings.lease_seconds:g}s lease)")
-        ).rowcount
-        if not failed:
-            return None
-        message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
-                   "its worker was lost each time (killed, or over its lease)")
-        _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
-    return BatchOutcome("failed", batch_id, run["id"], error=message)
+def _run_is_running() -> sa.ColumnElement[bool]:
+    return (
+        sa.select(backfill_runs.c.id)
+        .where(backfill_runs.c.id == backfill_batches.c.run_id, backfill_runs.c.status == RunStatus.RUNNING)
+        .exists()
+    )
+
+
+def _is_claimable(batch, now: datetime) -> bool:
+    """_claimable, for a batch row already read."""
+    if batch["status"] == BatchStatus.PENDING:
+        return True
+    expires = as_utc(batch["lease_expires_at"])
+    return batch["status"] == BatchStatus.RUNNING and (expires is None or expires < now)
 
 
 def _claimable(now: datetime) -> sa.ColumnElement[bool]:
@@ -262,40 +299,6 @@ def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc
             .values(last_error=f"batch {batch['seq']} {note}", updated_at=now)
         )
     return BatchOutcome("split", batch["id"], batch["run_id"], error=note, new_batch_ids=(int(new_id),))
-
-
-def _claim(engine: Engine, batch_id: int, token: str, settings: EngineSettings):
-    """Count an attempt and take the lease, in its own short transaction."""
-    now = utcnow()
-    running_run = (
-        sa.select(backfill_runs.c.id)
-        .where(backfill_runs.c.id == backfill_batches.c.run_id, backfill_runs.c.status == RunStatus.RUNNING)
-        .exists()
-    )
-    claimable = _claimable(now)
-    with engine.begin() as connection:
-        claimed = connection.execute(
-            sa.update(backfill_batches)
-            .where(backfill_batches.c.id == batch_id, claimable, running_run)
-            .values(
-                status=BatchStatus.RUNNING,
-                attempts=backfill_batches.c.attempts + 1,
-                claimed_by=token,
-                started_at=now,
-                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
-            )
-        ).rowcount
-        batch = connection.execute(
-            sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
-        ).mappings().first()
-        if batch is None:
-            return BatchOutcome("not_runnable", batch_id, error="no such batch")
-        run = connection.execute(
-            sa.select(backfill_runs).where(backfill_runs.c.id == batch["run_id"])
-        ).mappings().one()
-    if claimed:
-        return batch, run
-    return _why_not_claimed(batch, run, now)
 
 
 def _why_not_claimed(batch, run, now) -> BatchOutcome:

@@ -50,6 +50,7 @@ class EngineSettings:
     max_batch_size: int = 50_000
     health_checks: tuple[str, ...] = DEFAULT_HEALTH_CHECKS
     health_backoff_seconds: float = 30.0
+    health_check_interval: float = 5.0  # a healthy answer is reused this long (0: before every batch)
     max_replication_lag_seconds: float = 30.0
     max_transaction_seconds: float = 600.0
     max_lock_wait_seconds: float = 5.0
@@ -84,6 +85,7 @@ class EngineSettings:
             max_batch_size=int(_number(env, "BACKFILL_MAX_BATCH_SIZE", 50_000, 1)),
             health_checks=checks,
             health_backoff_seconds=_number(env, "BACKFILL_HEALTH_BACKOFF_SECONDS", 30.0, 1.0),
+            health_check_interval=_number(env, "BACKFILL_HEALTH_CHECK_INTERVAL", 5.0, 0.0),
             max_replication_lag_seconds=_number(env, "BACKFILL_MAX_REPLICATION_LAG_SECONDS", 30.0, 0.0),
             max_transaction_seconds=_number(env, "BACKFILL_MAX_TRANSACTION_SECONDS", 600.0, 1.0),
             max_lock_wait_seconds=_number(env, "BACKFILL_MAX_LOCK_WAIT_SECONDS", 5.0, 0.0),

@@ -216,10 +216,16 @@ class FaultStack:
                 connection.exec_driver_sql(statement)
         self.redis = RedisServer().start()
         self.client = Celery("fault-client", broker=self.redis.url)
+        self.clock_file = directory / "worker-clock-offset"
+
+    def set_worker_time(self, moment) -> None:
+        """From now on the workers' engine clock says `moment` (and runs on from it)."""
+        fault_backfills.shift_clock(self.clock_file, moment)
 
     # processes
     def env(self, **extra: str) -> dict[str, str]:
-        return subprocess_env(DATABASE_URL=self.worker_url, CELERY_BROKER_URL=self.redis.url, **{**FAST_ENV, **extra})
+        return subprocess_env(DATABASE_URL=self.worker_url, CELERY_BROKER_URL=self.redis.url,
+                              **{fault_backfills.CLOCK_FILE_VARIABLE: str(self.clock_file), **FAST_ENV, **extra})
 
     def worker(self, concurrency: int = 1, wait: bool = True) -> Worker:
         log = self.directory / f"worker-{len(self.workers) + 1}.log"

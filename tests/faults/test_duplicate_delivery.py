@@ -68,15 +68,15 @@ def test_duplicate_claiming_after_the_lease_expired_waits_for_the_open_transacti
     """`fault_overrun` keeps its transaction open 4 s, longer than the 3 s lease. The
     second copy finds the batch leased, retries when the lease expires and may then
     claim it while the first holder is still inside its transaction: the batch row
-    lock taken by the holder's first statement (runner._hold) must make it wait, then
-    see the batch succeeded."""
+    lock taken by the holder's first statement (runner._hold) must make its claim
+    (runner._lock_batch) wait, then see the batch succeeded."""
     workers = [stack.worker(), stack.worker()]
     ids = list(range(1, 11))  # one batch
     run_id, (only,) = start_without_dispatch(stack, "fault_overrun", ids)
     task_id = send_twice(stack, only)
     blocked = sa.text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock'"
-        " AND query LIKE 'UPDATE backfill_batches%'")
+        " AND (query LIKE 'UPDATE backfill_batches%' OR query LIKE 'SELECT %FROM backfill_batches%FOR UPDATE')")
     seen_waiting = []
 
     def finished():

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from backend.backfill.clock import as_utc
 from backend.backfill.state import BatchStatus, RunStatus
 from tests.faults.support import LEASE_SECONDS, assert_exactly_once, task_outcomes, wait_until
 
@@ -105,8 +107,7 @@ def test_batch_that_kills_its_worker_every_time_reaches_its_attempt_limit(stack)
 
 @pytest.mark.slow
 def test_worker_killed_while_the_run_is_paused_then_resumed(stack):
-    """Fault 8, the pause half (the maintenance-window half comes with the windows):
-    the run is paused while a batch is open on the worker, then the whole worker is
+    """Fault 8, the pause half: the run is paused while a batch is open on the worker, then the whole worker is
     killed. While paused nothing changes, even with a new worker and the beat's
     recovery passes running; resume() hands the batches out again and the run
     completes exactly once."""
@@ -133,6 +134,60 @@ def test_worker_killed_while_the_run_is_paused_then_resumed(stack):
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
     moves = [(t["from_status"], t["to_status"], t["actor"]) for t in stack.transitions(run_id)]
     assert ("running", "paused", "fault-suite") in moves and ("paused", "running", "fault-suite") in moves
+
+
+@pytest.mark.slow
+def test_workers_killed_as_the_window_closes_and_while_it_waits_then_it_opens(stack):
+    """Fault 8, the maintenance-window half. `fault_windowed` may run 01:00-02:00 UTC;
+    the workers' clock starts at 01:30 and is moved by the test. A batch is caught
+    open (its pool process stopped inside the transaction) when the clock passes the
+    window's end, and that process is killed: Celery redelivers the batch at once,
+    its dead claim already expired, and it must not start outside the window. The
+    run waits for tomorrow's window; its worker is killed while it waits, a new one
+    and the beat's recovery passes change nothing. When the clock reaches the
+    window, the run continues on its own and completes exactly once, and no batch
+    ever started outside the window."""
+    today = datetime.now(timezone.utc).date()
+    tomorrow = today + timedelta(days=1)
+    windows = [(datetime.combine(day, time(1, 0), timezone.utc), datetime.combine(day, time(2, 0), timezone.utc))
+               for day in (today, tomorrow)]
+    stack.set_worker_time(datetime.combine(today, time(1, 30), timezone.utc))
+    first = stack.worker(concurrency=1)
+    run_id = stack.start_run("fault_windowed", IDS, outside=OUTSIDE)
+    stack.wait_run(run_id, lambda run: run["batches_done"] >= 1, "a first batch inside the window")
+
+    open_tx, child = stack.freeze_inside_batch(first.pool_children)
+    killed = stack.batch_claimed_by(run_id, child)
+    stack.set_worker_time(datetime.combine(today, time(2, 30), timezone.utc))
+    os.kill(child, signal.SIGKILL)
+    stack.wait_backend_gone(open_tx.backend_pid)
+    assert stack.batch(killed["id"])["status"] != BatchStatus.SUCCEEDED
+    assert set(stack.rows_of(killed).values()) == {0}, "the killed batch's UPDATE was not rolled back"
+    waiting = stack.wait_run(run_id, lambda run: run["status"] == RunStatus.WAITING,
+                             "the run to wait for its next window", timeout=30)
+    assert as_utc(waiting["next_window_at"]) == windows[1][0]
+    assert "outside the maintenance windows" in waiting["wait_reason"]
+
+    first.kill()  # killed while the run waits
+    frozen = (stack.touched(), stack.batches(run_id), stack.run(run_id))
+    second = stack.worker(concurrency=1)
+    stack.beat()
+    passes = task_outcomes(second, "recover", "succeeded")
+    wait_until(lambda: task_outcomes(second, "recover", "succeeded") >= passes + 2, 30,
+               "two recovery passes", diagnostics=stack.logs)
+    assert (stack.touched(), stack.batches(run_id), stack.run(run_id)) == frozen, "a waiting run changed"
+
+    stack.set_worker_time(windows[1][0] + timedelta(seconds=5))
+    stack.wait_finished(run_id)
+    assert_exactly_once(stack, run_id, IDS, OUTSIDE)
+    batches = stack.batches(run_id)
+    outside_windows = [b for b in batches
+                       if not any(start <= as_utc(b["started_at"]) < end for start, end in windows)]
+    assert not outside_windows, f"batches started outside the window: {outside_windows}"
+    retried = stack.batch(killed["id"])
+    assert as_utc(retried["started_at"]) >= windows[1][0] and f":{child}:" not in retried["claimed_by"]
+    moves = [(t["from_status"], t["to_status"], t["actor"]) for t in stack.transitions(run_id)]
+    assert ("running", "waiting", "maintenance window") in moves and ("waiting", "running", "scheduler") in moves
 
 
 def _database_now(stack):
