@@ -16,49 +16,29 @@ no method gets HOT updates that another did not) and ANALYZE, and a CHECKPOINT
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from backend.backfill import runs
 from backend.backfill.catalog import load_catalog
 from backend.backfill.state import backfill_batches, backfill_runs
-from backend.config import normalize_database_url
 from backend.datagen import generate
 from backend.db import create_db_engine
 from backend.schema.alembic_api import upgrade
+from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
 
 BACKFILL = "orders_total_cents"
 FOUNDATION = "0002_backfill_state"
 EXPAND = "0003_orders_total_cents"
 
 
-def admin_engine(server_url: str) -> sa.Engine:
-    return sa.create_engine(normalize_database_url(server_url), isolation_level="AUTOCOMMIT")
-
-
 def create_database(server_url: str, prefix: str = "bench") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    engine = admin_engine(server_url)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    url = make_url(normalize_database_url(server_url)).set(database=name)
-    return url.render_as_string(hide_password=False)
+    return create_scratch_database(server_url, prefix)
 
 
 def drop_database(server_url: str, url: str) -> None:
-    name = make_url(url).database
-    engine = admin_engine(server_url)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    drop_scratch_database(url)
 
 
 def dataset_shape(orders: int) -> dict[str, int]:

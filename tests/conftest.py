@@ -7,13 +7,12 @@ server they are skipped, except in CI (CI=true), where they fail instead.
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from backend.schema.alembic_api import upgrade
+from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -45,24 +44,11 @@ def postgres_available() -> None:
 
 def create_pg_database() -> str:
     """Create an empty database and return its URL (callers drop it with drop_pg_database)."""
-    name = f"shoptest_{uuid.uuid4().hex[:12]}"
-    engine = _admin_engine()
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return create_scratch_database(POSTGRES_ADMIN_URL, "shoptest")
 
 
 def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    engine = _admin_engine()
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    drop_scratch_database(url)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from backend.datagen.cli import main
 from backend.db import create_db_engine
 from backend.models import ORDER_STATUSES
 from backend.schema.alembic_api import upgrade
-from backend.text import slugify
+from backend.text import normalize_email, slugify
 
 LOCALES = ("en", "de", "fr", "es", "ja")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -97,6 +97,8 @@ def assert_consistent(url: str, locales=LOCALES) -> None:
                        "(SELECT SUM(quantity * unit_price_cents) FROM order_items i WHERE i.order_id = o.id)") == 0
     for product_id, locale, name, slug in query(url, "SELECT product_id, locale, name, slug FROM product_translations"):
         assert slug == f"{slugify(name, locale)}-{product_id}"
+    for email, normalized in query(url, "SELECT email, email_normalized FROM users"):
+        assert normalized == normalize_email(email)
 
 
 # --- what it generates ----------------------------------------------------------

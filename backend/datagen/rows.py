@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 from backend.datagen import naming
 from backend.datagen.vocabulary import CATEGORIES
 from backend.models import ORDER_STATUSES
+from backend.text import normalize_email
 
 DAY = 86_400.0
 ORDER_SPAN = 2 * 365 * DAY
@@ -53,7 +54,8 @@ def user_chunks(rng: random.Random, *, first_id: int, count: int, locales: Seque
         rows = []
         for user_id, locale in zip(ids, chosen):
             created = clock.stamp(clock.now - ORDER_SPAN - rng.random() * 365 * DAY)
-            rows.append((user_id, naming.email(rng, locale, user_id), locale, password_hash, created, created))
+            address = naming.email(rng, locale, user_id)
+            rows.append((user_id, address, locale, password_hash, created, created, normalize_email(address)))
         yield rows
 
 

@@ -16,14 +16,15 @@ from backend.datagen.errors import DatagenError
 # Every column the generator can fill, per table, in the order rows are built.
 # Must match the tuples produced by backend.datagen.rows.
 KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
-    "users": ("id", "email", "preferred_locale", "password_hash", "created_at", "updated_at"),
+    "users": ("id", "email", "preferred_locale", "password_hash", "created_at", "updated_at", "email_normalized"),
     "products": ("id", "owner_id", "sku", "price_cents", "stock", "created_at", "updated_at"),
     "product_translations": ("id", "product_id", "locale", "name", "description", "slug"),
     "orders": ("id", "user_id", "status", "created_at", "updated_at", "total_cents"),
     "order_items": ("id", "order_id", "product_id", "quantity", "unit_price_cents"),
 }
 # Without these the rows cannot reference each other; any other known column is
-# simply skipped when absent (slug and total_cents only exist after later revisions).
+# simply skipped when absent (slug, total_cents and email_normalized only exist after
+# later revisions).
 REQUIRED_COLUMNS = {
     "users": ("id",),
     "products": ("id", "owner_id", "price_cents"),

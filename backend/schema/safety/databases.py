@@ -198,6 +198,25 @@ def _pg_drop(copy: Target) -> None:
         engine.dispose()
 
 
+def create_scratch_database(server_url: str, prefix: str) -> str:
+    """A new empty PostgreSQL database `<prefix>_<random>` on the server `server_url`
+    points at; returns its URL (drop it with drop_scratch_database). Shared by the
+    test suite and the benchmark."""
+    scratch = Target.from_url(server_url).with_database(f"{prefix}_{uuid.uuid4().hex[:12]}")
+    engine = _admin_engine(scratch)
+    try:
+        with engine.connect() as admin:
+            admin.execute(sa.text(f"CREATE DATABASE {_quote(scratch.name)}"))
+    finally:
+        engine.dispose()
+    return scratch.url.render_as_string(hide_password=False)
+
+
+def drop_scratch_database(url: str) -> None:
+    """Drop the PostgreSQL database `url` names, closing its sessions (WITH (FORCE))."""
+    _pg_drop(Target.from_url(url))
+
+
 # --- a throwaway copy ------------------------------------------------------------------
 
 @dataclass(frozen=True)
