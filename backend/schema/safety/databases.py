@@ -189,13 +189,18 @@ def _dump_restore(source: Target, copy: Target) -> None:
         raise CommandFailed(f"pg_restore into {copy.name} failed: {_last_line(restore.stderr)}")
 
 
-def _pg_drop(copy: Target) -> None:
-    engine = _admin_engine(copy)
+def _admin_execute(target: Target, statement: str) -> None:
+    """One statement (CREATE/DROP DATABASE) from another database of target's server."""
+    engine = _admin_engine(target)
     try:
         with engine.connect() as admin:
-            admin.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(copy.name)} WITH (FORCE)"))
+            admin.execute(sa.text(statement))
     finally:
         engine.dispose()
+
+
+def _pg_drop(copy: Target) -> None:
+    _admin_execute(copy, f"DROP DATABASE IF EXISTS {_quote(copy.name)} WITH (FORCE)")
 
 
 def create_scratch_database(server_url: str, prefix: str) -> str:
@@ -203,12 +208,7 @@ def create_scratch_database(server_url: str, prefix: str) -> str:
     points at; returns its URL (drop it with drop_scratch_database). Shared by the
     test suite and the benchmark."""
     scratch = Target.from_url(server_url).with_database(f"{prefix}_{uuid.uuid4().hex[:12]}")
-    engine = _admin_engine(scratch)
-    try:
-        with engine.connect() as admin:
-            admin.execute(sa.text(f"CREATE DATABASE {_quote(scratch.name)}"))
-    finally:
-        engine.dispose()
+    _admin_execute(scratch, f"CREATE DATABASE {_quote(scratch.name)}")
     return scratch.url.render_as_string(hide_password=False)
 
 
