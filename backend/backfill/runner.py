@@ -144,10 +144,10 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
         admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now)
         if not admission.allowed:
             return _wait_for_admission(connection, batch, run, admission, now)
+        # The batch row is locked and was checked above; the run row is not locked.
         claimed = connection.execute(
             sa.update(backfill_batches)
-            .where(backfill_batches.c.id == batch_id, backfill_batches.c.attempts == batch["attempts"],
-                   _claimable(now), _run_is_running())
+            .where(backfill_batches.c.id == batch_id, _run_is_running())
             .values(
                 status=BatchStatus.RUNNING,
                 attempts=backfill_batches.c.attempts + 1,
@@ -177,16 +177,13 @@ def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: dat
                           settings: EngineSettings) -> BatchOutcome:
     """A batch whose worker was lost on every attempt (killed, or over its lease)
     never reached _record_failure; it fails here instead of being retried forever."""
-    failed = connection.execute(
+    connection.execute(
         sa.update(backfill_batches)
-        .where(backfill_batches.c.id == batch["id"], backfill_batches.c.attempts >= backfill.max_attempts,
-               _claimable(now))
+        .where(backfill_batches.c.id == batch["id"])  # locked and checked by _claim
         .values(status=BatchStatus.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
                 error=f"its worker was lost on each of {batch['attempts']} attempts "
                       f"(killed, or over the {settings.lease_seconds:g}s lease)")
-    ).rowcount
-    if not failed:
-        return BatchOutcome("leased", batch["id"], run["id"], retry_in=settings.lease_seconds)
+    )
     message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
                "its worker was lost each time (killed, or over its lease)")
     _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
@@ -197,12 +194,11 @@ def _wait_for_admission(connection: Connection, batch, run, admission, now: date
     """Windows and health said no: the batch stays pending (a dead worker's claim is
     released too, so that it is not retried outside the window) and its run waits,
     with the reason and the retry time in its row."""
-    connection.execute(
-        sa.update(backfill_batches)
-        .where(backfill_batches.c.id == batch["id"], backfill_batches.c.status == BatchStatus.RUNNING,
-               _claimable(now))
-        .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None)
-    )
+    if batch["status"] == BatchStatus.RUNNING:  # its lease expired (checked by _claim)
+        connection.execute(
+            sa.update(backfill_batches).where(backfill_batches.c.id == batch["id"])
+            .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None)
+        )
     if runs.lock_run(connection, run["id"])["status"] == RunStatus.RUNNING:
         runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
                         reason=admission.reason, wait_reason=admission.reason,
@@ -220,22 +216,11 @@ def _run_is_running() -> sa.ColumnElement[bool]:
 
 
 def _is_claimable(batch, now: datetime) -> bool:
-    """_claimable, for a batch row already read."""
+    """Pending, or running under a lease that expired (its worker is gone)."""
     if batch["status"] == BatchStatus.PENDING:
         return True
     expires = as_utc(batch["lease_expires_at"])
     return batch["status"] == BatchStatus.RUNNING and (expires is None or expires < now)
-
-
-def _claimable(now: datetime) -> sa.ColumnElement[bool]:
-    """Pending, or running under a lease that expired (its worker is gone)."""
-    return sa.or_(
-        backfill_batches.c.status == BatchStatus.PENDING,
-        sa.and_(
-            backfill_batches.c.status == BatchStatus.RUNNING,
-            sa.or_(backfill_batches.c.lease_expires_at.is_(None), backfill_batches.c.lease_expires_at < now),
-        ),
-    )
 
 
 def _fail_run_if_too_many(connection: Connection, backfill, run_id: int, message: str,
