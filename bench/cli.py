@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench import database, report
 from bench.database import Dataset
+from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -218,11 +219,11 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
 
 
 def build_dataset(server_url: str, rows: int, seed: int) -> Dataset:
-    url = database.create_database(server_url)
+    url = create_scratch_database(server_url, "bench")
     try:
         dataset = database.prepare(url, rows, seed)
     except BaseException:
-        database.drop_database(server_url, url)
+        drop_scratch_database(url)
         raise
     log(f"database {url.rsplit('/', 1)[-1]}: {dataset.orders:,} orders, {dataset.items:,} items "
         f"(generated in {dataset.generate_s:.1f} s, ready in {dataset.prepare_s:.1f} s)")
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                         datasets.append(extra)
                         reused = measure("inprocess", extra, options, workdir, None)
                         if not options.keep_database:
-                            database.drop_database(options.database_url, extra.url)
+                            drop_scratch_database(extra.url)
                             datasets.remove(extra)
                     scaling.append({"rows": size, "wall_s": reused["wall_s"], "rows_per_s": reused["rows_per_s"],
                                     "peak_rss_kb": reused["peak_rss_kb"], "correct": reused["check"]["correct"],
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 redis_server.kill()
             if not options.keep_database:
                 for leftover in datasets:
-                    database.drop_database(options.database_url, leftover.url)
+                    drop_scratch_database(leftover.url)
             elif datasets:
                 log("kept: " + ", ".join(d.url for d in datasets))
 

@@ -26,19 +26,10 @@ from backend.backfill.state import backfill_batches, backfill_runs
 from backend.datagen import generate
 from backend.db import create_db_engine
 from backend.schema.alembic_api import upgrade
-from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
 
 BACKFILL = "orders_total_cents"
 FOUNDATION = "0002_backfill_state"
 EXPAND = "0003_orders_total_cents"
-
-
-def create_database(server_url: str, prefix: str = "bench") -> str:
-    return create_scratch_database(server_url, prefix)
-
-
-def drop_database(server_url: str, url: str) -> None:
-    drop_scratch_database(url)
 
 
 def dataset_shape(orders: int) -> dict[str, int]:

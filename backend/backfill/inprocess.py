@@ -1,8 +1,8 @@
 """The in-process executor for the embedded default (SQLite, no broker).
 
 The process that drives a run holds the run's lease (renewed once a third of it
-has passed, not after every batch: it is a write of its own), so that two `run_migrations.py --batched` started at once do not both
-drive it: the second one waits and follows until the run is finished, or takes
+has passed, not after every batch: it is a write of its own), so that two
+`run_migrations.py --batched` started at once do not both drive it: the second one waits and follows until the run is finished, or takes
 over when the first one died and its lease expired. Outside its maintenance
 windows the run waits (status `waiting`); this executor sleeps until the next
 opening, or with `wait=False` returns and leaves the run waiting.
@@ -96,7 +96,8 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
             if not lease.hold():
                 sleep(poll_interval)  # another live process drives it: follow
                 continue
-            if not _run_some_batches(service, run_id, lease, sleep) and service.get_run(run_id)["status"] == RunStatus.RUNNING:
+            ran = _run_some_batches(service, run_id, lease, sleep)
+            if not ran and service.get_run(run_id)["status"] == RunStatus.RUNNING:
                 sleep(poll_interval)  # its batches are held by others for now
     finally:
         lease.release()
