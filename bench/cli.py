@@ -3,7 +3,7 @@ PostgreSQL database and the same data, each under the same concurrent shop traff
 
     python -m bench                        # 1,000,000 orders, every method
     python -m bench --rows 100000 --scaling
-    python -m bench --methods update,inprocess,celery1
+    python -m bench --methods update,inprocess,celery1 --repeat 3
     python -m bench --smoke --output-dir /tmp/out   # a few thousand rows, correctness only (CI)
 
 Progress goes to stderr; the Markdown table to stdout and to
@@ -230,6 +230,41 @@ def build_dataset(server_url: str, rows: int, seed: int) -> Dataset:
     return dataset
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time (the lower one of an even count), with every
+    run's wall time beside it; correct only if every run was."""
+    chosen = dict(sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2])
+    chosen["repeats"] = [{"wall_s": r["wall_s"], "correct": r["check"]["correct"]} for r in runs]
+    chosen["check"] = {**chosen["check"], "correct": all(r["check"]["correct"] for r in runs)}
+    return chosen
+
+
+def measure_scaling(options, results: list[dict], datasets: list[Dataset], workdir: Path) -> list[dict]:
+    """Ours in-process at each scaling size, and the single UPDATE beside it when it is
+    among the methods (the database's own cost per row at that size); the main
+    dataset's size reuses the runs already made."""
+    methods = [m for m in ("inprocess", "update") if m == "inprocess" or m in options.methods]
+    sizes = [*SCALING_SIZES, *((SCALING_10M,) if options.scaling_10m else ())]
+    points = []
+    for size in sizes:
+        runs = {r["method"]: r for r in results if r["method"] in methods and r["rows"] == size}
+        if len(runs) < len(methods):
+            extra = build_dataset(options.database_url, size, options.seed)
+            datasets.append(extra)
+            for method in methods:
+                runs.setdefault(method, measure(method, extra, options, workdir, None))
+            if not options.keep_database:
+                drop_scratch_database(extra.url)
+                datasets.remove(extra)
+        ours, update = runs["inprocess"], runs.get("update")
+        points.append({"rows": size, "wall_s": ours["wall_s"], "rows_per_s": ours["rows_per_s"],
+                       "peak_rss_kb": ours["peak_rss_kb"],
+                       "correct": ours["check"]["correct"] and (update is None or update["check"]["correct"]),
+                       "txn": ours["txn"], "load": {k: ours["load"][k] for k in ("p50", "p99", "max", "max_blocked_ms")},
+                       "update_wall_s": update["wall_s"] if update else None})
+    return points
+
+
 # --- the report -----------------------------------------------------------------------
 def machine_info(server_url: str, dataset_url: str) -> dict:
     def meminfo_gb() -> float | None:
@@ -284,6 +319,9 @@ def parse_args(argv: list[str] | None):
                              "OFFSET methods (default: the backfill's own, 2000; smoke 500)")
     parser.add_argument("--scaling", action="store_true", help="also the scaling line of ours in-process: 100k and 1M rows")
     parser.add_argument("--scaling-10m", action="store_true", help="the scaling line up to 10M rows (implies --scaling)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each method N times, in rounds over all methods, and report its median run "
+                             "(a shared machine's slow spells then fall on every method; default 1)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few thousand rows, every method, correctness only (for CI)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
@@ -307,8 +345,8 @@ def parse_args(argv: list[str] | None):
         from backend.backfill.catalog import load_catalog
 
         args.batch_size = SMOKE_BATCH_SIZE if args.smoke else load_catalog().get(database.BACKFILL).batch_size
-    if args.rows < 1 or args.batch_size < 1:
-        parser.error("--rows and --batch-size must be at least 1")
+    if args.rows < 1 or args.batch_size < 1 or args.repeat < 1:
+        parser.error("--rows, --batch-size and --repeat must be at least 1")
     args.scaling = (args.scaling or args.scaling_10m) and not args.smoke
     return args
 
@@ -338,23 +376,16 @@ def main(argv: list[str] | None = None) -> int:
                 from tests.processes import RedisServer
 
                 redis_server = RedisServer().start()
-            for method in options.methods:
-                results.append(measure(method, dataset, options, workdir, redis_server and redis_server.url))
+            measured: dict[str, list[dict]] = {method: [] for method in options.methods}
+            for round_number in range(1, options.repeat + 1):
+                if options.repeat > 1:
+                    log(f"round {round_number} of {options.repeat}")
+                for method in options.methods:
+                    measured[method].append(
+                        measure(method, dataset, options, workdir, redis_server and redis_server.url))
+            results = [median_run(measured[method]) for method in options.methods]
             if options.scaling:
-                sizes = [*SCALING_SIZES, *((SCALING_10M,) if options.scaling_10m else ())]
-                for size in sizes:
-                    reused = next((r for r in results if r["method"] == "inprocess" and r["rows"] == size), None)
-                    if reused is None:
-                        extra = build_dataset(options.database_url, size, options.seed)
-                        datasets.append(extra)
-                        reused = measure("inprocess", extra, options, workdir, None)
-                        if not options.keep_database:
-                            drop_scratch_database(extra.url)
-                            datasets.remove(extra)
-                    scaling.append({"rows": size, "wall_s": reused["wall_s"], "rows_per_s": reused["rows_per_s"],
-                                    "peak_rss_kb": reused["peak_rss_kb"], "correct": reused["check"]["correct"],
-                                    "txn": reused["txn"], "load": {k: reused["load"][k] for k in
-                                                                   ("p50", "p99", "max", "max_blocked_ms")}})
+                scaling = measure_scaling(options, results, datasets, workdir)
         finally:
             if redis_server:
                 redis_server.kill()
@@ -372,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "config": {"rows": options.rows, "methods": options.methods, "batch_size": options.batch_size,
                    "load_rate": options.load_rate, "sample_ms": options.sample_ms, "seed": options.seed,
-                   "smoke": options.smoke, "scaling": options.scaling},
+                   "smoke": options.smoke, "scaling": options.scaling, "repeat": options.repeat},
         "dataset": {"database": dataset.url.rsplit("/", 1)[-1], "orders": dataset.orders, "items": dataset.items, **database.dataset_shape(dataset.orders),
                     "generate_s": dataset.generate_s},
         "methods": results,

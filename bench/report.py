@@ -131,7 +131,7 @@ def evaluate_targets(results: list[dict], scaling: list[dict] | None) -> list[di
     if len(points) >= 2:
         steps = [(b["wall_s"] / a["wall_s"]) / (b["rows"] / a["rows"]) * 10 for a, b in zip(points, points[1:])]
         text = ", ".join(f"{_rows_label(a['rows'])}->{_rows_label(b['rows'])}: x{b['wall_s'] / a['wall_s']:.1f} time "
-                         f"for x{b['rows'] / a['rows']:.0f} rows" for a, b in zip(points, points[1:]))
+                         f"for x{b['rows'] / a['rows']:.0f} rows{_update_step(a, b)}" for a, b in zip(points, points[1:]))
         add(f"10x the rows takes <= {TARGET_TIME_PER_10X_ROWS:g}x the time (in-process)", text,
             all(s <= TARGET_TIME_PER_10X_ROWS for s in steps))
         first, last = points[0], points[-1]
@@ -144,6 +144,21 @@ def evaluate_targets(results: list[dict], scaling: list[dict] | None) -> list[di
         add(f"10x the rows takes <= {TARGET_TIME_PER_10X_ROWS:g}x the time (in-process)", "run with --scaling", None)
         add("worker memory flat with table size (in-process peak, largest vs smallest)", "run with --scaling", None)
     return targets
+
+
+def _update_step(a: dict, b: dict) -> str:
+    """The single UPDATE's own step between two scaling sizes: what the database does."""
+    if not (a.get("update_wall_s") and b.get("update_wall_s")):
+        return ""
+    return f" (single UPDATE x{b['update_wall_s'] / a['update_wall_s']:.1f})"
+
+
+def _wall(r: dict) -> str:
+    """The wall time; with --repeat, the median run's and the range of all runs."""
+    walls = [run["wall_s"] for run in r.get("repeats", [])]
+    if len(walls) < 2:
+        return f"{r['wall_s']:.2f}"
+    return f"{r['wall_s']:.2f} ({min(walls):.2f}–{max(walls):.2f})"
 
 
 def _rows_label(rows: int) -> str:
@@ -171,7 +186,7 @@ def markdown(report: dict) -> str:
     for r in report["methods"]:
         txn = r.get("txn")
         lines.append(
-            f"| {LABELS[r['method']]} | {r['wall_s']:.2f} | {r['rows_per_s']:,.0f} | "
+            f"| {LABELS[r['method']]} | {_wall(r)} | {r['rows_per_s']:,.0f} | "
             f"{_fmt(r.get('ratio_to_update'), 2)}{'x' if r.get('ratio_to_update') is not None else ''} | "
             f"{_ms_triplet(txn)} | {txn['count'] if txn else '–'} | {_fmt(r['peak_rss_kb'] / 1024)} | "
             f"{_ms_triplet(r['load'])} | {_fmt((r['load'].get('from_schedule') or {}).get('p99'))} | "
@@ -187,11 +202,15 @@ def markdown(report: dict) -> str:
         lines += ["", f"Batch sizes the engine chose (adaptive sizing on): {', '.join(varied)}."]
     if report.get("scaling"):
         base = report["scaling"][0]
-        lines += ["", "Scaling, ours in-process (same load):", "",
-                  "| rows | wall (s) | rows/s | time vs first | peak RSS (MB) |", "| ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["", "Scaling, ours in-process (same load), with the single UPDATE on the same data when it ran:", "",
+                  "| rows | wall (s) | rows/s | time vs first | peak RSS (MB) | single UPDATE (s) | ours vs UPDATE |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for p in report["scaling"]:
+            update = p.get("update_wall_s")
             lines.append(f"| {p['rows']:,} | {p['wall_s']:.2f} | {p['rows_per_s']:,.0f} | "
-                         f"x{p['wall_s'] / base['wall_s']:.1f} | {p['peak_rss_kb'] / 1024:.0f} |")
+                         f"x{p['wall_s'] / base['wall_s']:.1f} | {p['peak_rss_kb'] / 1024:.0f} | "
+                         f"{_fmt(update, 2)} | {_fmt(update / p['wall_s'] if update else None, 2)}"
+                         f"{'x' if update else ''} |")
     lines += ["", "| target | measured | |", "| --- | --- | --- |"]
     for t in report["targets"]:
         mark = {"met": "met", "missed": "**missed**", "not measured": "not measured"}[t["status"]]
@@ -199,7 +218,10 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         "Wall time is the work only (no interpreter start, no worker start): for Celery, from sending "
-        "`start_run` to the run seen completed. Transactions: ours from `backfill_batches.duration_ms` "
+        "`start_run` to the run seen completed"
+        + (f"; each method ran {config['repeat']} times, in rounds over all methods, and its row is its "
+           "median run (the range of all its runs in brackets)" if config.get("repeat", 1) > 1 else "")
+        + ". Transactions: ours from `backfill_batches.duration_ms` "
         "(the batch transaction up to, not including, COMMIT); the others timed around each commit. "
         "Peak RSS: VmHWM of the process doing the work (for Celery the largest pool process). Writes: "
         f"single-row status UPDATEs and order+items INSERTs at {config['load_rate']:g}/s from another "

@@ -68,7 +68,16 @@ def test_ranges_tile_the_key_space_without_offset(service):
     insert_rows(service.engine, range(1, 26))
     run_id, _ = run(service)
     got = batches(service, run_id)
-    assert [(b["key_after"], b["key_end"]) for b in got] == [(None, "10"), ("10", "20"), ("20", "25")]
+    assert [(b["key_after"], b["key_end"], b["rows_in_range"]) for b in got] == [
+        (None, "10", 10), ("10", "20", 10), ("20", "25", 5)]
+
+
+def test_a_key_space_of_whole_batches_ends_without_an_empty_one(service):
+    insert_rows(service.engine, [3, 5, *range(10, 28)])  # 20 keys with gaps, batch size 10
+    run_id, progress = run(service)
+    got = batches(service, run_id)
+    assert [(b["key_after"], b["key_end"], b["rows_in_range"]) for b in got] == [(None, "17", 10), ("17", "27", 10)]
+    assert progress.status == RunStatus.COMPLETED
 
 
 def test_duplicate_delivery_applies_once(service):

@@ -58,18 +58,19 @@ def _planner_estimate(connection: Connection, table_name: str) -> int | None:
 
 def next_range(connection: Connection, backfill: Backfill, *, after: Any, key_min: Any, key_max: Any,
                size: int) -> CarvedRange | None:
-    """The next at most `size` keys after `after` (from `key_min` when None), up to `key_max`."""
+    """The next at most `size` keys after `after` (from `key_min` when None), up to `key_max`.
+
+    Usually one index scan that stops at the `size`-th key; only the last range of
+    the run, shorter than `size`, needs the count of what is left."""
     key = backfill.key_column
     lower = key > after if after is not None else key >= key_min
-    keys = (
-        sa.select(key.label("k"))
-        .where(lower, key <= key_max)
-        .order_by(key)
-        .limit(size)
-        .subquery()
-    )
+    ahead = sa.select(key.label("k")).where(lower, key <= key_max).order_by(key)
+    end = connection.execute(ahead.offset(size - 1).limit(1)).scalar()
+    if end is not None:
+        return CarvedRange(end=end, rows=size)
+    rest = ahead.subquery()
     last = connection.execute(
-        sa.select(keys.c.k, sa.func.count().over()).order_by(keys.c.k.desc()).limit(1)
+        sa.select(rest.c.k, sa.func.count().over()).order_by(rest.c.k.desc()).limit(1)
     ).first()
     if last is None:
         return None

@@ -28,6 +28,7 @@ class BackfillService:
         self.engine = engine
         self.catalog = catalog
         self.settings = settings or EngineSettings.from_env()
+        self._backfill_of_run: dict[int, str] = {}  # a run's backfill never changes
 
     @classmethod
     def from_config(cls, config: Config, engine: Engine | None = None) -> "BackfillService":
@@ -137,7 +138,11 @@ class BackfillService:
         return coordinator.advance(self.engine, self.catalog, run_id, self.settings)
 
     def policy(self, run_id: int) -> RunPolicy:
-        return RunPolicy.of(self.catalog.get(self.get_run(run_id)["name"]), self.settings)
+        """Asked after every batch: the run's backfill name is read once per process."""
+        name = self._backfill_of_run.get(run_id)
+        if name is None:
+            name = self._backfill_of_run[run_id] = self.get_run(run_id)["name"]
+        return RunPolicy.of(self.catalog.get(name), self.settings)
 
     def wake_due(self, *, executor: str | None = None, run_id: int | None = None) -> list[int]:
         """Waiting runs whose window opened (or whose health back-off ended) run again."""

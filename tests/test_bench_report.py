@@ -1,0 +1,46 @@
+"""The benchmark's arithmetic, without a database: which run of a repeated method is
+reported, and what the scaling line says about the single UPDATE beside ours."""
+from __future__ import annotations
+
+import pytest
+
+from bench import report
+from bench.cli import median_run, parse_args
+
+
+def _run(wall_s: float, correct: bool = True) -> dict:
+    return {"method": "inprocess", "wall_s": wall_s, "rows_per_s": 1000 / wall_s, "check": {"correct": correct}}
+
+
+def test_the_median_run_is_reported_with_every_run_beside_it():
+    chosen = median_run([_run(30.0), _run(20.0), _run(25.0)])
+    assert chosen["wall_s"] == 25.0 and chosen["rows_per_s"] == 40.0
+    assert [r["wall_s"] for r in chosen["repeats"]] == [30.0, 20.0, 25.0]
+    assert report._wall(chosen) == "25.00 (20.00–30.00)"
+
+
+def test_an_even_number_of_runs_reports_the_lower_median_and_one_wrong_run_makes_it_wrong():
+    chosen = median_run([_run(30.0), _run(20.0, correct=False)])
+    assert chosen["wall_s"] == 20.0
+    assert chosen["check"]["correct"] is False
+    assert median_run([_run(30.0), _run(20.0, correct=True), _run(25.0, correct=False)])["check"]["correct"] is False
+
+
+def test_a_single_run_shows_no_range():
+    assert report._wall(median_run([_run(12.345)])) == "12.35"
+
+
+def test_the_scaling_target_shows_the_single_updates_own_step():
+    points = [{"rows": 100_000, "wall_s": 2.0, "peak_rss_kb": 50_000, "update_wall_s": 1.5},
+              {"rows": 1_000_000, "wall_s": 30.0, "peak_rss_kb": 51_000, "update_wall_s": 24.0}]
+    [scaling] = [t for t in report.evaluate_targets([], points) if t["target"].startswith("10x the rows")]
+    assert scaling["status"] == "missed"
+    assert scaling["measured"] == "100k->1M: x15.0 time for x10 rows (single UPDATE x16.0)"
+
+
+@pytest.mark.parametrize("argv", [["--repeat", "0"], ["--repeat", "-2"]])
+def test_repeat_must_be_at_least_one(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "--repeat must be at least 1" in capsys.readouterr().err
