@@ -210,6 +210,23 @@ class TouchSlowSql(SqlBackfill):
         return super().process(connection, key_range)
 
 
+# (jit, statement_timeout) as each batch of test_touch_pg_settings saw them.
+SEEN_PG_SETTINGS: list[tuple[str, str]] = []
+
+
+@register
+class TouchRecordingPgSettings(TouchRows):
+    """PostgreSQL only: records the settings the engine gives its batch transaction."""
+
+    name = "test_touch_pg_settings"
+    max_parallel = 1
+
+    def process(self, connection, key_range):
+        SEEN_PG_SETTINGS.append(tuple(connection.execute(
+            sa.text("SELECT current_setting('jit'), current_setting('statement_timeout')")).one()))
+        return super().process(connection, key_range)
+
+
 def _flag_check(connection, backfill, settings):
     sick = connection.execute(sa.select(touch_flags.c.name).where(touch_flags.c.name == "sick")).first()
     return "the test flag says the database is sick" if sick else None

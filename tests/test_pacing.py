@@ -158,3 +158,21 @@ def test_a_batch_hitting_the_statement_timeout_is_split(db_url):
     assert "split in two after a statement timeout" in service.get_run(run_id)["last_error"]
     assert "canceling statement due to statement timeout" in service.get_run(run_id)["last_error"]
     service.engine.dispose()
+
+
+def test_batches_run_under_the_statement_timeout_and_without_jit_and_leave_the_session_as_it_was(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout and jit are PostgreSQL settings")
+    upgrade(db_url, "head")
+    service = make_service(db_url, EngineSettings(lease_seconds=2, retry_backoff_seconds=0.01))  # timeout 1 s
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 31))
+    with service.engine.connect() as connection:
+        session_before = connection.execute(sa.text("SHOW statement_timeout")).scalar_one()
+    backfills_for_tests.SEEN_PG_SETTINGS.clear()
+    run_id = service.schedule("test_touch_pg_settings")
+    assert run_in_process(service, run_id).status == RunStatus.COMPLETED
+    assert backfills_for_tests.SEEN_PG_SETTINGS == [("off", "1s")] * 3
+    with service.engine.connect() as connection:  # SET LOCAL: gone with the batch's transaction
+        assert connection.execute(sa.text("SHOW statement_timeout")).scalar_one() == session_before != "1s"
+    service.engine.dispose()

@@ -16,6 +16,7 @@ from backend.backfill import batching
 from backend.backfill.clock import utcnow
 from backend.backfill.definition import Backfill
 from backend.backfill.keys import KeyRange
+from backend.backfill.runner import without_jit
 from backend.backfill.windows import WindowSchedule
 
 PLAN_HORIZON = timedelta(days=730)
@@ -99,6 +100,7 @@ def dry_run(connection: Connection, backfill: Backfill, *, batch_size: int | Non
                                          key_max=bounds.key_max, size=size)
             if carved is None:
                 break
+            without_jit(connection)  # as the engine's batches run
             started = utcnow()
             backfill.process(connection, KeyRange(after=cursor, end=carved.end, start=bounds.key_min))
             elapsed += (utcnow() - started).total_seconds()
