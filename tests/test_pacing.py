@@ -142,12 +142,21 @@ def test_too_many_failed_batches_fail_the_run_early(service, clock):
     assert progress.batches_failed + progress.batches_done < 20  # stopped before grinding through all 20
 
 
-def test_a_batch_hitting_the_statement_timeout_is_split(db_url):
+@pytest.fixture
+def pg_service(db_url):
+    """PostgreSQL only (statement_timeout and jit are its settings), a 1 s statement
+    timeout (from the 2 s lease)."""
     if not db_url.startswith("postgresql"):
-        pytest.skip("statement_timeout is a PostgreSQL feature")
+        pytest.skip("statement_timeout and jit are PostgreSQL settings")
     upgrade(db_url, "head")
-    service = make_service(db_url, EngineSettings(lease_seconds=2, retry_backoff_seconds=0.01))  # timeout 1 s
-    create_touch_tables(service.engine)
+    svc = make_service(db_url, EngineSettings(lease_seconds=2, retry_backoff_seconds=0.01))
+    create_touch_tables(svc.engine)
+    yield svc
+    svc.engine.dispose()
+
+
+def test_a_batch_hitting_the_statement_timeout_is_split(pg_service):
+    service = pg_service
     insert_rows(service.engine, range(1, 33))
     run_id = service.schedule("test_touch_pg_sleep")  # 16 rows = 1.6 s per batch: too slow
     assert run_in_process(service, run_id).status == RunStatus.COMPLETED
@@ -157,15 +166,10 @@ def test_a_batch_hitting_the_statement_timeout_is_split(db_url):
     assert len(batches) >= 4
     assert "split in two after a statement timeout" in service.get_run(run_id)["last_error"]
     assert "canceling statement due to statement timeout" in service.get_run(run_id)["last_error"]
-    service.engine.dispose()
 
 
-def test_batches_run_under_the_statement_timeout_and_without_jit_and_leave_the_session_as_it_was(db_url):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("statement_timeout and jit are PostgreSQL settings")
-    upgrade(db_url, "head")
-    service = make_service(db_url, EngineSettings(lease_seconds=2, retry_backoff_seconds=0.01))  # timeout 1 s
-    create_touch_tables(service.engine)
+def test_batches_run_under_the_statement_timeout_and_without_jit_and_leave_the_session_as_it_was(pg_service):
+    service = pg_service
     insert_rows(service.engine, range(1, 31))
     with service.engine.connect() as connection:
         session_before = connection.execute(sa.text("SHOW statement_timeout")).scalar_one()
@@ -175,4 +179,3 @@ def test_batches_run_under_the_statement_timeout_and_without_jit_and_leave_the_s
     assert backfills_for_tests.SEEN_PG_SETTINGS == [("off", "1s")] * 3
     with service.engine.connect() as connection:  # SET LOCAL: gone with the batch's transaction
         assert connection.execute(sa.text("SHOW statement_timeout")).scalar_one() == session_before != "1s"
-    service.engine.dispose()
