@@ -317,7 +317,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per batch for ours (set on the run row) and per page/commit for the ORM and "
                              "OFFSET methods (default: the backfill's own, 2000; smoke 500)")
-    parser.add_argument("--scaling", action="store_true", help="also the scaling line of ours in-process: 100k and 1M rows")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also the scaling line at 100k and 1M rows: ours in-process, and the single UPDATE "
+                             "beside it when it is among the methods")
     parser.add_argument("--scaling-10m", action="store_true", help="the scaling line up to 10M rows (implies --scaling)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each method N times, in rounds over all methods, and report its median run "
