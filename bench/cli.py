@@ -243,7 +243,7 @@ def measure_scaling(options, results: list[dict], datasets: list[Dataset], workd
     """Ours in-process at each scaling size, and the single UPDATE beside it when it is
     among the methods (the database's own cost per row at that size); the main
     dataset's size reuses the runs already made."""
-    methods = [m for m in ("inprocess", "update") if m == "inprocess" or m in options.methods]
+    methods = ["inprocess", *(["update"] if "update" in options.methods else [])]
     sizes = [*SCALING_SIZES, *((SCALING_10M,) if options.scaling_10m else ())]
     points = []
     for size in sizes:

@@ -179,3 +179,12 @@ def test_batches_run_under_the_statement_timeout_and_without_jit_and_leave_the_s
     assert backfills_for_tests.SEEN_PG_SETTINGS == [("off", "1s")] * 3
     with service.engine.connect() as connection:  # SET LOCAL: gone with the batch's transaction
         assert connection.execute(sa.text("SHOW statement_timeout")).scalar_one() == session_before != "1s"
+
+
+def test_the_dry_runs_sample_batches_run_without_jit_like_the_real_ones(pg_service):
+    insert_rows(pg_service.engine, range(1, 31))
+    backfills_for_tests.SEEN_PG_SETTINGS.clear()
+    report, _plan = pg_service.dry_run("test_touch_pg_settings", samples=2)
+    assert report.sample_batches == 2
+    assert [jit for jit, _timeout in backfills_for_tests.SEEN_PG_SETTINGS] == ["off", "off"]
+    assert touched(pg_service.engine) == {i: 0 for i in range(1, 31)}  # rolled back
