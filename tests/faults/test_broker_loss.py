@@ -8,6 +8,8 @@ expired), and the run completes with every row exactly once.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -19,6 +21,12 @@ OUTSIDE = [1000, 1001]
 
 def queued(stack) -> int:
     return redis.Redis.from_url(stack.redis.url, socket_timeout=2).llen("celery")
+
+
+def queued_tasks(stack) -> list[str]:
+    """The task names of the messages waiting in Redis."""
+    messages = redis.Redis.from_url(stack.redis.url, socket_timeout=2).lrange("celery", 0, -1)
+    return [json.loads(message)["headers"]["task"] for message in messages]
 
 
 def idle(worker) -> bool:
@@ -47,7 +55,7 @@ def test_redis_restarted_empty_mid_run(stack):
                "the worker to notice the broker is gone and finish what it held", diagnostics=stack.logs)
     assert stack.run(run_id)["status"] == "running"
     stack.restart_redis_empty()
-    assert queued(stack) == 0
+    assert queued(stack) == 0, queued_tasks(stack)
 
     stack.wait_finished(run_id, timeout=60)
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
