@@ -308,6 +308,16 @@ def output_stem(date: str, rows: int, smoke: bool, batch_size: int | None = None
     return f"{stem}-b{batch_size}" if batch_size else stem
 
 
+def unused_stem(directory: Path, stem: str) -> Path:
+    """directory/stem, or stem-2, -3... when an earlier run's results already have that
+    name: a second run on the same day keeps the first one's files."""
+    candidate, number = directory / stem, 1
+    while any(candidate.with_suffix(suffix).exists() for suffix in (".md", ".json", ".png")):
+        number += 1
+        candidate = directory / f"{stem}-{number}"
+    return candidate
+
+
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -414,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": time.perf_counter() - started,
     }
     table = report.markdown(full)
-    stem = options.output_dir / output_stem(date, options.rows, options.smoke,
-                                            None if options.batch_size_is_default else options.batch_size)
+    stem = unused_stem(options.output_dir, output_stem(
+        date, options.rows, options.smoke, None if options.batch_size_is_default else options.batch_size))
     stem.with_suffix(".md").write_text(table)
     report.write_json(full, stem.with_suffix(".json"))
     report.chart(full, stem.with_suffix(".png"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import report
-from bench.cli import median_run, parse_args
+from bench.cli import median_run, parse_args, unused_stem
 
 
 def _run(wall_s: float, correct: bool = True) -> dict:
@@ -44,3 +44,11 @@ def test_repeat_must_be_at_least_one(argv, capsys):
         parse_args(argv)
     assert exit_info.value.code == 2
     assert "--repeat must be at least 1" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_day_does_not_overwrite_the_first(tmp_path):
+    assert unused_stem(tmp_path, "2026-11-25-1m") == tmp_path / "2026-11-25-1m"
+    (tmp_path / "2026-11-25-1m.md").write_text("first run")
+    assert unused_stem(tmp_path, "2026-11-25-1m") == tmp_path / "2026-11-25-1m-2"
+    (tmp_path / "2026-11-25-1m-2.json").write_text("{}")
+    assert unused_stem(tmp_path, "2026-11-25-1m") == tmp_path / "2026-11-25-1m-3"
