@@ -35,7 +35,24 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # pragma: no cover - trivial
-        connection.exec_driver_sql("BEGIN")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def write_transaction(engine: Engine):
+    """`engine.begin()` for a transaction that reads before it writes.
+
+    On SQLite it takes the write lock at BEGIN (BEGIN IMMEDIATE, waiting for it under
+    busy_timeout). A plain deferred BEGIN reads from a snapshot, and if another
+    connection commits a write before this one's first write, SQLite refuses the
+    upgrade at once with "database is locked" (busy_timeout does not apply). On
+    PostgreSQL it is engine.begin()."""
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    return engine.begin()
 
 
 def create_db_engine(database_url: str, **kwargs) -> Engine:

@@ -77,6 +77,31 @@ def test_the_run_resumes_at_the_next_opening_and_never_overruns(service, clock, 
     assert any("would overrun the window ending at" in r for r in reasons)
 
 
+def when_statement_runs(engine, fragment: str, action) -> None:
+    """Call `action` once, right after the first statement containing `fragment` ran
+    (from inside the engine's own operation, as another process would interleave)."""
+    fired = []
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        if fragment in statement and not fired:
+            fired.append(True)
+            action()
+
+
+def test_a_run_paused_while_the_scheduler_wakes_it_stays_paused(service, clock):
+    insert_rows(service.engine, range(1, 31))
+    run_id = service.schedule("test_touch_windowed")
+    assert run_in_process(service, run_id, sleep=clock.sleep, wait=False).status == RunStatus.WAITING
+    clock.now = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # the window opens: the run is due
+    # The operator pauses it between the scheduler's look at the due runs and its move.
+    when_statement_runs(service.engine, "next_window_at <=",
+                        lambda: service.pause(run_id, actor="operator", reason="not tonight"))
+    assert service.wake_due(run_id=run_id) == []
+    assert service.get_run(run_id)["status"] == RunStatus.PAUSED
+    assert [(t["to_status"], t["actor"]) for t in service.transitions(run_id)][-1] == ("paused", "operator")
+
+
 def test_adaptive_batch_size_converges_within_bounds(service, clock, monkeypatch):
     monkeypatch.setattr(backfills_for_tests, "SECONDS_PER_ROW", 0.02)  # 50 rows/s -> 50 rows for 1 s
     insert_rows(service.engine, range(1, 1501))

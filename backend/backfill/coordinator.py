@@ -23,6 +23,7 @@ from backend.backfill.optimizer import BatchSample, next_batch_size
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.db import write_transaction
 
 SIZING_SAMPLES = 10
 
@@ -138,7 +139,7 @@ def dispatchable_batches(engine: Engine, run_id: int, *, older_than_seconds: flo
     """Pending batches of a running run (optionally only those handed out longer
     ago than `older_than_seconds`), marked as handed out again now."""
     now = utcnow()
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         query = (
             sa.select(backfill_batches.c.id)
             .join(backfill_runs, backfill_runs.c.id == backfill_batches.c.run_id)

@@ -29,6 +29,7 @@ from backend.backfill.admission import admit
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.db import write_transaction
 
 ERROR_TEXT_LIMIT = 4000
 
@@ -361,7 +362,7 @@ def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Excep
     used its attempts; the run fails when its failed batches pass the tolerated share."""
     error = describe_error(exc)
     now = utcnow()
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         attempts = connection.execute(
             sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch["id"])
         ).scalar_one()

@@ -12,13 +12,13 @@ from sqlalchemy.engine import Engine
 
 from backend.backfill import coordinator, progress, runs
 from backend.backfill.catalog import Catalog, load_catalog
-from backend.backfill.clock import utcnow
+from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches, backfill_runs
 from backend.config import Config
-from backend.db import create_db_engine
+from backend.db import create_db_engine, write_transaction
 
 Dispatch = Callable[[Iterable[int]], None]
 
@@ -38,7 +38,7 @@ class BackfillService:
     def schedule(self, name: str, *, scheduled_by: str | None = None) -> int:
         """A pending run of `name`, or the id of its unfinished run if it has one."""
         backfill = self.catalog.get(name)
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             active = [run for run in runs.list_runs(connection, name=name) if run["status"] in RunStatus.ACTIVE]
             if active:
                 return active[-1]["id"]
@@ -145,19 +145,29 @@ class BackfillService:
         return RunPolicy.of(self.catalog.get(name), self.settings)
 
     def wake_due(self, *, executor: str | None = None, run_id: int | None = None) -> list[int]:
-        """Waiting runs whose window opened (or whose health back-off ended) run again."""
+        """Waiting runs whose window opened (or whose health back-off ended) run again.
+
+        Each is looked at again under its row lock, in a transaction of its own: a run
+        an operator paused or cancelled since the first look stays as they left it."""
         now = utcnow()
+        query = sa.select(backfill_runs.c.id).where(
+            backfill_runs.c.status == RunStatus.WAITING, backfill_runs.c.next_window_at <= now)
+        if executor is not None:
+            query = query.where(backfill_runs.c.executor == executor)
+        if run_id is not None:
+            query = query.where(backfill_runs.c.id == run_id)
+        with self.engine.connect() as connection:
+            due = connection.execute(query).scalars().all()
         woken = []
-        with self.engine.begin() as connection:
-            query = sa.select(backfill_runs.c.id, backfill_runs.c.wait_reason).where(
-                backfill_runs.c.status == RunStatus.WAITING, backfill_runs.c.next_window_at <= now)
-            if executor is not None:
-                query = query.where(backfill_runs.c.executor == executor)
-            if run_id is not None:
-                query = query.where(backfill_runs.c.id == run_id)
-            for due_id, reason in connection.execute(query).all():
+        for due_id in due:
+            with write_transaction(self.engine) as connection:
+                run = runs.lock_run(connection, due_id)
+                next_window_at = as_utc(run["next_window_at"])
+                if run["status"] != RunStatus.WAITING or next_window_at is None or next_window_at > now:
+                    continue
                 runs.transition(connection, due_id, RunStatus.RUNNING, actor="scheduler",
-                                reason=f"time to try again after: {reason}", wait_reason=None, next_window_at=None)
+                                reason=f"time to try again after: {run['wait_reason']}",
+                                wait_reason=None, next_window_at=None)
                 woken.append(due_id)
         return woken
 
