@@ -41,7 +41,7 @@ def main(database_url, status, batched, only, no_wait, in_process, pause, resume
     config = commands.load_config(database_url)
     controls = {"pause": pause, "resume": resume, "cancel": cancel, "retry": retry}
     chosen = [name for name, ref in controls.items() if ref is not None]
-    if len(chosen) + bool(log) + bool(dry_run) + bool(status) + bool(batched) > 1:
+    if len(chosen) + (log is not None) + (dry_run is not None) + bool(status) + bool(batched) > 1:
         raise commands.CommandFailed("choose one of --status, --batched, --pause, --resume, --cancel, --retry, --log, --dry-run")
     if (only or no_wait or in_process) and not (batched or status):
         raise commands.CommandFailed("--only, --no-wait and --in-process go with --batched")
@@ -49,9 +49,9 @@ def main(database_url, status, batched, only, no_wait, in_process, pause, resume
         raise commands.CommandFailed("--reason goes with --pause or --cancel")
     if chosen:
         commands.report_lines(commands.controls.control(config, chosen[0], controls[chosen[0]], reason))
-    elif log:
+    elif log is not None:
         commands.report_lines(commands.controls.transition_log(config, log))
-    elif dry_run:
+    elif dry_run is not None:
         commands.report_lines(commands.controls.dry_run(config, dry_run))
     elif status:
         commands.report_status(config.database_url)

@@ -65,6 +65,12 @@ def test_cancel_and_retry(scene):
     (["--reason", "why"], "--reason goes with --pause or --cancel"),
     (["--pause", "1", "--cancel", "1"], "choose one of"),
     (["--dry-run", "nope"], "unknown backfill 'nope'"),
+    (["--log", ""], "unknown backfill ''"),
+    (["--dry-run", ""], "unknown backfill ''"),
+    (["--pause", "99999999999999999999999"], "Error: no backfill run 99999999999999999999999"),
+    (["--log", "9223372036854775808"], "Error: no backfill run 9223372036854775808"),
+    (["--log", "\u00b2"], "unknown backfill '\u00b2'"),
+    (["--retry", "test_touch"], "is running; it cannot become running (only a failed run can be retried)"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(scene, args, message):
     url, service, run_id = scene
@@ -73,6 +79,16 @@ def test_bad_input_is_one_line_and_changes_nothing(scene, args, message):
     assert result.returncode != 0
     assert message in result.stderr and result.stderr.strip().count("\n") <= 1
     assert service.get_run(run_id) == before
+
+
+def test_only_a_failed_run_can_be_retried(scene):
+    url, service, _ = scene
+    pending = service.schedule("test_touch_windowed")
+    result = run_migrations(url, "--retry", str(pending))
+    assert result.returncode == 1
+    assert f"run {pending} is pending; it cannot become running (only a failed run can be retried)" in result.stderr
+    assert service.get_run(pending)["status"] == "pending"
+    assert [t["to_status"] for t in service.transitions(pending)] == ["pending"]
 
 
 def test_dry_run_estimates_and_changes_nothing(scene):

@@ -90,8 +90,12 @@ class BackfillService:
                                next_window_at=None)
 
     def retry_failed(self, run_id: int, *, actor: str = "engine", dispatch: Dispatch | None = None) -> dict[str, Any]:
-        """failed -> running, its failed batches pending again with fresh attempts."""
+        """failed -> running, its failed batches pending again with fresh attempts.
+        Only a failed run: a pending, waiting or paused one has nothing to retry."""
         with self.engine.begin() as connection:
+            current = runs.lock_run(connection, run_id)["status"]
+            if current != RunStatus.FAILED:
+                raise IllegalTransition(run_id, current, RunStatus.RUNNING, hint="only a failed run can be retried")
             run = runs.transition(connection, run_id, RunStatus.RUNNING, actor=actor,
                                   reason="retry the failed batches", finished_at=None, last_error=None)
             connection.execute(

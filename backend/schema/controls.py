@@ -24,10 +24,15 @@ def open_service(config: Config) -> BackfillService:
     return BackfillService.from_config(config, engine=create_db_engine(config.database_url))
 
 
+MAX_RUN_ID = 2**63 - 1  # the largest id the run table's BIGINT (and SQLite's INTEGER) holds
+
+
 def resolve_run(service: BackfillService, ref: str) -> int:
     """A run id, or a backfill name meaning its latest run."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         run_id = int(ref)
+        if run_id > MAX_RUN_ID:
+            raise RunNotFound(run_id)
         service.get_run(run_id)  # RunNotFound if unknown
         return run_id
     service.catalog.get(ref)  # UnknownBackfill names the known ones
