@@ -155,3 +155,38 @@ def test_no_wait_dispatches_and_exits(pg_url, redis_server, tmp_path):
         worker.stop()
     assert touched(service.engine) == {i: 1 for i in range(1, 101)}
     service.engine.dispose()
+
+
+def test_a_lost_start_message_is_recovered_from_the_database(pg_url, redis_server, tmp_path):
+    """--no-wait dispatches, then Redis loses everything before a worker took the start
+    message: the run is already running on the Celery executor in the database, so the
+    beat's recovery hands out its batches."""
+    import redis
+    from celery import Celery
+
+    from tests.processes import wait_for
+
+    upgrade(pg_url, "head")
+    service = make_service(pg_url)
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 51))
+    run_id = service.schedule("test_touch")
+    env = dict(CELERY_BROKER_URL=redis_server.url)
+    result = run_migrations(pg_url, "--batched", "--only", "test_touch", "--no-wait", **env)
+    assert result.returncode == 0, result.stderr
+    redis.Redis.from_url(redis_server.url).flushall()  # the start message is lost
+    run = service.get_run(run_id)
+    assert (run["status"], run["executor"]) == ("running", "celery")
+
+    client = Celery("client", broker=redis_server.url)
+    worker = CeleryWorker(subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests", **env),
+                          log_path=tmp_path / "worker.log").start()
+    try:
+        # What the beat's recover task does.
+        dispatched = service.recover(lambda ids: [client.send_task("worker.tasks.run_batch", args=[i]) for i in ids])
+        assert dispatched[run_id] > 0
+        wait_for(lambda: service.get_run(run_id)["status"] == "completed", timeout=60, message="the run")
+    finally:
+        worker.stop()
+    assert touched(service.engine) == {i: 1 for i in range(1, 51)}
+    service.engine.dispose()

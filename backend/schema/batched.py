@@ -91,7 +91,7 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
                 f"backfill {run['name']} (run {run_id}) is paused; resume it with: "
                 f"python run_migrations.py --resume {run_id}")
         if options.broker_url:
-            _start_on_workers(run_id)
+            _start_on_workers(service, run_id)
             result.dispatched.append(run_id)
             if options.no_wait:
                 display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
@@ -118,9 +118,14 @@ def _waiting_line(progress: Progress, until) -> str:
     return f"backfill {progress.name} (run {progress.run_id}) waits: {progress.wait_reason}; continues at {when}"
 
 
-def _start_on_workers(run_id: int) -> None:
+def _start_on_workers(service: BackfillService, run_id: int) -> None:
+    """Mark the run started for the workers in the database, then tell them. Should the
+    message be lost (Redis restarted before a worker took it), the run is already
+    running on the Celery executor, and the recovery (beat, or _follow) hands out its
+    batches from the database."""
     from worker.tasks import start_run  # only needed with a broker
 
+    service.start(run_id, executor="celery")
     start_run.delay(run_id)
 
 
