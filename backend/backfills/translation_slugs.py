@@ -2,8 +2,10 @@
 
 Python per row: Unicode-aware transliteration (backend.text.slugify) and a numeric
 suffix on collision, which needs to see the slugs already taken in the locale. It
-runs one batch at a time (max_parallel = 1) so that two batches can never pick the
-same free slug; the app picks slugs the same way for new translations.
+runs one batch at a time (max_parallel = 1), and each batch holds its locales' slug
+locks (backend.slugs.lock_locales) until it commits, so that no two batches (after a
+split or a retry) nor a batch and the app, which picks slugs the same way for new
+translations, can pick the same free slug.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 
 from backend.backfill.catalog import register
 from backend.backfill.definition import RowBackfill
-from backend.slugs import free_slug, translations
+from backend.slugs import free_slug, lock_locales, translations
 
 
 @register
@@ -27,6 +29,7 @@ class TranslationSlugs(RowBackfill):
         return translations.c.slug.is_(None)
 
     def transform_rows(self, connection, rows):
+        lock_locales(connection, (row["locale"] for row in rows))
         chosen: dict[str, set[str]] = {}
         for row in rows:
             reserved = chosen.setdefault(row["locale"], set())

@@ -18,7 +18,7 @@ from backend.shop.transaction import unit_of_work
 from backend.shop.validation import (
     BIGINT_MAX, INT32_MAX, Fields, is_valid_id, query_bool, query_int, query_text,
 )
-from backend.slugs import free_slug
+from backend.slugs import free_slug, lock_locales
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")  # ISO 4217 code
@@ -106,6 +106,7 @@ def _translations(fields: Fields, config: Config) -> dict[str, tuple[str, str]]:
 
 def _insert_product(session: Session, new: NewProduct) -> Product:
     connection = session.connection()  # free_slug reads the slugs taken in our transaction
+    lock_locales(connection, new.translations)
     product = Product(
         owner_id=new.owner_id, sku=new.sku, price_cents=new.price_cents, currency=new.currency, stock=new.stock,
         translations=[
