@@ -405,7 +405,6 @@ def test_retry_puts_the_failed_batches_back(client, service):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"data": "reason=x", "content_type": "application/x-www-form-urlencoded"}, "Content-Type: application/json"),
     ({"data": "{not json", "content_type": "application/json"}, "not valid JSON"),
     ({"data": b"\xff\xfe", "content_type": "application/json"}, "not valid JSON"),
     ({"json": ["peak"]}, "must be a JSON object"),
@@ -425,6 +424,28 @@ def test_malformed_control_bodies_are_400_and_change_nothing(client, service, kw
     assert response.status_code == 400, response.json
     assert message in error_of(response)["message"]
     assert status_of(client, run_id) == "running"
+
+
+def test_a_control_body_not_declared_as_json_is_415_as_in_the_shop_api(client, service):
+    run_id = running_run(service, batches=1)
+
+    response = client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, data="reason=x",
+                           content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in error_of(response)["message"]
+    assert status_of(client, run_id) == "running"
+
+
+def test_field_errors_name_each_field_with_its_message_as_in_the_shop_api(client, service):
+    run_id = running_run(service, batches=1)
+
+    unknown = client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, json={"reason": "x", "by": "me"})
+    too_long = client.post(f"/api/backfills/{run_id}/pause", headers=AUTH, json={"reason": "x" * 501})
+
+    assert error_of(unknown)["details"] == {"fields": {"by": "unknown field"}}
+    assert error_of(too_long)["details"] == {"fields": {"reason": "reason must be at most 500 characters"}}
 
 
 def test_resume_and_retry_take_no_reason(client, service):

@@ -24,6 +24,9 @@ class Backfill:
     key: ClassVar[str] = "id"
     key_type: ClassVar[str] = "int"
     batch_size: ClassVar[int] = 1000
+    # Batches the coordinator keeps in flight: a limit on load, not a mutual exclusion.
+    # After a split (statement timeout) or a retry of failed batches a few more may
+    # run at once; batches that must never overlap take a lock (see translation_slugs).
     max_parallel: ClassVar[int] = 4
     max_attempts: ClassVar[int] = 3
     # Overrides of the global settings (None: use the global one); see policy.py.

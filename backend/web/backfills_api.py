@@ -199,8 +199,8 @@ def _control_reason(action: str) -> str | None:
     raw = request.get_data()
     if not raw.strip():
         return None
-    if not request.is_json:
-        raise _invalid("send the body as JSON with Content-Type: application/json")
+    if not request.is_json:  # as the shop API answers it
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -211,14 +211,17 @@ def _control_reason(action: str) -> str | None:
     unknown = sorted(set(payload) - allowed)
     if unknown:
         hint = "" if allowed else f"; {action} takes no reason (the engine records its own)"
-        raise _invalid(f"unknown field(s): {', '.join(unknown)}{hint}", fields=unknown)
+        raise _invalid(f"unknown field(s): {', '.join(unknown)}{hint}",
+                       fields={name: "unknown field" for name in unknown})
     reason = payload.get("reason")
     if reason is None:
         return None
     if not isinstance(reason, str) or clean_text(reason) is None:
-        raise _invalid("reason must be a string of valid text", fields=["reason"])
+        message = "reason must be a string of valid text"
+        raise _invalid(message, fields={"reason": message})
     if len(reason) > view.REASON_MAX_LENGTH:  # as sent, as the OpenAPI document says
-        raise _invalid(f"reason must be at most {view.REASON_MAX_LENGTH} characters", fields=["reason"])
+        message = f"reason must be at most {view.REASON_MAX_LENGTH} characters"
+        raise _invalid(message, fields={"reason": message})
     return reason.strip() or None
 
 

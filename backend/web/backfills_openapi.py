@@ -160,6 +160,7 @@ _RESPONSES = {
                            {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
     "NotFound": _error("no such run"),
     "Conflict": _error("the control does not apply to the run's status (illegal transition)"),
+    "UnsupportedMediaType": _error("a body not declared as JSON (Content-Type: application/json)"),
     "Disabled": _error("the admin API is disabled: ADMIN_API_TOKEN is not set"),
     "NotModified": {"description": "the representation has not changed since the ETag given in If-None-Match",
                     "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}},
@@ -187,7 +188,7 @@ def _ref(kind: str, name: str) -> dict[str, str]:
 
 def _common(*codes: str) -> dict[str, Any]:
     names = {"304": "NotModified", "400": "BadRequest", "401": "Unauthorized", "404": "NotFound",
-             "409": "Conflict", "503": "Disabled"}
+             "409": "Conflict", "415": "UnsupportedMediaType", "503": "Disabled"}
     return {code: _ref("responses", names[code]) for code in codes}
 
 
@@ -212,7 +213,7 @@ def _control_operation(action: str) -> dict[str, Any]:
                                                               else "EmptyBody")}},
         },
         "responses": {"200": _ok("Run", "the run after the control", etag=True),
-                      **_common("400", "401", "404", "409", "503")},
+                      **_common("400", "401", "404", "409", "415", "503")},
     }
 
 
