@@ -179,6 +179,31 @@ def test_config_error_is_one_line(sqlite_url, monkeypatch):
     )
 
 
+BAD_BACKFILL_SETTINGS = [
+    ("BACKFILL_MODULES", "nope.mod", "BACKFILL_MODULES: cannot import 'nope.mod' (No module named 'nope')"),
+    ("BACKFILL_HEALTH_CHECKS", "lock_waits,bogus", "BACKFILL_HEALTH_CHECKS: unknown health check 'bogus' (known: "),
+    ("BACKFILL_RECOVERY_INTERVAL", "abc", "BACKFILL_RECOVERY_INTERVAL='abc' is not a number"),
+    ("BACKFILL_RECOVERY_INTERVAL", "0", "BACKFILL_RECOVERY_INTERVAL='0' must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("name, value, message", BAD_BACKFILL_SETTINGS)
+def test_a_bad_backfill_setting_stops_the_scripts_with_one_line(sqlite_url, monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    result = invoke(run_migrations.main, "--database-url", sqlite_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: configuration error: {message}") and result.stderr.count("\n") == 1
+    assert alembic_api.current_revisions(sqlite_url) == ()  # nothing was migrated
+
+
+@pytest.mark.parametrize("name, value, message", BAD_BACKFILL_SETTINGS)
+def test_a_bad_backfill_setting_stops_the_worker_with_one_line(sqlite_url, name, value, message):
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "worker", "worker"], cwd=REPO_ROOT,
+                            env={**script_env(sqlite_url), name: value}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: configuration error: {message}") and result.stderr.count("\n") == 1
+
+
 def test_alembic_error_is_one_line(sqlite_url):
     """A database stamped with a revision this checkout does not have (e.g. a newer branch)."""
     engine = create_db_engine(sqlite_url)

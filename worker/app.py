@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 
-from backend.backfill.settings import EngineSettings
-from backend.config import Config
+from backend.backfill.service import check_configuration
+from backend.backfill.settings import EngineSettings, SettingsError
+from backend.config import Config, ConfigError
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
@@ -13,6 +12,9 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 def create_celery_app(config: Config | None = None) -> Celery:
     config = config or Config.from_env()
     settings = EngineSettings.from_env()
+    # The backfill modules import and every named health check exists: a worker with
+    # a bad configuration stops now, not at its first batch.
+    check_configuration(config)
     app = Celery("worker", broker=config.celery_broker_url or DEFAULT_BROKER_URL, include=["worker.tasks"])
     app.conf.update(
         # A batch is acknowledged after it ran, and re-queued if its worker process
@@ -33,11 +35,15 @@ def create_celery_app(config: Config | None = None) -> Celery:
         beat_schedule={
             "backfill-recover": {
                 "task": "worker.tasks.recover",
-                "schedule": float(os.environ.get("BACKFILL_RECOVERY_INTERVAL", "30")),
+                "schedule": settings.recovery_interval_seconds,
             }
         },
     )
     return app
 
 
-app = create_celery_app()
+try:
+    app = create_celery_app()
+except (ConfigError, SettingsError) as exc:
+    # `celery -A worker` would wrap it in "Couldn't import 'worker'" and a traceback.
+    raise SystemExit(f"Error: configuration error: {exc}") from None

@@ -57,6 +57,13 @@ register = catalog.register
 
 def load_catalog(extra_modules: Iterable[str] = ()) -> Catalog:
     """Import the shipped backfills and `extra_modules`, and return the catalog."""
-    for module in (*SHIPPED_MODULES, *extra_modules):
+    from backend.backfill.settings import SettingsError
+
+    for module in SHIPPED_MODULES:
         importlib.import_module(module)
+    for module in extra_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SettingsError(f"BACKFILL_MODULES: cannot import {module!r} ({exc})") from None
     return catalog

@@ -36,6 +36,18 @@ def get_health_check(name: str) -> HealthCheck:
         raise UnknownHealthCheck(f"unknown health check {name!r} (known: {known})") from None
 
 
+def require_known(names, where: str) -> None:
+    """Stop at start-up on a check name nobody registered (a typo would otherwise
+    fail the first batch of every run, or never check anything)."""
+    from backend.backfill.settings import SettingsError
+
+    for name in names:
+        try:
+            get_health_check(name)
+        except UnknownHealthCheck as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+
+
 def first_problem(connection: Connection, backfill, settings, names) -> tuple[str, str] | None:
     """(check name, reason) of the first tripped check, or None when all are healthy."""
     for name in names:

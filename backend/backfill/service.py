@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from backend.backfill import coordinator, progress, runs
+from backend.backfill import coordinator, health, progress, runs
 from backend.backfill.catalog import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.policy import RunPolicy
@@ -23,12 +23,29 @@ from backend.db import create_db_engine, write_transaction
 Dispatch = Callable[[Iterable[int]], None]
 
 
+def check_health_check_names(catalog: Catalog, settings: EngineSettings) -> None:
+    """Every health check named by the settings or a backfill exists (checked once the
+    catalog's modules, which may register checks of their own, are imported)."""
+    health.require_known(settings.health_checks, "BACKFILL_HEALTH_CHECKS")
+    for backfill in catalog:
+        if backfill.health_checks is not None:
+            health.require_known(backfill.health_checks, f"backfill {backfill.name} health_checks")
+
+
+def check_configuration(config: Config) -> None:
+    """The start-up check of every entry point beyond Config.from_env: the backfill
+    modules import, and the health checks they and the settings name exist.
+    Raises SettingsError naming the setting."""
+    check_health_check_names(load_catalog(config.backfill_modules), EngineSettings.from_env())
+
+
 class BackfillService:
     def __init__(self, engine: Engine, catalog: Catalog, settings: EngineSettings | None = None):
         self.engine = engine
         self.catalog = catalog
         self.settings = settings or EngineSettings.from_env()
         self._backfill_of_run: dict[int, str] = {}  # a run's backfill never changes
+        check_health_check_names(self.catalog, self.settings)
 
     @classmethod
     def from_config(cls, config: Config, engine: Engine | None = None) -> "BackfillService":

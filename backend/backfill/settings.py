@@ -42,6 +42,7 @@ class EngineSettings:
     retry_backoff_seconds: float = 1.0
     retry_backoff_max_seconds: float = 30.0
     broker_visibility_timeout: float = 3600.0
+    recovery_interval_seconds: float = 30.0  # the beat's recovery pass
     # Time and load
     maintenance_windows: WindowSchedule = field(default_factory=lambda: parse_windows(""))
     pause_seconds: float = 0.0
@@ -78,6 +79,7 @@ class EngineSettings:
             retry_backoff_seconds=_number(env, "BACKFILL_RETRY_BACKOFF_SECONDS", 1.0, 0.0),
             retry_backoff_max_seconds=_number(env, "BACKFILL_RETRY_BACKOFF_MAX_SECONDS", 30.0, 0.0),
             broker_visibility_timeout=_number(env, "CELERY_VISIBILITY_TIMEOUT", 3600.0, 10.0),
+            recovery_interval_seconds=_number(env, "BACKFILL_RECOVERY_INTERVAL", 30.0, 1.0),
             maintenance_windows=windows,
             pause_seconds=_number(env, "BACKFILL_PAUSE_SECONDS", 0.0, 0.0),
             target_batch_seconds=_number(env, "BACKFILL_TARGET_BATCH_SECONDS", None, 0.001),

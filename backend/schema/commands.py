@@ -82,7 +82,10 @@ class NewRevision:
 def load_config(database_url: str | None = None) -> Config:
     """The app's configuration (validated even when only the URL is used, so that the
     scripts and the app fail on the same bad settings), with an optional URL override."""
+    from backend.backfill.service import check_configuration
+
     config = Config.from_env()
+    check_configuration(config)
     if not database_url:
         return config
     return dataclasses.replace(config, database_url=normalize_database_url(database_url))

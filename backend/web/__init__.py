@@ -9,6 +9,9 @@ from backend.db import create_db_engine
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
+    from backend.backfill.service import check_configuration
+
+    check_configuration(config)  # BACKFILL_MODULES and health check names, before serving
     app = Flask(__name__)
     app.config["SHOP"] = config
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # JSON bodies here are small; refuse floods (413)
