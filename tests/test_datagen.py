@@ -301,7 +301,8 @@ def test_unknown_columns_with_defaults_or_nullable_are_left_alone(pg_shop):
     assert query(pg_shop, "SELECT DISTINCT channel FROM orders") == [("web",)]
 
 
-@pytest.mark.parametrize("args", [["--users", "-1"], ["--orders", "-5"], ["--products", "-2"], ["--batch-size", "0"]])
+@pytest.mark.parametrize("args", [["--users", "-1"], ["--orders", "-5"], ["--products", "-2"], ["--batch-size", "0"],
+                                  ["--orders", "99999999999999999999999"], ["--users", "1000000001"]])
 def test_bad_option_values_are_usage_errors(args, sqlite_shop):
     result = run_cli("--database-url", sqlite_shop, *args)
     assert result.exit_code == 2 and "Invalid value" in result.output

@@ -14,7 +14,10 @@ from backend.config import Config, ConfigError
 from backend.datagen.errors import DatagenError
 from backend.datagen.runner import DEFAULT_BATCH_SIZE, DEFAULT_ORDERS, DEFAULT_PRODUCTS, DEFAULT_USERS, generate
 
-COUNT = click.IntRange(min=0)
+# A billion rows is far past any development or benchmark database; a typo with more
+# digits would otherwise fill the disk with WAL before anything is committed.
+MAX_COUNT = 1_000_000_000
+COUNT = click.IntRange(min=0, max=MAX_COUNT)
 
 
 def generator_options(command: Callable) -> Callable:
