@@ -126,7 +126,17 @@ def test_run_migrations_applies_then_has_nothing_to_do(sqlite_url):
     assert second.stdout == f"already at head ({HEAD})\n"
 
 
+def test_status_of_a_missing_sqlite_file_is_an_error_and_creates_nothing(tmp_path):
+    missing = tmp_path / "typo" / "shop.db"
+    result = invoke(run_migrations.main, "--status", "--database-url", f"sqlite:///{missing}")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: no SQLite database at {missing} (python run_migrations.py creates it)\n"
+    assert not missing.parent.exists()
+
+
 def test_status_before_and_after_upgrade(db_url):
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).touch()  # an empty database file
     before = invoke(run_migrations.main, "--status", "--database-url", db_url)
     assert before.exit_code == 0, before.output
     assert before.stdout.splitlines()[:3] == ["current: base", f"head:    {HEAD}", f"pending ({len(REVISIONS)}):"]

@@ -21,6 +21,7 @@ from alembic import command
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from backend.config import Config, ConfigError, normalize_database_url
@@ -211,10 +212,21 @@ def report_upgrade(database_url: str) -> UpgradeResult:
 
 
 def report_status(database_url: str) -> SchemaStatus:
+    _require_existing_sqlite_file(database_url)
     status = schema_status(database_url)
     for line in status.lines():
         click.echo(line)
     return status
+
+
+def _require_existing_sqlite_file(database_url: str) -> None:
+    """--status changes nothing: it must not create the SQLite file (and its folders)
+    that a mistyped path names."""
+    url = make_url(database_url)
+    path = url.database
+    if url.get_backend_name() == "sqlite" and path and path != ":memory:" and not path.startswith("file:") \
+            and not Path(path).exists():
+        raise CommandFailed(f"no SQLite database at {path} (python run_migrations.py creates it)")
 
 
 def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = False,
