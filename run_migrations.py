@@ -47,6 +47,9 @@ def main(database_url, status, batched, only, no_wait, in_process, pause, resume
         raise commands.CommandFailed("--only, --no-wait and --in-process go with --batched")
     if reason is not None and not (pause or cancel):
         raise commands.CommandFailed("--reason goes with --pause or --cancel")
+    if reason is not None and not commands.controls.is_storable_reason(reason):
+        raise commands.CommandFailed(f"--reason must be text of at most {commands.controls.REASON_MAX_LENGTH} "
+                                     "characters (no NUL byte, no undecodable bytes)")
     if chosen:
         commands.report_lines(commands.controls.control(config, chosen[0], controls[chosen[0]], reason))
     elif log is not None:

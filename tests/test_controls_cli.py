@@ -1,11 +1,15 @@
 """`run_migrations.py --pause/--resume/--cancel/--retry/--log/--dry-run`."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from backend.backfill.inprocess import run_in_process
 from backend.schema.alembic_api import upgrade
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.processes import ROOT, subprocess_env
 from tests.test_batched_cli import run_migrations
 
 
@@ -71,6 +75,7 @@ def test_cancel_and_retry(scene):
     (["--log", "9223372036854775808"], "Error: no backfill run 9223372036854775808"),
     (["--log", "\u00b2"], "unknown backfill '\u00b2'"),
     (["--retry", "test_touch"], "is running; it cannot become running (only a failed run can be retried)"),
+    (["--pause", "test_touch", "--reason", "x" * 501], "--reason must be text of at most 500 characters"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(scene, args, message):
     url, service, run_id = scene
@@ -78,6 +83,17 @@ def test_bad_input_is_one_line_and_changes_nothing(scene, args, message):
     result = run_migrations(url, *args)
     assert result.returncode != 0
     assert message in result.stderr and result.stderr.strip().count("\n") <= 1
+    assert service.get_run(run_id) == before
+
+
+def test_a_reason_with_an_undecodable_byte_is_refused_in_one_line(scene):
+    url, service, run_id = scene
+    before = service.get_run(run_id)
+    result = subprocess.run([sys.executable, "run_migrations.py", b"--pause", b"test_touch", b"--reason", b"peak \xff"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env=subprocess_env(DATABASE_URL=url, BACKFILL_MODULES="tests.backfills_for_tests"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: --reason must be text") and result.stderr.count("\n") == 1
     assert service.get_run(run_id) == before
 
 

@@ -101,6 +101,15 @@ def test_shipped_revisions_pass_as_ci_runs_them():
     assert acknowledged == ["M004", "M004", "M004"]  # 0004 and 0005 indexes, 0007 unique constraint
 
 
+@pytest.mark.parametrize("target, message", [
+    ("", "Error: an empty argument: give a revision id, a revision script or a directory of them\n"),
+    (".", "Error: no Alembic revision scripts in .\n"),  # the repository root: scripts, none a revision
+])
+def test_an_empty_target_or_a_directory_without_revisions_is_an_error(target, message):
+    result = check(target)
+    assert result.exit_code == 1 and result.stderr == message
+
+
 def test_revisions_are_named_by_id_prefix_or_path_and_unknown_ones_are_one_line_errors():
     by_prefix = check("0004")
     assert by_prefix.exit_code == 0 and "0004_translation_slugs.py:" in by_prefix.stdout

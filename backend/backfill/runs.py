@@ -18,6 +18,10 @@ from backend.backfill.state import (
 Run = Mapping[str, Any]
 
 
+# An operator's reason for a control (pause, cancel), from the API or the CLI.
+REASON_MAX_LENGTH = 500
+
+
 class RunNotFound(LookupError):
     def __init__(self, ref: Any):
         super().__init__(f"no backfill run {ref!r}")

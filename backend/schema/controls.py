@@ -5,10 +5,12 @@ from __future__ import annotations
 import getpass
 from typing import Callable
 
+from backend.backfill import runs
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
 from backend.config import Config
 from backend.db import create_db_engine
+from backend.shop.validation import clean_text
 
 ACTIONS = ("pause", "resume", "cancel", "retry")
 
@@ -22,6 +24,15 @@ def cli_actor() -> str:
 
 def open_service(config: Config) -> BackfillService:
     return BackfillService.from_config(config, engine=create_db_engine(config.database_url))
+
+
+REASON_MAX_LENGTH = runs.REASON_MAX_LENGTH
+
+
+def is_storable_reason(reason: str) -> bool:
+    """Short enough, and text the database can store (argv may carry a NUL-free but
+    undecodable byte as a lone surrogate)."""
+    return len(reason) <= REASON_MAX_LENGTH and clean_text(reason) is not None
 
 
 MAX_RUN_ID = 2**63 - 1  # the largest id the run table's BIGINT (and SQLite's INTEGER) holds

@@ -39,7 +39,7 @@ RATE_WINDOW = progress.RATE_WINDOW  # rows per second over the batches finished 
 RATE_TICK_SECONDS = 5
 BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
-REASON_MAX_LENGTH = 500
+REASON_MAX_LENGTH = runs.REASON_MAX_LENGTH
 REPRESENTATION_VERSION = "v1"  # part of every ETag: bump it when the JSON shape changes
 
 Run = Mapping[str, Any]

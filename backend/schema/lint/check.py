@@ -58,9 +58,14 @@ def revision_files(targets: Iterable[str] = (), versions_dir: Path = VERSIONS_DI
     found: list[Path] = []
     by_id: dict[str, Path] | None = None
     for target in targets:
+        if not target.strip():
+            raise LintTargetError("an empty argument: give a revision id, a revision script or a directory of them")
         path = Path(target)
         if path.is_dir():
-            found.extend(_scripts_in(path))
+            scripts = [script for script in _scripts_in(path) if revision_id(script)]
+            if not scripts:
+                raise LintTargetError(f"no Alembic revision scripts in {target}")
+            found.extend(scripts)
         elif path.is_file():
             found.append(path.resolve())
         else:
