@@ -123,3 +123,48 @@ def test_full_cycle_down_to_the_foundation_and_up_again(shop):
     batched(url)
     with engine.connect() as connection:
         assert dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all()) == expected
+
+
+def test_a_backfill_without_a_pending_filter_passes_its_gate_only_once_its_run_completed(db_url, monkeypatch):
+    """Without a filter the gate cannot tell done rows from the others: a pending run
+    over a table with rows is not work already done."""
+    from backend.backfill.inprocess import run_in_process
+    from backend.backfill.ops import _gate_problem
+    from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+
+    monkeypatch.setenv("BACKFILL_MODULES", "tests.backfills_for_tests")
+    upgrade(db_url, "head")
+    service = make_service(db_url)
+    create_touch_tables(service.engine)
+    insert_rows(service.engine, range(1, 31))
+    run_id = service.schedule("test_touch")  # no pending filter
+    with service.engine.begin() as connection:
+        assert _gate_problem(connection, "test_touch") == f"run {run_id} is pending, 30 rows still need work"
+    assert service.get_run(run_id)["status"] == RunStatus.PENDING
+    assert run_in_process(service, run_id).status == RunStatus.COMPLETED
+    with service.engine.begin() as connection:
+        assert _gate_problem(connection, "test_touch") is None
+    assert touched(service.engine) == {i: 1 for i in range(1, 31)}
+    service.engine.dispose()
+
+
+def test_batched_stops_when_a_gate_stays_closed_after_its_backfills_ran(sqlite_url, monkeypatch):
+    """A backfill that completes but leaves rows its filter still finds would send
+    --batched round the gate forever: after a few passes it stops with the gate's words."""
+    import backend.schema.batched as batched_module
+
+    upgrade(sqlite_url, "head")
+    attempts = []
+
+    def gate_never_opens(*args, **kwargs):
+        attempts.append(1)
+        raise BackfillNotFinished("0099_contract", ["users_email_normalized"],
+                                  ["run 7 completed but 3 rows still need work"])
+
+    monkeypatch.setattr(batched_module, "upgrade", gate_never_opens)
+    monkeypatch.setattr(batched_module, "_finish_all", lambda *args, **kwargs: True)
+    with pytest.raises(batched_module.BatchedMigrationFailed) as failed:
+        batched(sqlite_url)
+    assert str(failed.value) == ("0099_contract still waits after its backfills ran 3 times: "
+                                 "run 7 completed but 3 rows still need work")
+    assert len(attempts) == batched_module.MAX_PASSES_PER_GATE + 1

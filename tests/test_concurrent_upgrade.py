@@ -126,3 +126,26 @@ def test_run_py_replicas_on_one_postgresql_database(pg_url, tmp_path):
         for server in servers:
             stop(server)
     assert_applied_exactly_once([log.read_text() for log in logs], pg_url)
+
+
+def test_a_symlink_to_the_sqlite_file_takes_the_same_lock(tmp_path):
+    import threading
+
+    (tmp_path / "shop.db").touch()
+    (tmp_path / "current.db").symlink_to(tmp_path / "shop.db")  # e.g. a release's link to the data
+    by_link = create_db_engine(f"sqlite:///{tmp_path / 'current.db'}")
+    by_file = create_db_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    entered = threading.Event()
+
+    def take_it_by_the_file():
+        with schema_lock(by_file):
+            entered.set()
+
+    with schema_lock(by_link):
+        other = threading.Thread(target=take_it_by_the_file)
+        other.start()
+        assert not entered.wait(0.5)  # it waits for ours
+    other.join(10)
+    assert entered.is_set()
+    by_link.dispose()
+    by_file.dispose()

@@ -37,7 +37,7 @@ class BackfillNotFinished(CommandError):
     `run_migrations.py --batched` catches it, finishes the backfills, and retries."""
 
     def __init__(self, revision: str | None, names: list[str], details: list[str]):
-        self.revision, self.names = revision, names
+        self.revision, self.names, self.details = revision, names, details
         where = f"revision {revision}" if revision else "this revision"
         super().__init__(
             f"{where} requires backfill {', '.join(names)} to be finished ({'; '.join(details)}). "
@@ -71,12 +71,14 @@ def unschedule_backfill(name: str) -> None:
 
 
 def rows_needing_work(connection, name: str, *, limit: int | None = None) -> int:
-    """How many rows the backfill's pending filter still finds (up to `limit`)."""
+    """How many rows the backfill's pending filter still finds (up to `limit`). A
+    backfill without a pending filter cannot tell done rows from the others: every
+    row of its table counts."""
     backfill = _catalog().get(name)
+    keys = sa.select(backfill.key_column)
     pending = backfill.pending_filter()
-    if pending is None:
-        return 0
-    keys = sa.select(backfill.key_column).where(pending)
+    if pending is not None:
+        keys = keys.where(pending)
     if limit is not None:
         keys = keys.limit(limit)
     return int(connection.execute(sa.select(sa.func.count()).select_from(keys.subquery())).scalar_one())
@@ -105,10 +107,11 @@ def _gate_problem(connection, name: str) -> str | None:
     if run is None:
         return None if left == 0 else f"never scheduled and {shown} rows need work"
     status = run["status"]
-    if left == 0 and status in (RunStatus.COMPLETED, RunStatus.PENDING):
-        if status == RunStatus.PENDING:
-            runs.transition(connection, run["id"], RunStatus.COMPLETED, actor="alembic gate",
-                            reason="no row needed work", started_at=utcnow(), rows_total=0, rows_total_exact=True)
+    if status == RunStatus.COMPLETED and (left == 0 or _catalog().get(name).pending_filter() is None):
+        return None  # without a pending filter, the completed run is the only proof
+    if status == RunStatus.PENDING and left == 0:
+        runs.transition(connection, run["id"], RunStatus.COMPLETED, actor="alembic gate",
+                        reason="no row needed work", started_at=utcnow(), rows_total=0, rows_total_exact=True)
         return None
     if status == RunStatus.COMPLETED:
         return f"run {run['id']} completed but {shown} rows still need work"

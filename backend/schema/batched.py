@@ -22,6 +22,11 @@ from backend.schema.alembic_api import current_revisions, upgrade
 from backend.schema.progress_display import ProgressDisplay
 
 
+# Rows written by an old app version during a rolling deploy can need a second run;
+# a gate still closed after this many is a backfill that leaves rows behind.
+MAX_PASSES_PER_GATE = 3
+
+
 class BatchedMigrationFailed(Exception):
     """A backfill did not complete; the message is the one line to show."""
 
@@ -49,11 +54,19 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
     service = BackfillService.from_config(config, engine=engine)
     result = BatchedResult(applied_from=current_revisions(url), at=())
     try:
+        passes: dict[str | None, int] = {}
         while True:
             try:
                 upgrade(url, "head", on_version_apply=_reporter(on_applied))
                 break
             except BackfillNotFinished as gate:
+                passes[gate.revision] = passes.get(gate.revision, 0) + 1
+                if passes[gate.revision] > MAX_PASSES_PER_GATE:
+                    # Its backfills keep completing while rows still need work: their
+                    # statement misses rows, or an old app version keeps writing them.
+                    raise BatchedMigrationFailed(
+                        f"{gate.revision} still waits after its backfills ran {MAX_PASSES_PER_GATE} times: "
+                        f"{'; '.join(gate.details)}") from None
                 display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
                 finished = _finish_all(service, [service.schedule(name) for name in gate.names], options, display, result)
                 if not finished:

@@ -8,6 +8,7 @@ migration's own transactions can commit freely. SQLite: a file lock beside the f
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterator
 
 from filelock import FileLock
@@ -32,7 +33,9 @@ def schema_lock(engine: Engine) -> Iterator[None]:
                 lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
                 lock_connection.commit()
     elif backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        with FileLock(f"{engine.url.database}.migrate.lock"):
+        # Named after the resolved path: a symlink to the database file and the file
+        # itself are one database and must take one lock.
+        with FileLock(f"{Path(engine.url.database).resolve()}.migrate.lock"):
             yield
     else:
         yield
