@@ -168,3 +168,66 @@ def test_batched_stops_when_a_gate_stays_closed_after_its_backfills_ran(sqlite_u
     assert str(failed.value) == ("0099_contract still waits after its backfills ran 3 times: "
                                  "run 7 completed but 3 rows still need work")
     assert len(attempts) == batched_module.MAX_PASSES_PER_GATE + 1
+
+
+def test_the_not_null_check_is_validated_while_the_shop_keeps_writing_orders(pg_url):
+    """Revision 0006 validates its CHECK in a transaction of its own: a write to orders
+    made while VALIDATE starts does not wait for the migration (it would wait for its
+    end if the ACCESS EXCLUSIVE lock of ADD CONSTRAINT were still held)."""
+    import threading
+
+    upgrade(pg_url, FOUNDATION)
+    engine = create_db_engine(pg_url)
+    seed_shop(engine)
+    writes: list[str] = []
+
+    def shop_write():
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
+                connection.execute(sa.text("UPDATE orders SET status = 'shipped' WHERE id = 1"))
+            writes.append("written")
+        except sa.exc.DBAPIError as exc:
+            writes.append(f"blocked: {exc.orig}")
+
+    def during_validate(conn, cursor, statement, *args):
+        if "VALIDATE CONSTRAINT" in statement and not writes:
+            writer = threading.Thread(target=shop_write)
+            writer.start()
+            writer.join(10)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", during_validate)
+    try:
+        batched(pg_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", during_validate)
+    assert writes == ["written"]
+    assert current_revisions(pg_url) == head_revisions()
+    with engine.connect() as connection:
+        constraints = connection.execute(sa.text(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'ck_orders_total_cents_not_null'")).scalar_one()
+        nullable = connection.execute(sa.text(
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'orders' AND column_name = 'total_cents'")).scalar_one()
+    assert (constraints, nullable) == (0, "NO")
+    engine.dispose()
+
+
+def test_0006_runs_again_after_an_attempt_that_left_its_check_behind(pg_url):
+    """VALIDATE commits apart from the rest: an attempt that failed after it (or in it)
+    leaves the NOT VALID check; the next attempt replaces it."""
+    from backend.backfill.inprocess import run_in_process
+    from backend.backfill.service import BackfillService
+
+    upgrade(pg_url, FOUNDATION)
+    engine = create_db_engine(pg_url)
+    seed_shop(engine)
+    upgrade(pg_url, "0005_users_email_normalized")
+    service = BackfillService.from_config(Config.from_env({"DATABASE_URL": pg_url}), engine=engine)
+    assert run_in_process(service, runs(engine)["orders_total_cents"].id).status == RunStatus.COMPLETED
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE orders ADD CONSTRAINT ck_orders_total_cents_not_null "
+                                   "CHECK (total_cents IS NOT NULL) NOT VALID"))
+    upgrade(pg_url, "0006_orders_total_not_null")
+    assert current_revisions(pg_url) == ("0006_orders_total_not_null",)
+    engine.dispose()

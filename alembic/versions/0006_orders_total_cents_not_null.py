@@ -24,10 +24,14 @@ def upgrade() -> None:
     require_backfill("orders_total_cents", revision=revision)
     if op.get_context().dialect.name == "postgresql":
         # SET NOT NULL alone scans the table under an ACCESS EXCLUSIVE lock; a
-        # validated CHECK lets PostgreSQL skip that scan (validation only takes
-        # a SHARE UPDATE EXCLUSIVE lock, so the shop keeps writing meanwhile).
+        # validated CHECK lets PostgreSQL skip that scan. Adding it NOT VALID takes
+        # that lock only for an instant, and only if the transaction ends there:
+        # VALIDATE runs in a transaction of its own, under a SHARE UPDATE EXCLUSIVE
+        # lock, so the shop keeps reading and writing orders while it scans.
+        op.execute(f"ALTER TABLE orders DROP CONSTRAINT IF EXISTS {CHECK}")  # left by a failed attempt
         op.execute(f"ALTER TABLE orders ADD CONSTRAINT {CHECK} CHECK (total_cents IS NOT NULL) NOT VALID")
-        op.execute(f"ALTER TABLE orders VALIDATE CONSTRAINT {CHECK}")
+        with op.get_context().autocommit_block():  # commits the above first
+            op.execute(f"ALTER TABLE orders VALIDATE CONSTRAINT {CHECK}")
         op.alter_column("orders", "total_cents", existing_type=sa.BigInteger(), nullable=False)
         op.execute(f"ALTER TABLE orders DROP CONSTRAINT {CHECK}")
     else:

@@ -160,7 +160,8 @@ RULES: tuple[Rule, ...] = (
          "revision; or give it a server_default", not_null_column_without_default),
     Rule("M003", "NOT NULL without a backfill gate",
          "call require_backfill('<backfill>', revision=revision) first in upgrade(); on PostgreSQL add a "
-         "CHECK (...) NOT VALID constraint, VALIDATE it, then SET NOT NULL (see revision 0006)", not_null_without_gate),
+         "CHECK (...) NOT VALID constraint, VALIDATE it in an autocommit_block(), then SET NOT NULL "
+         "(see revision 0006)", not_null_without_gate),
     Rule("M004", "index built under a lock",
          "with op.get_context().autocommit_block(): op.create_index(..., postgresql_concurrently=True), "
          "from one migrating process (a unique constraint: such a unique index, then ADD CONSTRAINT ... "
