@@ -33,6 +33,16 @@ def write_backup(database_url: str, directory: Path) -> Backup:
         raise CommandFailed(f"backup failed, nothing was migrated: {exc}") from None
 
 
+def pg_restore_command(dump: Path, uri: str) -> str:
+    """The shell command that puts the database back as it was when `dump` was taken:
+    the public schema emptied (tables the migration added go too, which
+    `pg_restore --clean` would leave), then the dump, in one transaction, so that a
+    failed restore changes nothing."""
+    return (f"{{ echo 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; "
+            f"pg_restore --no-owner --file=- {shlex.quote(str(dump))}; }} "
+            f"| psql --quiet --no-psqlrc -v ON_ERROR_STOP=1 --single-transaction --dbname {shlex.quote(uri)}")
+
+
 def _write(target: Target, directory: Path) -> Backup:
     if target.kind not in ("sqlite", "postgresql"):
         raise CommandFailed(f"cannot back up a {target.kind} database")
@@ -48,8 +58,7 @@ def _write(target: Target, directory: Path) -> Backup:
         else:
             run_tool([pg_tool("pg_dump"), "--format=custom", "--file", str(path), "--dbname", libpq_uri(target)],
                      target, "pg_dump")
-            restore = (f"pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error "
-                       f"--dbname {shlex.quote(libpq_uri(target))} {shlex.quote(str(path))}")
+            restore = pg_restore_command(path, libpq_uri(target))
     except BaseException as exc:
         path.unlink(missing_ok=True)  # no half-written backup left to be trusted later
         if isinstance(exc, (OSError, sqlite3.Error)):
