@@ -16,9 +16,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("coupon", sa.String(32), nullable=True))
     op.execute("ALTER TABLE products ADD COLUMN weight_grams integer NOT NULL")  # finding: M002
     op.execute("ALTER TABLE products ADD COLUMN origin varchar(2) NOT NULL DEFAULT 'EU'")
+    flag = sa.Column("flagged", sa.Boolean(), nullable=False)
+    op.add_column("users", flag)  # finding: M002
 
 
 def downgrade() -> None:
+    op.drop_column("users", "flagged")
     op.drop_column("products", "origin")
     op.drop_column("products", "weight_grams")
     with op.batch_alter_table("orders") as batch_op:

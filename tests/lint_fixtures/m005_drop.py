@@ -15,6 +15,9 @@ def upgrade() -> None:
         batch_op.drop_column("currency")  # finding: M005
     op.execute("ALTER TABLE products DROP COLUMN stock")  # finding: M005
     op.execute("ALTER TABLE products DROP CONSTRAINT ck_products_price_not_negative")  # a constraint: fine
+    op.drop_table("coupons")  # finding: M005
+    op.create_table("coupons", sa.Column("id", sa.Integer, primary_key=True))  # created again: new from here
+    op.create_index("ix_coupons_id", "coupons", ["id"])  # on the new, empty table: fine
 
 
 def downgrade() -> None:

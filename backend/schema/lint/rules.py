@@ -50,7 +50,7 @@ def _where(table: str | None, column: str | None = None) -> str:
 
 def _upgrade_ops(script: RevisionScript, *names: str) -> Iterable[Operation]:
     for op in script.operations:
-        if op.function == "upgrade" and op.operation in names and script.is_existing(op.table):
+        if op.function == "upgrade" and op.operation in names and script.is_existing(op.table, op.line):
             yield op
 
 
@@ -60,7 +60,7 @@ def _at(rule_id: str, node: Operation | DataStatement, message: str) -> Violatio
 
 def data_change(script: RevisionScript) -> Iterable[Violation]:
     for statement in script.data:
-        if statement.function == "upgrade" and statement.kind != "select" and script.is_existing(statement.table):
+        if statement.function == "upgrade" and statement.kind != "select" and script.is_existing(statement.table, statement.line):
             yield _at("M001", statement, (
                 f"{statement.written_as} changes rows of existing table {_where(statement.table)} inside upgrade(): "
                 f"one transaction holds its row locks (and the schema lock) until every row is done"))

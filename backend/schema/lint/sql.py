@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_IDENT = r'(?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?'
+# An identifier; `{}` stands for a part of an f-string or str.format() the linter
+# could not resolve (a variable): the statement is still checked.
+_IDENT = r'(?:"[^"]+"|[\w$]+|\{\})(?:\.(?:"[^"]+"|[\w$]+|\{\}))?'
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
 
@@ -36,6 +38,11 @@ _ACTION_RENAME_COLUMN = re.compile(rf"^RENAME\s+(?:COLUMN\s+)?(?!CONSTRAINT\b)({
                                    re.IGNORECASE)
 _ACTION_TYPE = re.compile(rf"^ALTER\s+(?:COLUMN\s+)?({_IDENT})\s+(?:SET\s+DATA\s+)?TYPE\b", re.IGNORECASE)
 _ACTION_SET_NOT_NULL = re.compile(rf"^ALTER\s+(?:COLUMN\s+)?({_IDENT})\s+SET\s+NOT\s+NULL\b", re.IGNORECASE)
+# A unique or primary key constraint that builds its index now (not `USING INDEX`,
+# which attaches an index built CONCURRENTLY beforehand: the safe way).
+_ACTION_ADD_UNIQUE = re.compile(
+    rf"^ADD\s+(?:CONSTRAINT\s+{_IDENT}\s+)?(?:UNIQUE|PRIMARY\s+KEY)\b(?!.*\bUSING\s+INDEX\b)",
+    re.IGNORECASE | re.DOTALL)
 _ACTION_ADD_COLUMN = re.compile(
     rf"^ADD\s+(?:COLUMN\s+)?(?!CONSTRAINT\b|PRIMARY\b|UNIQUE\b|CHECK\b|FOREIGN\b|EXCLUDE\b)"
     rf"(?:IF\s+NOT\s+EXISTS\s+)?({_IDENT})\s+(.*)$", re.IGNORECASE | re.DOTALL)
@@ -134,6 +141,8 @@ def _alter_action(table: str, action: str) -> SqlDdl | None:
         return SqlDdl("alter_column", table, column=name(match.group(1)), type_change=True)
     if match := _ACTION_SET_NOT_NULL.search(action):
         return SqlDdl("alter_column", table, column=name(match.group(1)), not_null=True)
+    if _ACTION_ADD_UNIQUE.search(action):
+        return SqlDdl("create_unique_constraint", table)
     if match := _ACTION_ADD_COLUMN.search(action):
         definition = match.group(2)
         return SqlDdl("add_column", table, column=name(match.group(1)),

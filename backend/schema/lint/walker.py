@@ -83,14 +83,12 @@ class RevisionScript:
     operations: list[Operation] = field(default_factory=list)
     data: list[DataStatement] = field(default_factory=list)
 
-    @property
-    def created_tables(self) -> set[str]:
-        """Tables `upgrade()` creates: new, so nobody else is using them yet."""
-        return {op.table for op in self.operations
-                if op.function == "upgrade" and op.operation == "create_table" and op.table}
-
-    def is_existing(self, table: str | None) -> bool:
-        return table is None or table not in self.created_tables
+    def is_existing(self, table: str | None, line: int) -> bool:
+        """False for a table `upgrade()` created above `line`: new, so nobody else is
+        using it yet. (A table dropped, then created again, is existing at its drop.)"""
+        return table is None or not any(
+            op.function == "upgrade" and op.operation == "create_table" and op.table == table and op.line < line
+            for op in self.operations)
 
 
 def parse_script(path: Path) -> tuple[RevisionScript, str]:
@@ -193,6 +191,8 @@ def _string(node: ast.expr | None, constants: dict[str, str]) -> str | None:
         return left + right if left is not None and right is not None else None
     if isinstance(node, ast.Call) and _callee(node) == "f" and node.args:
         return _string(node.args[0], constants)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return _string(node.func.value, constants)  # "... {} ...".format(x): the template, as for f-strings
     return None
 
 
@@ -263,6 +263,7 @@ class _FunctionWalker:
         self.data: list[DataStatement] = []
         self.gate_seen = False
         self._walking: set[str] = set()
+        self._columns: dict[str, ast.Call] = {}  # name = sa.Column(...) in the function, for add_column(name)
 
     def walk_function(self, node: ast.FunctionDef, context: _Context = _Context()) -> None:
         if node.name in self._walking:
@@ -273,6 +274,9 @@ class _FunctionWalker:
         self._walking.discard(node.name)
 
     def visit(self, node: ast.AST, context: _Context) -> None:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.Call) and _callee(node.value) == "Column":
+            self._columns[node.targets[0].id] = node.value
         if isinstance(node, (ast.With, ast.AsyncWith)):
             self._visit_with(node, context)
         elif isinstance(node, ast.Call):
@@ -311,8 +315,8 @@ class _FunctionWalker:
             return
         if name in _TABLE_ARG:
             self._schema_operation(call, name, context)
-        elif name == "text" and call.args:
-            self._sql_text(call, call.args[0], context, written_as="text(...)")
+        elif name in ("text", "DDL") and call.args:
+            self._sql_text(call, call.args[0], context, written_as=f"{name}(...)")
         elif name in _EXECUTE_METHODS and call.args and not _is_text_call(call.args[0]):
             self._sql_text(call, call.args[0], context, written_as=f"{_describe_receiver(call)}.{name}(...)")
         self._children(call, context)
@@ -337,7 +341,10 @@ class _FunctionWalker:
         written_as = f"{receiver.id}.{name}(...)"
         facts: dict = {}
         if name == "add_column":
-            facts.update(_column_facts(_argument(call, 1 - shift, "column"), self.module.constants))
+            column = _argument(call, 1 - shift, "column")
+            if isinstance(column, ast.Name):
+                column = self._columns.get(column.id, column)
+            facts.update(_column_facts(column, self.module.constants))
         elif name in ("drop_column", "alter_column"):
             facts["column"] = _string(_argument(call, 1 - shift, "column_name"), self.module.constants)
         if name in _INDEX_NAME_ARG:
@@ -430,7 +437,7 @@ def _selected_table(select: ast.Call, module: _Module) -> str | None:
 
 
 def _is_text_call(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and _callee(node) == "text"
+    return isinstance(node, ast.Call) and _callee(node) in ("text", "DDL")
 
 
 def _describe_receiver(call: ast.Call) -> str:
