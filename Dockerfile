@@ -6,5 +6,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 EXPOSE 8000
 # Migrations first (one replica applies them under the advisory lock, the others
-# wait), then gunicorn serves the app.
-CMD ["sh", "-c", "python run_migrations.py && exec gunicorn --bind 0.0.0.0:8000 --workers 3 'backend:create_app()'"]
+# wait): up to the first backfill gate, whose backfills go to the workers (--no-wait
+# exits 0), then gunicorn serves the app on the expand schema. A later start applies
+# the contract revisions once the workers have finished the backfills.
+CMD ["sh", "-c", "python run_migrations.py --batched --no-wait && exec gunicorn --bind 0.0.0.0:8000 --workers 3 'backend:create_app()'"]

@@ -190,3 +190,19 @@ def test_a_lost_start_message_is_recovered_from_the_database(pg_url, redis_serve
         worker.stop()
     assert touched(service.engine) == {i: 1 for i in range(1, 51)}
     service.engine.dispose()
+
+
+def test_no_wait_at_a_gate_dispatches_and_exits_0_for_the_app_to_start(pg_url, redis_server):
+    """What the Dockerfile runs before gunicorn: schema up to the first gate, its
+    backfills handed to the workers, exit 0 (the app serves the expand schema); the
+    next start applies the contract revisions once the workers are done."""
+    upgrade(pg_url, FOUNDATION)
+    engine = create_db_engine(pg_url)
+    seed_shop(engine, orders=30)
+    result = run_migrations(pg_url, "--batched", "--no-wait", CELERY_BROKER_URL=redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert "0006_orders_total_not_null waits for backfill orders_total_cents" in result.stdout
+    assert "dispatched to the workers" in result.stdout
+    assert current_revisions(pg_url) == ("0005_users_email_normalized",)
+    assert run_statuses(engine)["orders_total_cents"] == "running"
+    engine.dispose()

@@ -148,11 +148,15 @@ def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, pol
     from worker.tasks import dispatch
 
     last_recovery = time.monotonic()
+    announced = None
     while True:
         progress = service.snapshot(run_id)
         display.update(progress)
         if progress.status not in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.WAITING):
             return progress
+        if progress.status == RunStatus.WAITING and progress.next_window_at != announced:
+            announced = progress.next_window_at  # the workers' windows and health say when
+            display.message(_waiting_line(progress, announced))
         if time.monotonic() - last_recovery >= service.settings.redispatch_after_seconds:
             service.recover(dispatch)
             last_recovery = time.monotonic()

@@ -40,6 +40,7 @@ class ProgressDisplay:
         self._bars: Progress | None = None
         self._tasks: dict[int, int] = {}
         self._last_line: dict[int, float] = {}
+        self._last_status: dict[int, str] = {}
 
     def message(self, text: str) -> None:
         if self._bars is not None:
@@ -69,10 +70,13 @@ class ProgressDisplay:
                           description=f"{progress.name} ({progress.status})")
 
     def _update_line(self, progress: RunProgress) -> None:
+        """A line when the run's status changes, else at most every LOG_INTERVAL_SECONDS
+        (a run waiting hours for its window must not print a line per poll)."""
         now = time.monotonic()
-        finished = progress.status != "running"
-        if finished or now - self._last_line.get(progress.run_id, 0.0) >= LOG_INTERVAL_SECONDS:
+        changed = self._last_status.get(progress.run_id) != progress.status
+        if changed or now - self._last_line.get(progress.run_id, 0.0) >= LOG_INTERVAL_SECONDS:
             self._last_line[progress.run_id] = now
+            self._last_status[progress.run_id] = progress.status
             print(describe(progress), file=self.stream, flush=True)
 
     def close(self) -> None:
