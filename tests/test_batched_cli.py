@@ -93,6 +93,7 @@ def test_outside_its_window_no_wait_leaves_the_run_waiting_and_exits_0(sqlite_ur
     assert result.returncode == 0, result.stderr
     assert f"backfill test_touch (run {run_id}) waits: outside the maintenance windows ({window})" in result.stdout
     assert "continues at " in result.stdout and "run `python run_migrations.py --batched` again" in result.stdout
+    assert "no backfill to run" not in result.stdout  # one is waiting
     assert service.get_run(run_id)["status"] == "waiting"
     assert set(touched(service.engine).values()) == {0}
     service.engine.dispose()

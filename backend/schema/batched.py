@@ -45,6 +45,7 @@ class BatchedResult:
     at: tuple[str, ...]
     finished: list[Progress] = field(default_factory=list)
     dispatched: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)  # in-process runs left waiting (--no-wait)
 
 
 def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay,
@@ -117,6 +118,7 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
             if progress.status == RunStatus.WAITING:
                 display.message(f"{_waiting_line(progress, progress.next_window_at)}; "
                                 "run `python run_migrations.py --batched` again then to continue")
+                result.waiting.append(run_id)
                 finished_all = False
                 continue
         result.finished.append(progress)

@@ -245,7 +245,7 @@ def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = 
     done = [p.name for p in result.finished]
     if done:
         click.echo(f"backfills completed {where}: {', '.join(done)}")
-    elif not result.dispatched:
+    elif not result.dispatched and not result.waiting:
         click.echo("no backfill to run")
     click.echo(f"schema at {_names(result.at)}")
 
