@@ -18,6 +18,17 @@ def make_service(url: str, settings: EngineSettings = FAST_SETTINGS) -> Backfill
     return BackfillService(create_db_engine(url), catalog, settings)
 
 
+def touch_service(url: str, settings: EngineSettings = FAST_SETTINGS) -> BackfillService:
+    """A service over a database at head with the test backfills' tables (close it with
+    `service.engine.dispose()`)."""
+    from backend.schema.alembic_api import upgrade
+
+    upgrade(url, "head")
+    service = make_service(url, settings)
+    create_touch_tables(service.engine)
+    return service
+
+
 def create_touch_tables(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         for statement in backfills_for_tests.CREATE_TABLES:

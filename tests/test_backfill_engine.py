@@ -13,15 +13,12 @@ from backend.backfill.clock import utcnow
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.keys import KeyRange
 from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches
-from backend.schema.alembic_api import upgrade
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.backfill_helpers import insert_rows, touch_service, touched
 
 
 @pytest.fixture
 def service(db_url):
-    upgrade(db_url, "head")
-    svc = make_service(db_url)
-    create_touch_tables(svc.engine)
+    svc = touch_service(db_url)
     yield svc
     svc.engine.dispose()
 

@@ -130,12 +130,10 @@ def test_a_backfill_without_a_pending_filter_passes_its_gate_only_once_its_run_c
     over a table with rows is not work already done."""
     from backend.backfill.inprocess import run_in_process
     from backend.backfill.ops import _gate_problem
-    from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+    from tests.backfill_helpers import insert_rows, touch_service, touched
 
     monkeypatch.setenv("BACKFILL_MODULES", "tests.backfills_for_tests")
-    upgrade(db_url, "head")
-    service = make_service(db_url)
-    create_touch_tables(service.engine)
+    service = touch_service(db_url)
     insert_rows(service.engine, range(1, 31))
     run_id = service.schedule("test_touch")  # no pending filter
     with service.engine.begin() as connection:

@@ -22,11 +22,10 @@ from backend.backfill.estimate import window_plan
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 from backend.backfill.windows import parse_windows
 from backend.config import Config
-from backend.schema.alembic_api import upgrade
 from backend.web import backfills_view as view
 from backend.web.backfills_api import parse_admin_token
 from backend.web.backfills_openapi import openapi_document
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service
+from tests.backfill_helpers import insert_rows, make_service, touch_service
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database
 
 SECRET = "s3cret-token-for-tests"
@@ -49,9 +48,7 @@ def db_url(request, tmp_path_factory):
         request.getfixturevalue("postgres_available")
         url = create_pg_database()
     try:
-        upgrade(url, "head")
-        service = make_service(url)
-        create_touch_tables(service.engine)
+        service = touch_service(url)
         insert_rows(service.engine, range(1, ROWS + 1))
         service.engine.dispose()
         yield url

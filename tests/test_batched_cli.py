@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from backend.db import create_db_engine
 from backend.schema.alembic_api import current_revisions, head_revisions, upgrade
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.processes import ROOT, CeleryWorker, RedisServer, subprocess_env
 from tests.shop_data import seed_shop
 
@@ -51,9 +51,7 @@ def test_batched_in_process_brings_a_shop_from_the_foundation_to_head(db_url):
 
 
 def test_a_failing_backfill_exits_non_zero_with_one_line(sqlite_url):
-    upgrade(sqlite_url, "head")
-    service = make_service(sqlite_url)
-    create_touch_tables(service.engine)
+    service = touch_service(sqlite_url)
     insert_rows(service.engine, range(1, 31))
     with service.engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (25)")
@@ -83,9 +81,7 @@ def closed_window_now() -> str:
 
 
 def test_outside_its_window_no_wait_leaves_the_run_waiting_and_exits_0(sqlite_url):
-    upgrade(sqlite_url, "head")
-    service = make_service(sqlite_url)
-    create_touch_tables(service.engine)
+    service = touch_service(sqlite_url)
     insert_rows(service.engine, range(1, 21))
     run_id = service.schedule("test_touch")
     window = closed_window_now()
@@ -135,19 +131,27 @@ def test_batched_through_celery_workers_on_postgresql(pg_url, redis_server, tmp_
     engine.dispose()
 
 
-def test_no_wait_dispatches_and_exits(pg_url, redis_server, tmp_path):
-    upgrade(pg_url, "head")
-    service = make_service(pg_url)
-    create_touch_tables(service.engine)
-    insert_rows(service.engine, range(1, 101))
+def dispatched_with_no_wait(pg_url: str, broker_url: str, rows: int):
+    """A test_touch run over `rows` rows handed to the workers by `--batched --no-wait`
+    (no worker running yet); returns the service and the run id."""
+    service = touch_service(pg_url)
+    insert_rows(service.engine, range(1, rows + 1))
     run_id = service.schedule("test_touch")
-    env = dict(CELERY_BROKER_URL=redis_server.url)
-    result = run_migrations(pg_url, "--batched", "--only", "test_touch", "--no-wait", **env)
+    result = run_migrations(pg_url, "--batched", "--only", "test_touch", "--no-wait", CELERY_BROKER_URL=broker_url)
     assert result.returncode == 0, result.stderr
     assert f"backfill test_touch (run {run_id}) dispatched to the workers" in result.stdout
+    return service, run_id
+
+
+def start_worker(pg_url: str, broker_url: str, tmp_path) -> CeleryWorker:
+    return CeleryWorker(subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests",
+                                       CELERY_BROKER_URL=broker_url), log_path=tmp_path / "worker.log").start()
+
+
+def test_no_wait_dispatches_and_exits(pg_url, redis_server, tmp_path):
+    service, run_id = dispatched_with_no_wait(pg_url, redis_server.url, rows=100)
     assert set(touched(service.engine).values()) == {0}  # no worker yet: nothing ran here
-    worker = CeleryWorker(subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests", **env),
-                          log_path=tmp_path / "worker.log").start()
+    worker = start_worker(pg_url, redis_server.url, tmp_path)
     try:
         from tests.processes import wait_for
 
@@ -167,21 +171,13 @@ def test_a_lost_start_message_is_recovered_from_the_database(pg_url, redis_serve
 
     from tests.processes import wait_for
 
-    upgrade(pg_url, "head")
-    service = make_service(pg_url)
-    create_touch_tables(service.engine)
-    insert_rows(service.engine, range(1, 51))
-    run_id = service.schedule("test_touch")
-    env = dict(CELERY_BROKER_URL=redis_server.url)
-    result = run_migrations(pg_url, "--batched", "--only", "test_touch", "--no-wait", **env)
-    assert result.returncode == 0, result.stderr
+    service, run_id = dispatched_with_no_wait(pg_url, redis_server.url, rows=50)
     redis.Redis.from_url(redis_server.url).flushall()  # the start message is lost
     run = service.get_run(run_id)
     assert (run["status"], run["executor"]) == ("running", "celery")
 
     client = Celery("client", broker=redis_server.url)
-    worker = CeleryWorker(subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests", **env),
-                          log_path=tmp_path / "worker.log").start()
+    worker = start_worker(pg_url, redis_server.url, tmp_path)
     try:
         # What the beat's recover task does.
         dispatched = service.recover(lambda ids: [client.send_task("worker.tasks.run_batch", args=[i]) for i in ids])

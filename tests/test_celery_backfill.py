@@ -6,8 +6,7 @@ import pytest
 from celery import Celery
 
 from backend.backfill.state import RunStatus
-from backend.schema.alembic_api import upgrade
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.processes import CeleryWorker, RedisServer, subprocess_env, wait_for
 
 
@@ -26,9 +25,7 @@ def worker_env(pg_url: str, broker_url: str) -> dict[str, str]:
 
 
 def test_run_on_two_worker_processes_touches_every_row_exactly_once(pg_url, redis_server, tmp_path):
-    upgrade(pg_url, "head")
-    service = make_service(pg_url)
-    create_touch_tables(service.engine)
+    service = touch_service(pg_url)
     ids = [i for i in range(1, 801) if i % 7]  # gaps too
     insert_rows(service.engine, ids)
     run_id = service.schedule("test_touch")
@@ -54,9 +51,7 @@ def test_pause_resume_cancel_and_retry_on_real_workers_apply_every_row_once(pg_u
     """Controls take effect at batch boundaries on the workers; nothing is lost or doubled."""
     from backend.backfill.state import BatchStatus
 
-    upgrade(pg_url, "head")
-    service = make_service(pg_url)
-    create_touch_tables(service.engine)
+    service = touch_service(pg_url)
     insert_rows(service.engine, range(1, 301))
     with service.engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (297)")  # the last batch fails

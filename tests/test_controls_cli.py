@@ -7,17 +7,14 @@ import sys
 import pytest
 
 from backend.backfill.inprocess import run_in_process
-from backend.schema.alembic_api import upgrade
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.processes import ROOT, subprocess_env
 from tests.test_batched_cli import run_migrations
 
 
 @pytest.fixture
 def scene(sqlite_url):
-    upgrade(sqlite_url, "head")
-    service = make_service(sqlite_url)
-    create_touch_tables(service.engine)
+    service = touch_service(sqlite_url)
     insert_rows(service.engine, range(1, 41))
     run_id = service.schedule("test_touch")
     service.start(run_id, executor="inprocess")

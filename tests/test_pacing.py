@@ -13,7 +13,7 @@ from backend.backfill.settings import EngineSettings
 from backend.backfill.state import RunStatus, backfill_batches
 from backend.schema.alembic_api import upgrade
 from tests import backfills_for_tests
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touch_service, touched
 
 UTC = timezone.utc
 
@@ -173,9 +173,7 @@ def pg_service(db_url):
     timeout (from the 2 s lease)."""
     if not db_url.startswith("postgresql"):
         pytest.skip("statement_timeout and jit are PostgreSQL settings")
-    upgrade(db_url, "head")
-    svc = make_service(db_url, EngineSettings(lease_seconds=2, retry_backoff_seconds=0.01))
-    create_touch_tables(svc.engine)
+    svc = touch_service(db_url, EngineSettings(lease_seconds=2, retry_backoff_seconds=0.01))
     yield svc
     svc.engine.dispose()
 

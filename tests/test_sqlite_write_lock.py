@@ -10,15 +10,12 @@ import sqlalchemy as sa
 
 from backend.backfill import coordinator
 from backend.db import create_db_engine, write_transaction
-from backend.schema.alembic_api import upgrade
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service
+from tests.backfill_helpers import insert_rows, touch_service
 
 
 @pytest.fixture
 def service(sqlite_url):
-    upgrade(sqlite_url, "head")
-    svc = make_service(sqlite_url)
-    create_touch_tables(svc.engine)
+    svc = touch_service(sqlite_url)
     yield svc
     svc.engine.dispose()
 

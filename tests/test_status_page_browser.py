@@ -24,8 +24,7 @@ import pytest
 from celery import Celery
 
 from backend.backfill.state import RunStatus
-from backend.schema.alembic_api import upgrade
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
+from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.conftest import IN_CI
 from tests.processes import ROOT, CeleryWorker, RedisServer, free_port, subprocess_env, wait_for
 
@@ -116,9 +115,7 @@ def test_operator_pauses_and_resumes_a_running_backfill(pg_url, redis_server, tm
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
-    upgrade(pg_url, "head")
-    service = make_service(pg_url)
-    create_touch_tables(service.engine)
+    service = touch_service(pg_url)
     insert_rows(service.engine, range(1, ROWS + 1))
     run_id = service.schedule("test_touch_slow")
     env = subprocess_env(
