@@ -229,3 +229,23 @@ def test_0006_runs_again_after_an_attempt_that_left_its_check_behind(pg_url):
     upgrade(pg_url, "0006_orders_total_not_null")
     assert current_revisions(pg_url) == ("0006_orders_total_not_null",)
     engine.dispose()
+
+
+def test_batched_does_not_start_over_a_failed_run_it_points_to_retry(shop):
+    from backend.schema.batched import BatchedMigrationFailed
+
+    url, engine, _ = shop
+    upgrade(url, "0005_users_email_normalized")
+    with engine.begin() as connection:  # as a run whose batches failed for good leaves it
+        connection.execute(sa.text("UPDATE backfill_runs SET status = 'failed', last_error = 'batch 3 failed: boom' "
+                                   "WHERE name = 'orders_total_cents'"))
+    run_id = runs(engine)["orders_total_cents"].id
+    with pytest.raises(BatchedMigrationFailed) as failed:
+        batched(url)
+    assert str(failed.value) == (
+        f"backfill orders_total_cents (run {run_id}) failed: batch 3 failed: boom; retry its failed batches with: "
+        f"python run_migrations.py --retry {run_id} (or --cancel {run_id} to start a new run)")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(
+            "SELECT count(*) FROM backfill_runs WHERE name = 'orders_total_cents'")).scalar_one() == 1
+    assert current_revisions(url) == ("0005_users_email_normalized",)

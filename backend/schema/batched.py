@@ -69,7 +69,8 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
                         f"{gate.revision} still waits after its backfills ran {MAX_PASSES_PER_GATE} times: "
                         f"{'; '.join(gate.details)}") from None
                 display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
-                finished = _finish_all(service, [service.schedule(name) for name in gate.names], options, display, result)
+                finished = _finish_all(service, [_run_for_gate(service, name) for name in gate.names], options,
+                                       display, result)
                 if not finished:
                     display.message(f"run this command again to continue past {gate.revision}")
                     result.at = current_revisions(url)
@@ -81,6 +82,19 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
     finally:
         display.close()
         engine.dispose()
+
+
+def _run_for_gate(service: BackfillService, name: str) -> int:
+    """The backfill's unfinished run, or a new one. Not over a failed run: its failed
+    batches would fail the same way in a new run, after rescanning every key; the
+    operator retries them (or cancels the run to start over)."""
+    latest = service.list_runs(name=name)[-1:]
+    if latest and latest[0]["status"] == RunStatus.FAILED:
+        run = latest[0]
+        raise BatchedMigrationFailed(
+            f"backfill {name} (run {run['id']}) failed: {run['last_error'] or 'see --log'}; retry its failed batches "
+            f"with: python run_migrations.py --retry {run['id']} (or --cancel {run['id']} to start a new run)")
+    return service.schedule(name)
 
 
 def _reporter(on_applied):
