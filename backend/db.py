@@ -40,6 +40,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+# Execution options of a transaction that reads before it writes (BEGIN IMMEDIATE on
+# SQLite, nothing on PostgreSQL): for Session.connection(execution_options=...).
+WRITE_TRANSACTION_OPTIONS = {SQLITE_BEGIN_OPTION: "IMMEDIATE"}
 
 
 def write_transaction(engine: Engine):
@@ -51,7 +54,7 @@ def write_transaction(engine: Engine):
     upgrade at once with "database is locked" (busy_timeout does not apply). On
     PostgreSQL it is engine.begin()."""
     if engine.dialect.name == "sqlite":
-        engine = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        engine = engine.execution_options(**WRITE_TRANSACTION_OPTIONS)
     return engine.begin()
 
 
