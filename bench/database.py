@@ -58,7 +58,7 @@ def prepare(url: str, orders: int, seed: int) -> Dataset:
         with engine.begin() as connection:
             connection.execute(sa.text(
                 "CREATE TABLE bench_expected AS "
-                "SELECT o.id AS order_id, COALESCE(SUM(i.quantity * i.unit_price_cents), 0)::bigint AS total "
+                "SELECT o.id AS order_id, COALESCE(SUM(i.quantity::bigint * i.unit_price_cents), 0)::bigint AS total "
                 "FROM orders o LEFT JOIN order_items i ON i.order_id = o.id GROUP BY o.id"
             ))
             connection.execute(sa.text("ALTER TABLE bench_expected ADD PRIMARY KEY (order_id)"))
@@ -115,7 +115,7 @@ def verify(dataset: Dataset) -> dict:
             )).one()
             added, added_wrong = connection.execute(sa.text(
                 "SELECT count(*), count(*) FILTER (WHERE o.total_cents IS DISTINCT FROM "
-                "(SELECT COALESCE(SUM(quantity * unit_price_cents), 0) FROM order_items i WHERE i.order_id = o.id)) "
+                "(SELECT COALESCE(SUM(quantity::bigint * unit_price_cents), 0) FROM order_items i WHERE i.order_id = o.id)) "
                 "FROM orders o WHERE o.id > :base"
             ), {"base": dataset.base_max_order_id}).one()
             still_null = connection.execute(sa.text("SELECT count(*) FROM orders WHERE total_cents IS NULL")).scalar_one()

@@ -26,12 +26,12 @@ from backend.db import create_db_engine
 # per-row expression as the orders_total_cents backfill, over the whole table.
 SINGLE_UPDATE = sa.text(
     "UPDATE orders SET total_cents = "
-    "(SELECT COALESCE(SUM(quantity * unit_price_cents), 0) FROM order_items WHERE order_items.order_id = orders.id)"
+    "(SELECT COALESCE(SUM(quantity::bigint * unit_price_cents), 0) FROM order_items WHERE order_items.order_id = orders.id)"
 )
 PAGE_IDS = sa.text("SELECT id FROM orders ORDER BY id LIMIT :limit OFFSET :offset")
 PAGE_UPDATE = sa.text(
     "UPDATE orders SET total_cents = "
-    "(SELECT COALESCE(SUM(quantity * unit_price_cents), 0) FROM order_items WHERE order_items.order_id = orders.id) "
+    "(SELECT COALESCE(SUM(quantity::bigint * unit_price_cents), 0) FROM order_items WHERE order_items.order_id = orders.id) "
     "WHERE id = ANY(:ids)"
 )
 

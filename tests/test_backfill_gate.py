@@ -249,3 +249,24 @@ def test_batched_does_not_start_over_a_failed_run_it_points_to_retry(shop):
         assert connection.execute(sa.text(
             "SELECT count(*) FROM backfill_runs WHERE name = 'orders_total_cents'")).scalar_one() == 1
     assert current_revisions(url) == ("0005_users_email_normalized",)
+
+
+def test_order_totals_beyond_32_bits_are_computed_in_bigint(pg_url):
+    """quantity x unit price of one line above 2**31 cents (1,000 x 3,000,000): PostgreSQL
+    would overflow int4 if the two integer columns were multiplied as they are."""
+    from backend.backfill.inprocess import run_in_process
+    from backend.backfill.service import BackfillService
+
+    upgrade(pg_url, FOUNDATION)
+    engine = create_db_engine(pg_url)
+    seed_shop(engine, orders=2)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO orders (id, user_id, status, currency) VALUES (100, 1, 'paid', 'EUR')"))
+        connection.execute(sa.text("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+                                   "VALUES (100, 1, 1000, 3000000), (100, 2, 1, 5)"))
+    upgrade(pg_url, "0005_users_email_normalized")
+    service = BackfillService.from_config(Config.from_env({"DATABASE_URL": pg_url}), engine=engine)
+    assert run_in_process(service, runs(engine)["orders_total_cents"].id).status == RunStatus.COMPLETED
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT total_cents FROM orders WHERE id = 100")).scalar_one() == 3_000_000_005
+    engine.dispose()

@@ -37,7 +37,10 @@ class OrdersTotalCents(SqlBackfill):
 
     def statement(self, where):
         total = (
-            sa.select(sa.func.coalesce(sa.func.sum(order_items.c.quantity * order_items.c.unit_price_cents), 0))
+            # In bigint before multiplying: two integer columns would overflow PostgreSQL's
+            # int4 beyond 2**31 cents for one line.
+            sa.select(sa.func.coalesce(sa.func.sum(
+                sa.cast(order_items.c.quantity, sa.BigInteger) * order_items.c.unit_price_cents), 0))
             .where(order_items.c.order_id == orders.c.id)
             .scalar_subquery()
         )
