@@ -233,10 +233,11 @@ def list_runs():
     as_of = view.tick()
     with get_engine().connect() as connection:
         rows = view.list_runs(connection, status)
-        etag = view.etag_for(rows, as_of)
+        stats = view.batch_stats(connection, rows, as_of)
+        etag = view.etag_for(rows, as_of, stats)
         if (unchanged := _not_modified(etag)) is not None:
             return unchanged
-        items = view.runs_view(connection, rows, as_of, _schedule_for)
+        items = view.runs_view(connection, rows, as_of, _schedule_for, stats)
     return _json({"items": items}, etag)
 
 
@@ -244,10 +245,11 @@ def _one_run(load, *, conditional: bool = True) -> Response:
     as_of = view.tick()
     with get_engine().connect() as connection:
         run = load(connection)
-        etag = view.etag_for([run], as_of)
+        stats = view.batch_stats(connection, [run], as_of)
+        etag = view.etag_for([run], as_of, stats)
         if conditional and (unchanged := _not_modified(etag)) is not None:
             return unchanged
-        body = view.runs_view(connection, [run], as_of, _schedule_for)[0]
+        body = view.runs_view(connection, [run], as_of, _schedule_for, stats)[0]
     return _json(body, etag)
 
 

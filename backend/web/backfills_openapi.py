@@ -74,7 +74,8 @@ _SCHEMAS: dict[str, Any] = {
         "estimated_finish_at": _nullable({**_TIME, "description": "when the rest should be done, spread over "
                                                                    "the windows (null: no windows, or beyond "
                                                                    "two years)"}),
-        "measured_at": {**_TIME, "description": "when the rate and ETA were measured (a 5 s clock tick)"},
+        "measured_at": {**_TIME, "description": "when the rate and ETA were measured (a 5 s clock tick); "
+                                        "for a run that is no longer active, its last update"},
         "batch_size": {**_INT, "description": "the current batch size"},
         "max_parallel": _INT,
         "batches_done": _INT,

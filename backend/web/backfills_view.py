@@ -5,14 +5,16 @@ themselves.
 
 Cheap to poll. A run's representation costs at most two indexed queries: the run's
 row by primary key, then one aggregate over the run's batches through the
-(run_id, status) index, for the recent rate and the batches in flight. Its ETag is
-computed from the first alone, so an unchanged run answers 304 after one query.
+(run_id, status) index, for the recent rate and the batches in flight (none for a
+run that is not active). Its ETag is computed from both, so an unchanged run answers
+304 without building the body.
 
-The representation is a function of the run's row and of a clock tick: figures
-that depend on time (rows per second, ETA) are measured `as of` the last
-RATE_TICK_SECONDS boundary, so two requests in the same tick on an unchanged row
-read the same bytes, and the ETag (row + tick while the run is active) is honest.
-A run that is not active never changes again, so its ETag has no tick.
+The representation is a function of the run's row, its batches in flight and a
+clock tick: figures that depend on time (rows per second, ETA, `measured_at`) are
+measured `as of` the last RATE_TICK_SECONDS boundary, so two requests in the same
+tick on an unchanged run read the same bytes, and the ETag (row + batch counts +
+tick while the run is active) is honest. A run that is not active never changes
+again (its `measured_at` is its last update), so its ETag has no tick.
 """
 from __future__ import annotations
 
@@ -104,13 +106,16 @@ def _row_fingerprint(run: Run) -> str:
     return "|".join(f"{key}={_canonical(run[key])}" for key in sorted(run.keys()))
 
 
-def etag_for(rows: Sequence[Run], as_of: datetime) -> str:
-    """A strong ETag for the representation of `rows` (a run, or a list of runs)."""
+def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchStats"]) -> str:
+    """A strong ETag for the representation of `rows` (a run, or a list of runs): the
+    rows, the batch counts read now (a claimed batch changes no run row) and, while a
+    run is active, the tick."""
     digest = hashlib.sha256(REPRESENTATION_VERSION.encode())
     if any(run["status"] in RunStatus.ACTIVE for run in rows):
         digest.update(f"tick={iso(as_of)}".encode())
     for run in rows:
-        digest.update(b"\n" + _row_fingerprint(run).encode())
+        counts = stats.get(run["id"]) or BatchStats()
+        digest.update(b"\n" + _row_fingerprint(run).encode() + f"|{counts.in_flight}|{counts.running}".encode())
     return f'"{digest.hexdigest()[:40]}"'
 
 
@@ -220,7 +225,7 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
         "eta_at": iso(as_of + timedelta(seconds=eta)) if eta is not None else None,
         "windows_remaining": plan.windows if plan else None,
         "estimated_finish_at": iso(plan.finish_at) if plan else None,
-        "measured_at": iso(as_of),
+        "measured_at": iso(as_of if status in RunStatus.ACTIVE else run["updated_at"]),
         "batch_size": run["batch_size"],
         "max_parallel": run["max_parallel"],
         "batches_done": run["batches_done"],
@@ -240,8 +245,9 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
 
 
 def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
-              schedule_for: ScheduleFor | None = None) -> list[dict[str, Any]]:
-    stats = batch_stats(connection, rows, as_of)
+              schedule_for: ScheduleFor | None = None,
+              stats: Mapping[int, BatchStats] | None = None) -> list[dict[str, Any]]:
+    stats = batch_stats(connection, rows, as_of) if stats is None else stats
     return [run_view(run, stats.get(run["id"]), as_of,
                      schedule_for(run["name"]) if schedule_for and run["status"] == RunStatus.RUNNING else None)
             for run in rows]
