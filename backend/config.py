@@ -64,12 +64,18 @@ class Config:
                 f"DEFAULT_LOCALE={default_locale!r} is not one of SUPPORTED_LOCALES ({', '.join(locales)})"
             )
         _check_engine_settings(env)
+        token = env.get("ADMIN_API_TOKEN") or None
+        if token is not None and not (token.isascii() and token.isprintable()):
+            # HTTP headers carry bytes that servers read as latin-1: a non-ASCII token
+            # could never be presented as configured.
+            raise ConfigError("ADMIN_API_TOKEN must be printable ASCII (e.g. python -c "
+                              "'import secrets; print(secrets.token_urlsafe(32))')")
         return cls(
             database_url=database_url,
             supported_locales=locales,
             default_locale=default_locale,
             celery_broker_url=env.get("CELERY_BROKER_URL") or None,
-            admin_api_token=env.get("ADMIN_API_TOKEN") or None,
+            admin_api_token=token,
             backfill_modules=_split_csv(env.get("BACKFILL_MODULES", "")),
         )
 

@@ -180,6 +180,14 @@ def test_bare_postgresql_url_means_psycopg2():
     assert result.stderr.count("\n") == 1 and "port 1" in result.stderr
 
 
+@pytest.mark.parametrize("token", ["pässwört-token", "tab\there", "ops:\u2603"])
+def test_an_admin_token_that_http_cannot_carry_is_a_config_error(sqlite_url, monkeypatch, token):
+    monkeypatch.setenv("ADMIN_API_TOKEN", token)
+    result = invoke(run_migrations.main, "--database-url", sqlite_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: configuration error: ADMIN_API_TOKEN must be printable ASCII")
+
+
 def test_config_error_is_one_line(sqlite_url, monkeypatch):
     monkeypatch.setenv("DEFAULT_LOCALE", "xx")
     result = invoke(run_migrations.main, "--database-url", sqlite_url)
