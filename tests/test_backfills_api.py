@@ -178,6 +178,23 @@ def test_run_progress_has_everything_an_operator_polls_for(client, service):
     assert set(run) == set(openapi_document()["components"]["schemas"]["Run"]["properties"])
 
 
+def test_a_batch_longer_than_the_rate_window_counts_with_its_whole_duration(service):
+    """One batch of 10 rows that ran 599 s and finished a second before the tick:
+    10 rows in 600 s, not 10 rows in the window's 60 s."""
+    run_id = new_run(service)
+    as_of = view.tick(utcnow())
+    with service.engine.begin() as connection:
+        runs.transition(connection, run_id, RunStatus.RUNNING, reason="test", rows_total=100,
+                        rows_total_exact=True, rows_scanned=10, rows_done=10, key_min="1", key_max="100")
+        connection.execute(sa.insert(backfill_batches).values(
+            run_id=run_id, seq=1, key_after="0", key_end="10", rows_in_range=10, batch_size=10,
+            status=BatchStatus.SUCCEEDED, attempts=1,
+            started_at=as_of - timedelta(seconds=600), finished_at=as_of - timedelta(seconds=1)))
+        body = view.runs_view(connection, [view.get_run(connection, run_id)], as_of)[0]
+    assert body["rows_per_second"] == 0.0  # 0.017 rows/s, rounded
+    assert body["eta_seconds"] == round(90 / (10 / 600), 1)
+
+
 def test_rate_and_eta_come_from_the_batches_finished_in_the_last_minute(service):
     """Measured as of a tick: batches finished after it or more than 60 s before it
     do not count, and the rate runs from the first counted batch's start."""
@@ -202,7 +219,7 @@ def test_rate_and_eta_come_from_the_batches_finished_in_the_last_minute(service)
         run = view.get_run(connection, run_id)
         body = view.runs_view(connection, [run], as_of)[0]
 
-    assert body["rows_per_second"] == round(200 / 30, 1)
+    assert body["rows_per_second"] == round(200 / 30, 1)  # 200 rows since the first one's start
     assert body["eta_seconds"] == round(600 / (200 / 30), 1)
     assert body["eta_at"] == view.iso(as_of + timedelta(seconds=600 / (200 / 30)))
     assert body["measured_at"] == view.iso(as_of)

@@ -69,7 +69,10 @@ def recent_rate(connection: Connection, run_id: int, now: datetime) -> float | N
     ).one()
     if not rows or first_start is None:
         return None
-    elapsed = (now - max(as_utc(first_start), since)).total_seconds()
+    # From the first counted batch's start, even before the window: all its rows
+    # count, so its whole duration must (a batch longer than the window would
+    # otherwise show a rate many times too high).
+    elapsed = (now - as_utc(first_start)).total_seconds()
     return float(rows) / elapsed if elapsed > 0 else None
 
 

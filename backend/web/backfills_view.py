@@ -184,7 +184,9 @@ def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) ->
 def _rate(stats: BatchStats, as_of: datetime) -> float | None:
     if not stats.recent_rows or stats.recent_first_start is None:
         return None
-    elapsed = (as_of - max(stats.recent_first_start, as_of - RATE_WINDOW)).total_seconds()
+    # From the first counted batch's start, even before the window (see
+    # backend.backfill.progress.recent_rate).
+    elapsed = (as_of - stats.recent_first_start).total_seconds()
     return stats.recent_rows / elapsed if elapsed > 0 else None
 
 
