@@ -358,3 +358,16 @@ def test_flask_seed_command_reports_errors_like_the_script(tmp_path, shop_url):
     # --database-url overrides the app's database.
     assert runner.invoke(args=["seed", "--database-url", shop_url, "--orders", "3"]).exit_code == 0
     assert counts(shop_url)["orders"] == 3
+
+
+def test_orders_only_take_existing_products_in_their_currency(sqlite_shop):
+    engine = create_db_engine(sqlite_shop)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO users (id, email, preferred_locale, password_hash) "
+                                   "VALUES (1, 'a@example.com', 'en', 'x')"))
+        connection.execute(sa.text("INSERT INTO products (id, owner_id, sku, price_cents, currency, stock) "
+                                   "VALUES (1, 1, 'EUR-1', 100, 'EUR', 10), (2, 1, 'USD-1', 200, 'USD', 10)"))
+    engine.dispose()
+    assert run_cli("--database-url", sqlite_shop, "--users", "0", "--products", "0", "--orders", "200").exit_code == 0
+    assert query(sqlite_shop, "SELECT DISTINCT o.currency, p.currency FROM order_items i "
+                              "JOIN orders o ON o.id = i.order_id JOIN products p ON p.id = i.product_id") == [("EUR", "EUR")]

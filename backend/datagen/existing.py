@@ -21,12 +21,17 @@ class Existing:
     products: list[tuple[int, int]]  # (id, price_cents)
 
 
+ORDER_CURRENCY = "EUR"  # orders.currency's server default, which generated orders get
+
+
 def load_existing(connection: sa.Connection) -> Existing:
     next_ids = {
         table: connection.execute(sa.text(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")).scalar_one()
         for table in TABLES
     }
     user_ids = list(connection.execute(sa.text("SELECT id FROM users ORDER BY id")).scalars())
-    products = [tuple(row) for row in
-                connection.execute(sa.text("SELECT id, price_cents FROM products ORDER BY id"))]
+    # Only products in the currency the generated orders get (the column's server
+    # default): the shop refuses an order mixing currencies, so must its test data.
+    products = [tuple(row) for row in connection.execute(sa.text(
+        "SELECT id, price_cents FROM products WHERE currency = :currency ORDER BY id"), {"currency": ORDER_CURRENCY})]
     return Existing(next_ids, user_ids, products)
