@@ -56,6 +56,18 @@ def test_unknown_user_is_a_404(client, user_id):
     assert error_of(response)["code"] == "user_not_found"
 
 
+def test_an_address_of_a_user_the_email_backfill_has_not_reached_yet_is_taken_too(app, client):
+    """Before users_email_normalized has run, an old user's email_normalized is NULL."""
+    with app.extensions["db_engine"].begin() as connection:
+        connection.exec_driver_sql("INSERT INTO users (email, preferred_locale, password_hash) "
+                                   "VALUES ('Legacy@Example.org', 'en', 'x')")
+
+    response = client.post("/api/users", json={"email": "legacy@example.org", "password": "correct horse"})
+
+    assert response.status_code == 409 and error_of(response)["code"] == "email_taken"
+    assert scalar(app, "SELECT count(*) FROM users") == 1
+
+
 @pytest.mark.parametrize("email", ["ann@example.com", "ANN@Example.com"])
 def test_a_taken_email_is_a_409(app, client, email):
     create_user(client, "ann@example.com")

@@ -46,12 +46,23 @@ def create_user(session: Session, payload: Any, config: Config) -> User:
                 password_hash=generate_password_hash(password))
     try:
         with unit_of_work(session):
-            if session.scalar(sa.select(User.id).where(User.email_normalized == normalized).limit(1)):
+            if session.scalar(sa.select(User.id).where(_same_address(email, normalized)).limit(1)):
                 raise taken
             session.add(user)
     except IntegrityError:  # the exact-email unique constraint settles races
         raise taken from None
     return user
+
+
+def _same_address(email: str, normalized: str) -> sa.ColumnElement[bool]:
+    """Users whose address normalizes like `email`. Users created before revision 0005
+    have no `email_normalized` until the users_email_normalized backfill reaches them:
+    for those, an address differing only in case counts too (the rest of the
+    normalization, NFKC and IDNA, is Python's and cannot be asked of the database)."""
+    return sa.or_(
+        User.email_normalized == normalized,
+        sa.and_(User.email_normalized.is_(None), sa.func.lower(User.email) == email.lower()),
+    )
 
 
 def _password(fields: Fields) -> str | None:
