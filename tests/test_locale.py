@@ -57,6 +57,8 @@ def best(header: str, default: str = "en") -> str | None:
     ("*;q=0.5, en;q=0.1", "de"),  # en is worth 0.1, anything else 0.5
     ("*, en;q=0", "de"),  # anything but en
     ("en;q=abc, ja", "ja"),  # a malformed range is ignored
+    ("de;q=0, de-CH, fr;q=0.5", "fr"),  # de refused: not served as de-CH's fallback either
+    ("de-AT;q=0, de-CH", "de"),  # refusing one region refuses no other
 ])
 def test_best_accepted_follows_q_values(header, expected):
     assert best(header) == expected

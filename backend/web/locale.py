@@ -40,17 +40,34 @@ def best_accepted(accepted: Iterable[tuple[str, float]], supported: Sequence[str
     """
     ranges = list(accepted)
     named = {lookup(tag, supported) for tag, _quality in ranges if tag != "*"}
+    excluded = _excluded(ranges, supported)
     # sorted() is stable: ranges with equal q keep their header order.
     for tag, quality in sorted(ranges, key=lambda item: -item[1]):
         if quality <= 0:
             break
         if tag == "*":
-            match = next((locale for locale in (default, *supported) if locale not in named), None)
+            match = next((locale for locale in (default, *supported)
+                          if locale not in named and locale not in excluded), None)
         else:
             match = lookup(tag, supported)
-        if match is not None:
+        if match is not None and match not in excluded:
             return match
     return None
+
+
+def _excluded(ranges: Sequence[tuple[str, float]], supported: Sequence[str]) -> set[str]:
+    """Supported locales named exactly with q=0: not served, not even as the fallback
+    of a longer tag (`de;q=0, de-CH` does not serve `de`; `de-AT;q=0` excludes no `de`)."""
+    excluded = set()
+    for tag, quality in ranges:
+        match = lookup(tag, supported) if tag != "*" and quality <= 0 else None
+        if match is not None and _key(tag) == _key(match):
+            excluded.add(match)
+    return excluded
+
+
+def _key(tag: str) -> str:
+    return tag.strip().lower().replace("_", "-")
 
 
 def request_locale() -> str:
