@@ -96,7 +96,7 @@ def assert_consistent(url: str, locales=LOCALES) -> None:
     assert scalar(url, "SELECT COUNT(*) FROM orders o WHERE total_cents <> "
                        "(SELECT SUM(quantity * unit_price_cents) FROM order_items i WHERE i.order_id = o.id)") == 0
     for product_id, locale, name, slug in query(url, "SELECT product_id, locale, name, slug FROM product_translations"):
-        assert slug == f"{slugify(name, locale)}-{product_id}"
+        assert slug == f"{slugify(name, locale)}--{product_id}"  # "--": never a slug the app picks
     for email, normalized in query(url, "SELECT email, email_normalized FROM users"):
         assert normalized == normalize_email(email)
 

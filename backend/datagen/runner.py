@@ -26,7 +26,7 @@ from backend.datagen.existing import load_existing
 from backend.datagen.schema import KNOWN_COLUMNS, TABLES, TargetSchema, inspect_target
 from backend.datagen.writer import Writer, writer_for
 from backend.db import create_db_engine
-from backend.text import slugify
+from backend.text import SLUG_MAX_LENGTH, slugify
 
 DEFAULT_USERS, DEFAULT_PRODUCTS, DEFAULT_ORDERS = 200, 300, 5_000
 DEFAULT_BATCH_SIZE = 20_000
@@ -141,8 +141,11 @@ def _fill(connection: sa.Connection, rng: random.Random, *, users: int, products
 
 
 def _slug(name: str, locale: str, product_id: int) -> str:
-    """Unique per locale because the product id is part of it."""
-    return f"{slugify(name, locale)}-{product_id}"
+    """Unique per locale because the product id is part of it, after a double hyphen,
+    which no slug the app or the backfill picks contains (slugify collapses hyphens;
+    their suffixes are `-2`, `-3`...): generating into a live shop never collides."""
+    suffix = f"--{product_id}"
+    return slugify(name, locale)[: SLUG_MAX_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 class _Output:
