@@ -242,7 +242,9 @@ def median_run(runs: list[dict]) -> dict:
 def measure_scaling(options, results: list[dict], datasets: list[Dataset], workdir: Path) -> list[dict]:
     """Ours in-process at each scaling size, and the single UPDATE beside it when it is
     among the methods (the database's own cost per row at that size); the main
-    dataset's size reuses the runs already made."""
+    dataset's size reuses the runs already made. With --repeat N each size is measured
+    N times too, in rounds, and its median run counts: one slow spell of a shared
+    machine would otherwise bend the line."""
     methods = ["inprocess", *(["update"] if "update" in options.methods else [])]
     sizes = [*SCALING_SIZES, *((SCALING_10M,) if options.scaling_10m else ())]
     points = []
@@ -251,8 +253,13 @@ def measure_scaling(options, results: list[dict], datasets: list[Dataset], workd
         if len(runs) < len(methods):
             extra = build_dataset(options.database_url, size, options.seed)
             datasets.append(extra)
-            for method in methods:
-                runs.setdefault(method, measure(method, extra, options, workdir, None))
+            measured: dict[str, list[dict]] = {method: [] for method in methods if method not in runs}
+            for round_number in range(1, options.repeat + 1):
+                if options.repeat > 1:
+                    log(f"scaling {report._rows_label(size)}: round {round_number} of {options.repeat}")
+                for method in measured:
+                    measured[method].append(measure(method, extra, options, workdir, None))
+            runs.update({method: median_run(measured[method]) for method in measured})
             if not options.keep_database:
                 drop_scratch_database(extra.url)
                 datasets.remove(extra)
@@ -261,7 +268,8 @@ def measure_scaling(options, results: list[dict], datasets: list[Dataset], workd
                        "peak_rss_kb": ours["peak_rss_kb"],
                        "correct": ours["check"]["correct"] and (update is None or update["check"]["correct"]),
                        "txn": ours["txn"], "load": {k: ours["load"][k] for k in ("p50", "p99", "max", "max_blocked_ms")},
-                       "update_wall_s": update["wall_s"] if update else None})
+                       "update_wall_s": update["wall_s"] if update else None,
+                       "repeats": ours.get("repeats", [])})
     return points
 
 

@@ -202,12 +202,14 @@ def markdown(report: dict) -> str:
         lines += ["", f"Batch sizes the engine chose (adaptive sizing on): {', '.join(varied)}."]
     if report.get("scaling"):
         base = report["scaling"][0]
-        lines += ["", "Scaling, ours in-process (same load), with the single UPDATE on the same data when it ran:", "",
+        lines += ["", "Scaling, ours in-process (same load), with the single UPDATE on the same data when it ran"
+                  + (f" (median of {config['repeat']} runs each, range in brackets)" if config.get("repeat", 1) > 1 else "")
+                  + ":", "",
                   "| rows | wall (s) | rows/s | time vs first | peak RSS (MB) | single UPDATE (s) | ours vs UPDATE |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for p in report["scaling"]:
             update = p.get("update_wall_s")
-            lines.append(f"| {p['rows']:,} | {p['wall_s']:.2f} | {p['rows_per_s']:,.0f} | "
+            lines.append(f"| {p['rows']:,} | {_wall(p)} | {p['rows_per_s']:,.0f} | "
                          f"x{p['wall_s'] / base['wall_s']:.1f} | {p['peak_rss_kb'] / 1024:.0f} | "
                          f"{_fmt(update, 2)} | {_fmt(update / p['wall_s'] if update else None, 2)}"
                          f"{'x' if update else ''} |")

@@ -52,3 +52,36 @@ def test_a_second_run_on_the_same_day_does_not_overwrite_the_first(tmp_path):
     assert unused_stem(tmp_path, "2026-11-25-1m") == tmp_path / "2026-11-25-1m-2"
     (tmp_path / "2026-11-25-1m-2.json").write_text("{}")
     assert unused_stem(tmp_path, "2026-11-25-1m") == tmp_path / "2026-11-25-1m-3"
+
+
+def test_repeat_also_measures_each_scaling_size_that_many_times_and_reports_its_median(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench import cli
+
+    walls = iter([3.0, 1.0, 2.0, 9.0, 7.0, 8.0])  # inprocess at 100k, then at 10M, three rounds each
+    calls = []
+    main_run = median_run([{"method": "inprocess", "rows": 1_000_000, "wall_s": wall, "rows_per_s": 1e6 / wall,
+                            "peak_rss_kb": 50_000, "check": {"correct": True}, "txn": None,
+                            "load": {"p50": 1.0, "p99": 2.0, "max": 3.0, "max_blocked_ms": 0.0}}
+                           for wall in (5.0, 4.0, 6.0)])
+
+    def fake_measure(method, dataset, options, workdir, broker_url):
+        calls.append((method, dataset.orders))
+        wall = next(walls)
+        return {"method": method, "rows": dataset.orders, "wall_s": wall, "rows_per_s": dataset.orders / wall,
+                "peak_rss_kb": 50_000, "check": {"correct": True}, "txn": None,
+                "load": {"p50": 1.0, "p99": 2.0, "max": 3.0, "max_blocked_ms": 0.0}}
+
+    monkeypatch.setattr(cli, "measure", fake_measure)
+    monkeypatch.setattr(cli, "build_dataset", lambda url, rows, seed: SimpleNamespace(orders=rows, url=f"db{rows}"))
+    monkeypatch.setattr(cli, "drop_scratch_database", lambda url: None)
+    options = SimpleNamespace(methods=["inprocess"], scaling_10m=True, repeat=3, database_url="x", seed=1,
+                              keep_database=False)
+
+    points = cli.measure_scaling(options, [main_run], [], None)
+
+    assert calls == [("inprocess", 100_000)] * 3 + [("inprocess", 10_000_000)] * 3  # 1M reuses the main runs
+    assert [p["wall_s"] for p in points] == [2.0, 5.0, 8.0]
+    assert [[r["wall_s"] for r in p["repeats"]] for p in points] == [[3.0, 1.0, 2.0], [5.0, 4.0, 6.0], [9.0, 7.0, 8.0]]
+    assert report._wall(points[2]) == "8.00 (7.00–9.00)"
