@@ -239,6 +239,19 @@ def median_run(runs: list[dict]) -> dict:
     return chosen
 
 
+def measure_rounds(methods: list[str], dataset: Dataset, options, workdir: Path, broker_url: str | None,
+                   label: str = "") -> dict[str, dict]:
+    """Each method measured --repeat times, in rounds over all of them (so a slow spell of
+    a shared machine falls on every method), and its median run, by method."""
+    measured: dict[str, list[dict]] = {method: [] for method in methods}
+    for round_number in range(1, options.repeat + 1):
+        if options.repeat > 1:
+            log(f"{label}round {round_number} of {options.repeat}")
+        for method in methods:
+            measured[method].append(measure(method, dataset, options, workdir, broker_url))
+    return {method: median_run(runs) for method, runs in measured.items()}
+
+
 def measure_scaling(options, results: list[dict], datasets: list[Dataset], workdir: Path) -> list[dict]:
     """Ours in-process at each scaling size, and the single UPDATE beside it when it is
     among the methods (the database's own cost per row at that size); the main
@@ -253,13 +266,9 @@ def measure_scaling(options, results: list[dict], datasets: list[Dataset], workd
         if len(runs) < len(methods):
             extra = build_dataset(options.database_url, size, options.seed)
             datasets.append(extra)
-            measured: dict[str, list[dict]] = {method: [] for method in methods if method not in runs}
-            for round_number in range(1, options.repeat + 1):
-                if options.repeat > 1:
-                    log(f"scaling {report._rows_label(size)}: round {round_number} of {options.repeat}")
-                for method in measured:
-                    measured[method].append(measure(method, extra, options, workdir, None))
-            runs.update({method: median_run(measured[method]) for method in measured})
+            missing = [method for method in methods if method not in runs]
+            runs.update(measure_rounds(missing, extra, options, workdir, None,
+                                       label=f"scaling {report._rows_label(size)}: "))
             if not options.keep_database:
                 drop_scratch_database(extra.url)
                 datasets.remove(extra)
@@ -396,14 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 from tests.processes import RedisServer
 
                 redis_server = RedisServer().start()
-            measured: dict[str, list[dict]] = {method: [] for method in options.methods}
-            for round_number in range(1, options.repeat + 1):
-                if options.repeat > 1:
-                    log(f"round {round_number} of {options.repeat}")
-                for method in options.methods:
-                    measured[method].append(
-                        measure(method, dataset, options, workdir, redis_server and redis_server.url))
-            results = [median_run(measured[method]) for method in options.methods]
+            results = list(measure_rounds(options.methods, dataset, options, workdir,
+                                          redis_server and redis_server.url).values())
             if options.scaling:
                 scaling = measure_scaling(options, results, datasets, workdir)
         finally:

@@ -59,19 +59,18 @@ def test_repeat_also_measures_each_scaling_size_that_many_times_and_reports_its_
 
     from bench import cli
 
+    def result(method: str, rows: int, wall: float) -> dict:
+        return {"method": method, "rows": rows, "wall_s": wall, "rows_per_s": rows / wall,
+                "peak_rss_kb": 50_000, "check": {"correct": True}, "txn": None,
+                "load": {"p50": 1.0, "p99": 2.0, "max": 3.0, "max_blocked_ms": 0.0}}
+
     walls = iter([3.0, 1.0, 2.0, 9.0, 7.0, 8.0])  # inprocess at 100k, then at 10M, three rounds each
     calls = []
-    main_run = median_run([{"method": "inprocess", "rows": 1_000_000, "wall_s": wall, "rows_per_s": 1e6 / wall,
-                            "peak_rss_kb": 50_000, "check": {"correct": True}, "txn": None,
-                            "load": {"p50": 1.0, "p99": 2.0, "max": 3.0, "max_blocked_ms": 0.0}}
-                           for wall in (5.0, 4.0, 6.0)])
+    main_run = median_run([result("inprocess", 1_000_000, wall) for wall in (5.0, 4.0, 6.0)])
 
     def fake_measure(method, dataset, options, workdir, broker_url):
         calls.append((method, dataset.orders))
-        wall = next(walls)
-        return {"method": method, "rows": dataset.orders, "wall_s": wall, "rows_per_s": dataset.orders / wall,
-                "peak_rss_kb": 50_000, "check": {"correct": True}, "txn": None,
-                "load": {"p50": 1.0, "p99": 2.0, "max": 3.0, "max_blocked_ms": 0.0}}
+        return result(method, dataset.orders, next(walls))
 
     monkeypatch.setattr(cli, "measure", fake_measure)
     monkeypatch.setattr(cli, "build_dataset", lambda url, rows, seed: SimpleNamespace(orders=rows, url=f"db{rows}"))
