@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from backend.backfill.clock import utcnow
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.keys import KeyRange
-from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches
+from backend.backfill import runs
+from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches, backfill_runs
 from tests.backfill_helpers import insert_rows, touch_service, touched
 
 
@@ -119,6 +120,63 @@ def test_failure_after_the_change_rolls_back_and_the_retry_applies_once(service)
     assert touched(service.engine) == {i: 1 for i in range(1, 21)}
     [b1, b2] = batches(service, run_id)
     assert b2["attempts"] == 2 and b2["error"] is None
+
+
+def test_a_success_carves_its_successors_in_its_own_transaction(service):
+    """What a Celery worker does (execute with advance=True): the next batch is carved
+    when the one before it commits, and the last one completes the run."""
+    insert_rows(service.engine, range(1, 31))
+    run_id = service.schedule("test_touch")  # batch size 10, 2 in flight
+    service.start(run_id, executor="celery")
+    first, second = service.advance(run_id)
+    outcome = service.execute(first, advance=True)
+    assert outcome.kind == "succeeded" and len(outcome.next_batch_ids) == 1
+    [third] = outcome.next_batch_ids
+    assert [(b["id"], b["key_after"], b["status"]) for b in batches(service, run_id)] == [
+        (first, None, BatchStatus.SUCCEEDED), (second, "10", BatchStatus.PENDING), (third, "20", BatchStatus.PENDING)]
+    assert service.execute(second, advance=True).next_batch_ids == ()  # nothing left to carve
+    assert service.get_run(run_id)["status"] == RunStatus.RUNNING      # the third is in flight
+    assert service.execute(third, advance=True).next_batch_ids == ()
+    assert service.get_run(run_id)["status"] == RunStatus.COMPLETED
+    assert touched(service.engine) == {i: 1 for i in range(1, 31)}
+
+
+def test_carving_after_a_success_does_not_wait_for_another_batch_transaction(pg_url):
+    """A batch transaction's second update of its own batch row holds the KEY SHARE
+    lock of the foreign key check on the run; the run's row lock must not wait for it.
+    (With FOR UPDATE it did: that batch, next updating the run, deadlocked with us.)"""
+    service = touch_service(pg_url)
+    try:
+        insert_rows(service.engine, range(1, 31))
+        run_id = service.schedule("test_touch")
+        service.start(run_id, executor="celery")
+        other, _ = service.advance(run_id)
+        with service.engine.connect() as theirs, service.engine.connect() as ours:
+            theirs.begin()
+            for token in ("hold", "record"):
+                theirs.execute(sa.update(backfill_batches).where(backfill_batches.c.id == other)
+                               .values(claimed_by=token))
+            ours.begin()
+            ours.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(updated_at=utcnow()))
+            ours.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            assert runs.lock_run(ours, run_id)["id"] == run_id  # no LockNotAvailable
+            ours.rollback()
+            theirs.rollback()
+    finally:
+        service.engine.dispose()
+
+
+def test_a_failed_batch_carves_nothing(service):
+    """The carve is in the batch's transaction: the rollback takes it back with the change."""
+    insert_rows(service.engine, range(1, 31))
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (5)")
+    run_id = service.schedule("test_touch")
+    service.start(run_id, executor="celery")
+    first, _ = service.advance(run_id)
+    outcome = service.execute(first, advance=True)
+    assert outcome.kind == "retry" and outcome.next_batch_ids is None
+    assert len(batches(service, run_id)) == 2 and service.get_run(run_id)["cursor"] == "20"
 
 
 def test_a_batch_failing_every_attempt_fails_the_run_with_its_error(service):

@@ -48,7 +48,7 @@ def dispatch(batch_ids: Iterable[int], countdown: float = 0.0) -> None:
 @app.task(bind=True, name="worker.tasks.run_batch", max_retries=None, acks_late=True)
 def run_batch(self, batch_id: int) -> str:
     engine = service()
-    outcome = engine.execute(batch_id)
+    outcome = engine.execute(batch_id, advance=True)
     log.info("batch %s: %s (%s rows)", batch_id, outcome.kind, outcome.rows)
     if outcome.kind == "split":
         dispatch(outcome.new_batch_ids)
@@ -58,8 +58,12 @@ def run_batch(self, batch_id: int) -> str:
             log.warning("batch %s: %s; retrying in %.1fs", batch_id, outcome.error, outcome.retry_in)
         raise self.retry(countdown=min(outcome.retry_in, MAX_COUNTDOWN_SECONDS))
     if outcome.run_id is not None and outcome.kind in ("succeeded", "done", "failed"):
+        # A success carved its successors in its own transaction; otherwise carve now.
+        next_ids = outcome.next_batch_ids
+        if next_ids is None:
+            next_ids = engine.advance(outcome.run_id)
         # Throttle: the next batches start after the backfill's pause.
-        dispatch(engine.advance(outcome.run_id), countdown=engine.policy(outcome.run_id).pause_seconds)
+        dispatch(next_ids, countdown=engine.policy(outcome.run_id).pause_seconds)
     # "waiting": the batch stays pending; the beat's recovery dispatches it when the
     # run's window opens or its health back-off ends.
     return outcome.kind

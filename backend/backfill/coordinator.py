@@ -1,10 +1,11 @@
 """Starting a run and handing out its next batches.
 
-`advance` is called after every batch (by whichever process finished it) and by
-the periodic recovery: under the run's row lock it carves new key ranges from the
-cursor, up to `max_parallel` batches in flight, and completes the run when the
-key space is exhausted and every batch succeeded. The cursor only moves in that
-same transaction, together with the batch rows it creates, so it is never lost.
+`advance` is called after every batch (by whichever process finished it; a Celery
+worker calls `advance_in` inside the batch's own transaction) and by the periodic
+recovery: under the run's row lock it carves new key ranges from the cursor, up to
+`max_parallel` batches in flight, and completes the run when the key space is
+exhausted and every batch succeeded. The cursor only moves in that same
+transaction, together with the batch rows it creates, so it is never lost.
 """
 from __future__ import annotations
 
@@ -59,22 +60,28 @@ def advance(engine: Engine, catalog: Catalog, run_id: int, settings: EngineSetti
 
     When nothing is left to carve and no batch is in flight, the run ends:
     completed, or failed if some batches failed (within the tolerated share)."""
-    settings = settings or EngineSettings()
     with engine.begin() as connection:
-        run = lock_run(connection, run_id)
-        if run["status"] != RunStatus.RUNNING:
-            return []
-        in_flight = _count_batches(connection, run_id, BatchStatus.PENDING, BatchStatus.RUNNING)
-        slots = max(run["max_parallel"], 1) - in_flight
-        new_ids = _carve(connection, catalog, run, slots=slots, settings=settings) if slots > 0 else []
-        if not new_ids and in_flight == 0:  # nothing left after the cursor
-            failed = _count_batches(connection, run_id, BatchStatus.FAILED)
-            if failed:
-                transition(connection, run_id, RunStatus.FAILED,
-                           reason=f"{failed} batch(es) failed; retry them once the cause is fixed")
-            else:
-                transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
-        return new_ids
+        return advance_in(connection, catalog, run_id, settings or EngineSettings())
+
+
+def advance_in(connection: Connection, catalog: Catalog, run_id: int, settings: EngineSettings) -> list[int]:
+    """`advance` inside the caller's transaction. A Celery worker calls it in the
+    transaction of the batch it just finished: one transaction (and one wait for
+    the run's row lock) per batch instead of two."""
+    run = lock_run(connection, run_id)
+    if run["status"] != RunStatus.RUNNING:
+        return []
+    in_flight = _count_batches(connection, run_id, BatchStatus.PENDING, BatchStatus.RUNNING)
+    slots = max(run["max_parallel"], 1) - in_flight
+    new_ids = _carve(connection, catalog, run, slots=slots, settings=settings) if slots > 0 else []
+    if not new_ids and in_flight == 0:  # nothing left after the cursor
+        failed = _count_batches(connection, run_id, BatchStatus.FAILED)
+        if failed:
+            transition(connection, run_id, RunStatus.FAILED,
+                       reason=f"{failed} batch(es) failed; retry them once the cause is fixed")
+        else:
+            transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
+    return new_ids
 
 
 def _count_batches(connection: Connection, run_id: int, *statuses: str) -> int:

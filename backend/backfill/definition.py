@@ -106,7 +106,9 @@ class RowBackfill(Backfill):
         selected = [self.key_column, *(self.table.c[name] for name in self.columns if name != self.key)]
         query = sa.select(*selected).where(self.range_condition(key_range)).order_by(self.key_column)
         if connection.dialect.name == "postgresql":
-            query = query.with_for_update()
+            # The lock the UPDATEs below take anyway: the shop's inserts of rows that
+            # reference these (an order's items) need not wait for the batch.
+            query = query.with_for_update(key_share=True)
         rows = [dict(row._mapping) for row in connection.execute(query)]
         changed = 0
         for key_value, values in self.transform_rows(connection, rows):

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from backend.backfill import runs
+from backend.backfill import coordinator, runs
 from backend.backfill.catalog import Catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.keys import KeyRange, decode_key
@@ -52,6 +52,9 @@ class BatchOutcome:
     failed      it failed for the last time (the run may be failed too)
     waiting     it may not start now (window, health): the run waits until `retry_in`
     not_runnable  its run is not running (paused, cancelled...) or it is failed
+
+    `next_batch_ids` is set when the batch was run with `advance=True` and
+    succeeded: the batches carved in its own transaction, to hand out next.
     """
 
     kind: str
@@ -61,6 +64,7 @@ class BatchOutcome:
     retry_in: float = 0.0
     error: str | None = None
     new_batch_ids: tuple[int, ...] = ()
+    next_batch_ids: tuple[int, ...] | None = None
 
 
 # When this process last failed to reach the database for the engine's own
@@ -69,12 +73,15 @@ _outage: tuple[datetime, str] | None = None
 
 
 def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
-                  claim_token: str | None = None) -> BatchOutcome:
+                  claim_token: str | None = None, *, advance: bool = False) -> BatchOutcome:
     """Run one batch. A database that cannot be reached is a `retry` (with back-off),
-    and the outage is recorded on the run as soon as the database answers again."""
+    and the outage is recorded on the run as soon as the database answers again.
+
+    With `advance`, a batch that succeeds also carves the run's next batches in its
+    own transaction (see coordinator.advance_in), returned in `next_batch_ids`."""
     global _outage
     try:
-        outcome = _execute(engine, catalog, batch_id, settings, claim_token)
+        outcome = _execute(engine, catalog, batch_id, settings, claim_token, advance)
     except sa.exc.DBAPIError as exc:
         error = describe_error(exc)
         _outage = (_outage[0] if _outage else utcnow(), error)
@@ -95,7 +102,7 @@ def _record_outage(engine: Engine, run_id: int, since: datetime, error: str) -> 
 
 
 def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
-             claim_token: str | None) -> BatchOutcome:
+             claim_token: str | None, advance: bool) -> BatchOutcome:
     token = claim_token or new_claim_token()
     claimed = _claim(engine, catalog, batch_id, token, settings)
     if isinstance(claimed, BatchOutcome):
@@ -117,13 +124,14 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
             _configure_batch_transaction(connection, settings)
             rows = backfill.process(connection, key_range)
             _record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
+            next_ids = tuple(coordinator.advance_in(connection, catalog, run["id"], settings)) if advance else None
     except Exception as exc:
         if is_statement_timeout(exc) and batch["rows_in_range"] > 1:
             split = _split(engine, backfill, batch, key_range, token, exc)
             if split is not None:
                 return split
         return _record_failure(engine, backfill, batch, run, token, exc, settings)
-    return BatchOutcome("succeeded", batch_id, run["id"], rows=rows)
+    return BatchOutcome("succeeded", batch_id, run["id"], rows=rows, next_batch_ids=next_ids)
 
 
 def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings: EngineSettings):
@@ -336,8 +344,9 @@ def _record_success(connection: Connection, batch, rows: int, duration_ms: int) 
         .values(status=BatchStatus.SUCCEEDED, rows_affected=rows, duration_ms=duration_ms,
                 finished_at=now, error=None, lease_expires_at=None)
     )
-    # Last statement before COMMIT, so the run row is locked for the shortest time
-    # when several batches of one run finish together.
+    # Last statement of the change, so the run row is locked for the shortest time
+    # when several batches of one run finish together (an advance_in after it
+    # needs that lock anyway).
     connection.execute(
         sa.update(backfill_runs)
         .where(backfill_runs.c.id == batch["run_id"])

@@ -54,12 +54,16 @@ def list_runs(connection: Connection, *, status: str | None = None, name: str | 
 
 
 def lock_run(connection: Connection, run_id: int) -> Run:
-    """Take the run's row lock for the rest of the transaction and return the row.
+    """Take the run's row lock for the rest of the transaction and return the row,
+    so that two coordinators never carve the same key range.
 
-    The no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock, so
-    two coordinators never carve the same key range."""
+    PostgreSQL: FOR NO KEY UPDATE, the lock an UPDATE of the row takes. The stronger
+    FOR UPDATE would deadlock a transaction that updated the run before (a batch that
+    records its success, then carves) against a batch transaction holding the KEY
+    SHARE lock of a foreign key check (its second update of its own batch row) and
+    waiting to update the run. SQLite: a no-op UPDATE takes the write lock."""
     if connection.dialect.name == "postgresql":
-        query = sa.select(backfill_runs).where(backfill_runs.c.id == run_id).with_for_update()
+        query = sa.select(backfill_runs).where(backfill_runs.c.id == run_id).with_for_update(key_share=True)
         row = connection.execute(query).mappings().first()
         if row is None:
             raise RunNotFound(run_id)

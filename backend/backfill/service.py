@@ -192,8 +192,10 @@ class BackfillService:
                 woken.append(due_id)
         return woken
 
-    def execute(self, batch_id: int, claim_token: str | None = None) -> BatchOutcome:
-        return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token)
+    def execute(self, batch_id: int, claim_token: str | None = None, *, advance: bool = False) -> BatchOutcome:
+        """Run one batch; with `advance`, a success also carves the next batches (in
+        `outcome.next_batch_ids`), as `advance` would after it."""
+        return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token, advance=advance)
 
     def batches_to_run(self, run_id: int) -> list[int]:
         """Expired leases released, then every pending batch of the run."""
