@@ -218,8 +218,24 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
     return result
 
 
+def create_bench_database(server_url: str) -> str:
+    """A scratch database on the server; one that cannot be reached (or a URL that is
+    not one) is a one-line error, not a traceback."""
+    import sqlalchemy as sa
+
+    try:
+        return create_scratch_database(server_url, "bench")
+    except (sa.exc.OperationalError, sa.exc.ArgumentError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        try:
+            shown = sa.make_url(server_url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            shown = repr(server_url)
+        raise SystemExit(f"error: cannot create a scratch database on {shown}: {reason}") from None
+
+
 def build_dataset(server_url: str, rows: int, seed: int) -> Dataset:
-    url = create_scratch_database(server_url, "bench")
+    url = create_bench_database(server_url)
     try:
         dataset = database.prepare(url, rows, seed)
     except BaseException:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
+from backend.schema.safety.databases import drop_scratch_database
 from bench import database
+from bench.cli import DEFAULT_SERVER_URL, create_bench_database
 
 EXECUTORS = ("inprocess", "worker")
 STATEMENT_LABEL_LENGTH = 90
@@ -157,7 +158,6 @@ def markdown(result: dict, top: int) -> str:
 
 
 def parse_args(argv: list[str] | None):
-    from bench.cli import DEFAULT_SERVER_URL
 
     parser = argparse.ArgumentParser(prog="python -m bench.statements", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         from backend.backfill.catalog import load_catalog
 
         options.batch_size = load_catalog().get(database.BACKFILL).batch_size
-    url = create_scratch_database(options.database_url, "bench")
+    url = create_bench_database(options.database_url)
     try:
         dataset = database.prepare(url, options.rows, options.seed)
         print(f"database: {dataset.orders:,} orders, {dataset.items:,} items", file=sys.stderr, flush=True)

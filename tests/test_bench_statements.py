@@ -55,3 +55,15 @@ def test_markdown_escapes_pipes_and_lists_the_rest_as_python():
                       "statements_s": 0.5}, top=5)
     assert "| `SELECT a \\|\\| b` | 1 | 500.0 | 500.00 | 250.00 | 25.0% |" in table
     assert "| (Python: the rest of the wall time) | | 1,500.0 | | 750.00 | 75.0% |" in table
+
+
+@pytest.mark.parametrize("module", ["bench", "bench.statements"])
+def test_an_unreachable_server_is_a_one_line_error(module):
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--rows", "10", "--database-url", "postgresql://nobody:secret@127.0.0.1:1/x"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        'error: cannot create a scratch database on postgresql://nobody:***@127.0.0.1:1/x: '
+        'connection to server at "127.0.0.1", port 1 failed: Connection refused']
