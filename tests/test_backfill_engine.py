@@ -24,6 +24,22 @@ def service(db_url):
     svc.engine.dispose()
 
 
+def poison(service, *ids):
+    """test_touch raises in a batch whose range holds one of these ids."""
+    with service.engine.begin() as connection:
+        for row_id in ids:
+            connection.exec_driver_sql(f"INSERT INTO touch_poison (id) VALUES ({int(row_id)})")
+
+
+def started(service, ids, *, executor, poisoned=()):
+    """A started test_touch run over rows `ids` (raising on `poisoned`): (run id, its first batches)."""
+    insert_rows(service.engine, ids)
+    poison(service, *poisoned)
+    run_id = service.schedule("test_touch")
+    service.start(run_id, executor=executor)
+    return run_id, service.advance(run_id)
+
+
 def run(service, name="test_touch"):
     run_id = service.schedule(name)
     progress = run_in_process(service, run_id, sleep=lambda s: None)
@@ -104,12 +120,7 @@ def test_concurrent_duplicate_deliveries_apply_once(service):
 
 
 def test_failure_after_the_change_rolls_back_and_the_retry_applies_once(service):
-    insert_rows(service.engine, range(1, 21))
-    with service.engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (15)")
-    run_id = service.schedule("test_touch")
-    service.start(run_id, executor="inprocess")
-    first, second = service.advance(run_id)
+    run_id, (first, second) = started(service, range(1, 21), executor="inprocess", poisoned=[15])
     assert service.execute(first).kind == "succeeded"
     outcome = service.execute(second)
     assert outcome.kind == "retry" and "poisoned" in outcome.error
@@ -125,10 +136,7 @@ def test_failure_after_the_change_rolls_back_and_the_retry_applies_once(service)
 def test_a_success_carves_its_successors_in_its_own_transaction(service):
     """What a Celery worker does (execute with advance=True): the next batch is carved
     when the one before it commits, and the last one completes the run."""
-    insert_rows(service.engine, range(1, 31))
-    run_id = service.schedule("test_touch")  # batch size 10, 2 in flight
-    service.start(run_id, executor="celery")
-    first, second = service.advance(run_id)
+    run_id, (first, second) = started(service, range(1, 31), executor="celery")  # batches of 10, 2 in flight
     outcome = service.execute(first, advance=True)
     assert outcome.kind == "succeeded" and len(outcome.next_batch_ids) == 1
     [third] = outcome.next_batch_ids
@@ -147,10 +155,7 @@ def test_carving_after_a_success_does_not_wait_for_another_batch_transaction(pg_
     (With FOR UPDATE it did: that batch, next updating the run, deadlocked with us.)"""
     service = touch_service(pg_url)
     try:
-        insert_rows(service.engine, range(1, 31))
-        run_id = service.schedule("test_touch")
-        service.start(run_id, executor="celery")
-        other, _ = service.advance(run_id)
+        run_id, (other, _) = started(service, range(1, 31), executor="celery")
         with service.engine.connect() as theirs, service.engine.connect() as ours:
             theirs.begin()
             for token in ("hold", "record"):
@@ -168,12 +173,7 @@ def test_carving_after_a_success_does_not_wait_for_another_batch_transaction(pg_
 
 def test_a_failed_batch_carves_nothing(service):
     """The carve is in the batch's transaction: the rollback takes it back with the change."""
-    insert_rows(service.engine, range(1, 31))
-    with service.engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (5)")
-    run_id = service.schedule("test_touch")
-    service.start(run_id, executor="celery")
-    first, _ = service.advance(run_id)
+    run_id, (first, _) = started(service, range(1, 31), executor="celery", poisoned=[5])
     outcome = service.execute(first, advance=True)
     assert outcome.kind == "retry" and outcome.next_batch_ids is None
     assert len(batches(service, run_id)) == 2 and service.get_run(run_id)["cursor"] == "20"
@@ -181,8 +181,7 @@ def test_a_failed_batch_carves_nothing(service):
 
 def test_a_batch_failing_every_attempt_fails_the_run_with_its_error(service):
     insert_rows(service.engine, range(1, 21))
-    with service.engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO touch_poison (id) VALUES (3)")
+    poison(service, 3)
     run_id, progress = run(service)
     assert progress.status == RunStatus.FAILED
     assert "poisoned" in progress.last_error and progress.batches_failed == 1
