@@ -387,9 +387,7 @@ def parse_args(argv: list[str] | None):
         args.rows = SMOKE_ROWS if args.smoke else 1_000_000
     args.batch_size_is_default = args.batch_size is None or args.smoke
     if args.batch_size is None:
-        from backend.backfill.catalog import load_catalog
-
-        args.batch_size = SMOKE_BATCH_SIZE if args.smoke else load_catalog().get(database.BACKFILL).batch_size
+        args.batch_size = SMOKE_BATCH_SIZE if args.smoke else database.default_batch_size()
     if args.rows < 1 or args.batch_size < 1 or args.repeat < 1:
         parser.error("--rows, --batch-size and --repeat must be at least 1")
     args.scaling = (args.scaling or args.scaling_10m) and not args.smoke

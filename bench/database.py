@@ -32,6 +32,11 @@ FOUNDATION = "0002_backfill_state"
 EXPAND = "0003_orders_total_cents"
 
 
+def default_batch_size() -> int:
+    """The shipped backfill's own starting batch size."""
+    return load_catalog().get(BACKFILL).batch_size
+
+
 def dataset_shape(orders: int) -> dict[str, int]:
     """Users and products for `orders` orders: enough that they are not all hot rows."""
     return {"users": min(max(orders // 50, 100), 20_000), "products": min(max(orders // 500, 50), 2_000)}

@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from backend.backfill.catalog import load_catalog
+from backend.backfill.inprocess import run_in_process
+from backend.backfill.service import BackfillService
+from backend.db import create_db_engine
 from backend.schema.safety.databases import drop_scratch_database
 from bench import database
 from bench.cli import DEFAULT_SERVER_URL, create_bench_database
@@ -90,12 +94,6 @@ def _cell(text: str) -> str:
     return "`" + text.replace("|", "\\|") + "`"
 
 
-def run_in_process(service, run_id: int) -> None:
-    from backend.backfill.inprocess import run_in_process as drive
-
-    drive(service, run_id)
-
-
 def run_as_worker(service, run_id: int) -> None:
     """What worker.tasks.run_batch does for each batch, minus the broker."""
     service.start(run_id, executor="celery")
@@ -109,10 +107,6 @@ def run_as_worker(service, run_id: int) -> None:
 
 def profile(dataset: database.Dataset, executor: str, batch_size: int) -> dict:
     """Reset the dataset, run the backfill under the timer; the numbers as a dict."""
-    from backend.backfill.catalog import load_catalog
-    from backend.backfill.service import BackfillService
-    from backend.db import create_db_engine
-
     run_id = database.reset(dataset, batch_size)
     engine = create_db_engine(dataset.url)
     try:
@@ -158,7 +152,6 @@ def markdown(result: dict, top: int) -> str:
 
 
 def parse_args(argv: list[str] | None):
-
     parser = argparse.ArgumentParser(prog="python -m bench.statements", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
@@ -179,9 +172,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     if options.batch_size is None:
-        from backend.backfill.catalog import load_catalog
-
-        options.batch_size = load_catalog().get(database.BACKFILL).batch_size
+        options.batch_size = database.default_batch_size()
     url = create_bench_database(options.database_url)
     try:
         dataset = database.prepare(url, options.rows, options.seed)
