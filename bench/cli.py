@@ -218,13 +218,13 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
     return result
 
 
-def create_bench_database(server_url: str) -> str:
+def create_bench_database(server_url: str, prefix: str = "bench") -> str:
     """A scratch database on the server; one that cannot be reached (or a URL that is
     not one) is a one-line error, not a traceback."""
     import sqlalchemy as sa
 
     try:
-        return create_scratch_database(server_url, "bench")
+        return create_scratch_database(server_url, prefix)
     except (sa.exc.OperationalError, sa.exc.ArgumentError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         try:

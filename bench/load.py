@@ -56,11 +56,11 @@ WHERE application_name = %s AND state = 'active' AND wait_event_type IS NOT NULL
 """
 
 
-def dsn(url: str) -> str:
+def dsn(url: str, application_name: str = APPLICATION_NAME) -> str:
     """A libpq connection string from an SQLAlchemy URL."""
     u = make_url(normalize_database_url(url))
     parts = {"host": u.host, "port": u.port, "dbname": u.database, "user": u.username, "password": u.password,
-             "application_name": APPLICATION_NAME}
+             "application_name": application_name}
     return " ".join(f"{key}='{str(value)}'" for key, value in parts.items() if value is not None)
 
 
