@@ -1,9 +1,13 @@
 """Alembic environment: URL from the app's configuration, metadata from the models.
 
 Every online run holds the schema lock (PostgreSQL advisory lock / SQLite file lock)
-so that several processes upgrading at once apply each revision exactly once.
+so that several processes upgrading at once apply each revision exactly once. On
+PostgreSQL every statement of a revision runs under a short lock_timeout, and a
+revision that times out is rolled back and tried again (backend.schema.lock_retries).
 """
 import contextlib
+import logging
+import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -12,6 +16,7 @@ from sqlalchemy.engine import Connection
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.schema.lock import schema_lock
+from backend.schema.lock_retries import LockRetrySettings, run_with_lock_retries
 from backend.schema.metadata import target_metadata
 
 config = context.config
@@ -64,9 +69,32 @@ def run_migrations_online() -> None:
 
 def _run_locked(connection) -> None:
     with schema_lock(connection.engine), _sqlite_foreign_keys_off(connection):
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        if connection.dialect.name != "postgresql":
+            _run_migrations(connection)
+        elif connection.in_transaction():  # a caller's transaction: no retry can undo part of it
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{_lock_settings().timeout_ms}ms'")
+            _run_migrations(connection)
+        else:
+            run_with_lock_retries(connection, lambda: _run_migrations(connection), _lock_settings(), _on_lock_wait)
+
+
+def _run_migrations(connection) -> None:
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _lock_settings() -> LockRetrySettings:
+    return config.attributes.get("lock_settings") or LockRetrySettings.from_env(os.environ)
+
+
+def _on_lock_wait(message: str) -> None:
+    """Reported to whoever drives the upgrade (run_migrations.py prints it), else logged."""
+    report = config.attributes.get("on_lock_wait")
+    if report is not None:
+        report(message)
+    else:
+        logging.getLogger("alembic.runtime.migration").warning(message)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from backend.db import create_db_engine
 from backend.schema import alembic_api
-from backend.schema.lock import schema_lock
+from backend.schema.lock import WAITING, schema_lock
 from tests.processes import free_port
 from tests.test_entry_scripts import (
     HEAD,
@@ -44,11 +44,13 @@ def wait_until(condition: Callable[[], bool], processes: list[subprocess.Popen],
 
 
 def pg_lock_waiters(engine: sa.Engine) -> int:
+    """Waiters poll pg_try_advisory_lock (they hold no snapshot between polls), so
+    pg_locks shows no waiting lock: their connection's label says they wait."""
     with engine.connect() as connection:
         return connection.execute(sa.text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )).scalar_one()
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :waiting"
+            " AND datname = current_database()"
+        ), {"waiting": WAITING}).scalar_one()
 
 
 def sqlite_file_users(path: str, processes: list[subprocess.Popen]) -> int:

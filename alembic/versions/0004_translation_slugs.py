@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import schedule_backfill, unschedule_backfill
+from backend.schema.online import add_column, create_index, drop_index
 
 revision: str = "0004_translation_slugs"
 down_revision: Union[str, Sequence[str], None] = "0003_orders_total_cents"
@@ -19,18 +20,16 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("product_translations") as batch_op:
-        batch_op.add_column(sa.Column("slug", sa.String(140), nullable=True))
-        # Plain index while the backfill looks up taken slugs; 0007 makes it unique.
-        # Not CONCURRENTLY: that waits for every open snapshot, including those of the other
-        # processes blocked on the schema lock (pg_advisory_lock), which would then wait forever.
-        # migration-lint: ack M004 one index build at deploy time while writes wait; --rehearse measures it
-        batch_op.create_index("ix_product_translations_locale_slug", ["locale", "slug"])
+    # add_column can run again: the index build below commits it first, so a try that
+    # failed during the build finds the column (and the scheduled run) already there.
+    add_column("product_translations", sa.Column("slug", sa.String(140), nullable=True))
     schedule_backfill("translation_slugs", revision=revision)
+    # The backfill looks up taken slugs by this index; 0007 makes (locale, slug) unique.
+    create_index("ix_product_translations_locale_slug", "product_translations", ["locale", "slug"])
 
 
 def downgrade() -> None:
     unschedule_backfill("translation_slugs")
+    drop_index("ix_product_translations_locale_slug", "product_translations")
     with op.batch_alter_table("product_translations") as batch_op:
-        batch_op.drop_index("ix_product_translations_locale_slug")
         batch_op.drop_column("slug")

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import schedule_backfill, unschedule_backfill
+from backend.schema.online import add_column, create_index, drop_index
 
 revision: str = "0005_users_email_normalized"
 down_revision: Union[str, Sequence[str], None] = "0004_translation_slugs"
@@ -19,16 +20,15 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.add_column(sa.Column("email_normalized", sa.String(320), nullable=True))
-        # Not CONCURRENTLY: see 0004 (it would hang the processes waiting on the schema lock).
-        # migration-lint: ack M004 one index build at deploy time while writes wait; --rehearse measures it
-        batch_op.create_index(batch_op.f("ix_users_email_normalized"), ["email_normalized"])
+    # add_column can run again: the index build below commits it first, so a try that
+    # failed during the build finds the column (and the scheduled run) already there.
+    add_column("users", sa.Column("email_normalized", sa.String(320), nullable=True))
     schedule_backfill("users_email_normalized", revision=revision)
+    create_index("ix_users_email_normalized", "users", ["email_normalized"])
 
 
 def downgrade() -> None:
     unschedule_backfill("users_email_normalized")
+    drop_index("ix_users_email_normalized", "users")
     with op.batch_alter_table("users") as batch_op:
-        batch_op.drop_index(batch_op.f("ix_users_email_normalized"))
         batch_op.drop_column("email_normalized")

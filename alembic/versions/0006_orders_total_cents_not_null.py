@@ -11,32 +11,17 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import require_backfill
+from backend.schema.online import set_not_null
 
 revision: str = "0006_orders_total_not_null"
 down_revision: Union[str, Sequence[str], None] = "0005_users_email_normalized"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-CHECK = "ck_orders_total_cents_not_null"
-
-
 def upgrade() -> None:
     require_backfill("orders_total_cents", revision=revision)
-    if op.get_context().dialect.name == "postgresql":
-        # SET NOT NULL alone scans the table under an ACCESS EXCLUSIVE lock; a
-        # validated CHECK lets PostgreSQL skip that scan. Adding it NOT VALID takes
-        # that lock only for an instant, and only if the transaction ends there:
-        # VALIDATE runs in a transaction of its own, under a SHARE UPDATE EXCLUSIVE
-        # lock, so the shop keeps reading and writing orders while it scans.
-        op.execute(f"ALTER TABLE orders DROP CONSTRAINT IF EXISTS {CHECK}")  # left by a failed attempt
-        op.execute(f"ALTER TABLE orders ADD CONSTRAINT {CHECK} CHECK (total_cents IS NOT NULL) NOT VALID")
-        with op.get_context().autocommit_block():  # commits the above first
-            op.execute(f"ALTER TABLE orders VALIDATE CONSTRAINT {CHECK}")
-        op.alter_column("orders", "total_cents", existing_type=sa.BigInteger(), nullable=False)
-        op.execute(f"ALTER TABLE orders DROP CONSTRAINT {CHECK}")
-    else:
-        with op.batch_alter_table("orders") as batch_op:
-            batch_op.alter_column("total_cents", existing_type=sa.BigInteger(), nullable=False)
+    # A CHECK validated while the shop writes, then SET NOT NULL without a scan.
+    set_not_null("orders", "total_cents", existing_type=sa.BigInteger())
 
 
 def downgrade() -> None:

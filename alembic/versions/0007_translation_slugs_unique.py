@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import require_backfill
+from backend.schema.online import add_unique_constraint, create_index, drop_index, set_not_null
 
 revision: str = "0007_translation_slugs_unique"
 down_revision: Union[str, Sequence[str], None] = "0006_orders_total_not_null"
@@ -18,17 +19,20 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+TABLE = "product_translations"
+UNIQUE = "uq_product_translations_locale_slug"
+LOOKUP = "ix_product_translations_locale_slug"  # 0004's index, which the unique one replaces
+
+
 def upgrade() -> None:
     require_backfill("translation_slugs", revision=revision)
-    with op.batch_alter_table("product_translations") as batch_op:
-        batch_op.alter_column("slug", existing_type=sa.String(140), nullable=False)
-        batch_op.drop_index("ix_product_translations_locale_slug")
-        # migration-lint: ack M004 the constraint the models declare, after the backfill; its lock is one index build (--rehearse)
-        batch_op.create_unique_constraint(batch_op.f("uq_product_translations_locale_slug"), ["locale", "slug"])
+    set_not_null(TABLE, "slug", existing_type=sa.String(140))
+    add_unique_constraint(UNIQUE, TABLE, ["locale", "slug"])
+    drop_index(LOOKUP, TABLE)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("product_translations") as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_product_translations_locale_slug"), type_="unique")
-        batch_op.create_index("ix_product_translations_locale_slug", ["locale", "slug"])
+    create_index(LOOKUP, TABLE, ["locale", "slug"])
+    with op.batch_alter_table(TABLE) as batch_op:
+        batch_op.drop_constraint(UNIQUE, type_="unique")
         batch_op.alter_column("slug", existing_type=sa.String(140), nullable=True)

@@ -39,11 +39,13 @@ def current_revisions(database_url: str) -> tuple[str, ...]:
         engine.dispose()
 
 
-def upgrade(database_url: str, target: str = "head", *, on_version_apply=None) -> None:
+def upgrade(database_url: str, target: str = "head", *, on_version_apply=None, on_lock_wait=None) -> None:
     """`on_version_apply(ctx=, step=, heads=, run_args=)` is called after each revision
-    this process applies (under the schema lock), so callers can report them."""
+    this process applies (under the schema lock), so callers can report them;
+    `on_lock_wait(message)` hears of each lock timeout that is retried."""
     cfg = alembic_config(database_url)
     cfg.attributes["on_version_apply"] = on_version_apply
+    cfg.attributes["on_lock_wait"] = on_lock_wait
     command.upgrade(cfg, target)
 
 

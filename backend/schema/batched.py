@@ -58,7 +58,7 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
         passes: dict[str | None, int] = {}
         while True:
             try:
-                upgrade(url, "head", on_version_apply=_reporter(on_applied))
+                upgrade(url, "head", on_version_apply=_reporter(on_applied), on_lock_wait=display.message)
                 break
             except BackfillNotFinished as gate:
                 passes[gate.revision] = passes.get(gate.revision, 0) + 1

@@ -109,10 +109,12 @@ def ensure_port_free(host: str, port: int) -> None:
 
 # --- upgrade and status --------------------------------------------------------------
 
-def upgrade_to_head(database_url: str, on_applied: Callable[[Revision], None] = lambda revision: None) -> UpgradeResult:
+def upgrade_to_head(database_url: str, on_applied: Callable[[Revision], None] = lambda revision: None,
+                    on_lock_wait: Callable[[str], None] | None = None) -> UpgradeResult:
     """Apply the pending revisions; report only those this process applied (another
     process holding the schema lock may have applied them first). `on_applied` hears
-    of each one as it is done, so that a later failure does not hide them."""
+    of each one as it is done, so that a later failure does not hide them;
+    `on_lock_wait` of each lock timeout that is retried (default: a line on stderr)."""
     head = single_head()
     applied: list[Revision] = []
 
@@ -121,7 +123,8 @@ def upgrade_to_head(database_url: str, on_applied: Callable[[Revision], None] = 
             applied.append(Revision.from_script(step.up_revision))
             on_applied(applied[-1])
 
-    alembic_api.upgrade(database_url, "head", on_version_apply=record)
+    alembic_api.upgrade(database_url, "head", on_version_apply=record,
+                        on_lock_wait=on_lock_wait or (lambda message: click.echo(message, err=True)))
     return UpgradeResult(tuple(applied), head)
 
 
@@ -312,7 +315,10 @@ def _describe(exc: Exception) -> str:
     from backend.backfill.settings import SettingsError
     from backend.backfill.state import IllegalTransition
     from backend.schema.batched import BatchedMigrationFailed
+    from backend.schema.lock_retries import LockRetriesExhausted
 
+    if isinstance(exc, LockRetriesExhausted):
+        return f"a revision could not take its locks: {exc}"
     if isinstance(exc, (BatchedMigrationFailed, UnknownBackfill, RunNotFound, IllegalTransition)):
         return str(exc).strip('"')
     if isinstance(exc, SettingsError):
