@@ -1,5 +1,5 @@
 """Migration lint: revision scripts checked for operations that are unsafe on a
-live database (rules M001..M010 in rules.py), read with `ast`, never imported.
+live database (rules M001..M011 in rules.py), read with `ast`, never imported.
 
     walker.py  the script -> schema operations and data statements, in source order
     sql.py     what a raw SQL string in a revision does

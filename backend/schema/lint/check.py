@@ -14,7 +14,7 @@ from backend.config import PROJECT_ROOT
 from backend.schema.commands import CommandFailed
 from backend.schema.lint.acks import read_comments
 from backend.schema.lint.report import Finding, LintResult, ScriptReport
-from backend.schema.lint.rules import ACKNOWLEDGEABLE, RULES, RULES_BY_ID
+from backend.schema.lint.rules import ACKNOWLEDGEABLE, RULES, RULES_BY_ID, advice
 from backend.schema.lint.walker import parse_script, revision_id
 
 VERSIONS_DIR = PROJECT_ROOT / "alembic" / "versions"
@@ -42,6 +42,7 @@ def lint_script(path: Path) -> ScriptReport:
     for bad in comments.bad:
         report.findings.append(Finding("M010", path, bad.line, bad.problem))
     report.unused = [ack for ack in comments.acknowledgements if id(ack) not in used]
+    report.advice = list(advice(script))
     return report
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.schema.lint.acks import Acknowledgement
-from backend.schema.lint.rules import RULES_BY_ID
+from backend.schema.lint.rules import RULES_BY_ID, Advice
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class ScriptReport:
     revision: str | None
     findings: list[Finding] = field(default_factory=list)
     unused: list[Acknowledgement] = field(default_factory=list)  # matched no finding
+    advice: list[Advice] = field(default_factory=list)  # notes, never failures
 
 
 @dataclass
@@ -67,6 +68,8 @@ class LintResult:
                     lines.append(f"    acknowledged: {finding.acknowledgement.reason}")
                 else:
                     lines.append(f"    instead: {finding.alternative}")
+            for note in sorted(script.advice, key=lambda a: a.line):
+                lines.append(f"{shown}:{note.line}: note: {note.message}")
             for ack in script.unused:
                 lines.append(f"{shown}:{ack.line}: note: acknowledgement of {', '.join(ack.rule_ids)} "
                              f"matches no finding here")

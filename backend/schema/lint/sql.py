@@ -48,6 +48,29 @@ _ACTION_ADD_COLUMN = re.compile(
     rf"(?:IF\s+NOT\s+EXISTS\s+)?({_IDENT})\s+(.*)$", re.IGNORECASE | re.DOTALL)
 
 
+# Changes of the lock_timeout the migration runs under (statement_timeout is left
+# alone: lock_timeout bounds a lock wait whatever statement_timeout says).
+_SET_LOCK_TIMEOUT = re.compile(r"^\s*SET\s+(?:(?:SESSION|LOCAL)\s+)?lock_timeout\s*(?:=|\bTO\b)\s*(.*)$",
+                               re.IGNORECASE | re.DOTALL)
+_RESET_LOCK_TIMEOUT = re.compile(r"^\s*RESET\s+(?:lock_timeout|ALL)\s*$", re.IGNORECASE)
+_SET_CONFIG_LOCK_TIMEOUT = re.compile(r"\bset_config\s*\(\s*'lock_timeout'\s*,\s*([^,]*)", re.IGNORECASE)
+_NO_TIMEOUT = re.compile(r"^'?\s*0+\s*(?:us|ms|s|min|h|d)?\s*'?$", re.IGNORECASE)
+_SERVER_DEFAULT = "turns it back to the server's default (none, unless configured)"
+
+# Statements whose lock stops the shop's reads or writes of a table for as long as
+# they wait for it (what `with lock_timeout(None):` must not wrap).
+_LOCKING = re.compile(rf"^\s*(?:DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?|TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?"
+                      rf"|CLUSTER\s+(?:VERBOSE\s+)?|VACUUM\s+(?:\(\s*)?FULL\b[^;]*?\s)({_IDENT})?", re.IGNORECASE)
+_LOCK_TABLE = re.compile(rf"^\s*LOCK\s+(?:TABLE\s+)?(?:ONLY\s+)?({_IDENT})(?:\s+IN\s+(.*?)\s+MODE)?",
+                         re.IGNORECASE | re.DOTALL)
+_SHOP_FRIENDLY_LOCKS = {"ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE"}
+_DROP_INDEX = re.compile(r"^\s*DROP\s+INDEX\s+(CONCURRENTLY\b)?", re.IGNORECASE)
+_REINDEX = re.compile(rf"^\s*REINDEX\s+(?:\([^)]*\)\s*)?\w+\s+(CONCURRENTLY\s+)?({_IDENT})", re.IGNORECASE)
+_CREATE_TRIGGER = re.compile(rf"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\b.*?\bON\s+({_IDENT})",
+                             re.IGNORECASE | re.DOTALL)
+_ACTION_VALIDATE = re.compile(r"^\s*VALIDATE\s+CONSTRAINT\b", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class SqlData:
     """A statement that reads or changes rows: kind is update, delete, insert-select,
@@ -166,3 +189,64 @@ def _top_level_split(text: str) -> list[str]:
             current.append(char)
     parts.append("".join(current))
     return parts
+
+
+# --- lock_timeout -----------------------------------------------------------------------
+
+def lock_timeout_settings(sql: str) -> list[str]:
+    """Each statement that changes lock_timeout (SET [LOCAL|SESSION], RESET, set_config),
+    with what it does: "`SET lock_timeout = 0` turns it off"."""
+    found = []
+    for statement in _COMMENTS.sub(" ", sql).split(";"):
+        shown = " ".join(statement.split())
+        if match := _SET_LOCK_TIMEOUT.search(statement):
+            found.append(f"`{shown}` {_timeout_effect(match.group(1))}")
+        elif _RESET_LOCK_TIMEOUT.search(statement):
+            found.append(f"`{shown}` {_SERVER_DEFAULT}")
+        elif match := _SET_CONFIG_LOCK_TIMEOUT.search(statement):
+            found.append(f"`{shown}` {_timeout_effect(match.group(1))}")
+    return found
+
+
+def _timeout_effect(value: str) -> str:
+    value = " ".join(value.split())
+    if value.upper() == "DEFAULT":
+        return _SERVER_DEFAULT
+    return "turns it off" if _NO_TIMEOUT.match(value) else f"sets it to {value}"
+
+
+@dataclass(frozen=True)
+class SqlLocking:
+    """A statement that stops reads or writes of `table` (None: not named) while it
+    waits for its lock; `head` is how it starts, for messages."""
+    head: str
+    table: str | None
+
+
+def shop_locking_statements(sql: str) -> list[SqlLocking]:
+    found = []
+    for statement in statements(sql):
+        locks, table = _locks_shop(statement)
+        if locks:
+            words = " ".join(statement.split())
+            found.append(SqlLocking(words if len(words) <= 60 else words[:57] + "...", table))
+    return found
+
+
+def _locks_shop(statement: str) -> tuple[bool, str | None]:
+    if alter := _ALTER_TABLE.search(statement):
+        actions = _top_level_split(alter.group(2))
+        return not all(_ACTION_VALIDATE.search(action) for action in actions), name(alter.group(1))
+    if index := _CREATE_INDEX.search(statement):
+        return not index.group(1), name(index.group(3))
+    if lock := _LOCK_TABLE.search(statement):
+        mode = " ".join((lock.group(2) or "ACCESS EXCLUSIVE").upper().split())
+        return mode not in _SHOP_FRIENDLY_LOCKS, name(lock.group(1))
+    if drop := _DROP_INDEX.search(statement):
+        return not drop.group(1), None
+    if reindex := _REINDEX.search(statement):
+        return not reindex.group(1), None
+    for pattern in (_LOCKING, _CREATE_TRIGGER):
+        if match := pattern.search(statement):
+            return True, name(match.group(1)) if match.group(1) else None
+    return False, None

@@ -8,7 +8,14 @@ For `upgrade()` and `downgrade()` the walker lists, in source order:
   whether it runs inside `with op.get_context().autocommit_block():`;
 - data statements: UPDATE / DELETE / INSERT ... SELECT / SELECT, written as SQL
   text (in `op.execute`, `sa.text`, `connection.execute`, ...) or as SQLAlchemy
-  Core (`sa.update(t)`, `t.delete()`, `sa.insert(t).from_select(...)`, `sa.select(...)`).
+  Core (`sa.update(t)`, `t.delete()`, `sa.insert(t).from_select(...)`, `sa.select(...)`);
+- lock-timeout bypasses: a raw `SET lock_timeout`, a connection the revision opens
+  itself, a statement that queues the shop inside `with lock_timeout(None):`.
+
+The online helpers of `backend.schema.online` (imported by name or called as
+`online.create_index(...)`) are operations too, in Alembic's vocabulary
+(`set_not_null` is an `alter_column(nullable=False)`), marked with `helper` so that
+rules know they take their locks the safe way.
 
 Helper functions of the same module called from `upgrade()` are walked where they
 are called. Calls into other modules (the backfill helpers `schedule_backfill`,
@@ -30,8 +37,42 @@ ENTRY_POINTS = ("upgrade", "downgrade")
 _TABLE_ARG = {
     "create_table": 0, "drop_table": 0, "add_column": 0, "drop_column": 0, "alter_column": 0,
     "create_index": 1, "create_unique_constraint": 1, "rename_table": 0,
+    "drop_index": 1, "create_foreign_key": 1, "drop_constraint": 1, "create_check_constraint": 1,
+    "create_primary_key": 1,
 }
-_INDEX_NAME_ARG = {"create_index": 0, "create_unique_constraint": 0}
+_TABLE_KEYWORD = {"create_foreign_key": "source_table"}  # else "table_name"
+_INDEX_NAME_ARG = {"create_index": 0, "create_unique_constraint": 0, "drop_index": 0}
+# Alembic operations whose lock stops the shop's reads or writes while it waits
+# (index builds and drops only without CONCURRENTLY).
+_QUEUES_SHOP = {"add_column", "drop_column", "alter_column", "drop_table", "rename_table", "create_index",
+                "drop_index", "create_unique_constraint", "create_foreign_key", "drop_constraint",
+                "create_check_constraint", "create_primary_key"}
+
+ONLINE_MODULE = "backend.schema.online"
+
+
+@dataclass(frozen=True)
+class _Helper:
+    """An online helper: the Alembic operation it stands for, where its table is, and
+    whether it takes a lock that queues the shop (briefly, under lock_timeout)."""
+    operation: str
+    table_arg: int
+    table_keyword: str
+    queues_shop: bool
+
+
+_HELPERS = {
+    "add_column": _Helper("add_column", 0, "table", True),
+    "set_not_null": _Helper("alter_column", 0, "table", True),
+    "create_index": _Helper("create_index", 1, "table", False),
+    "drop_index": _Helper("drop_index", 1, "table", False),
+    "add_unique_constraint": _Helper("create_unique_constraint", 1, "table", True),
+    "add_foreign_key": _Helper("create_foreign_key", 1, "source", True),
+}
+_LOCK_TIMEOUT_HELPER = "lock_timeout"
+# Calls that open a connection of the revision's own (not the migration's).
+_ENGINE_FACTORIES = {"create_engine", "create_async_engine", "engine_from_config", "create_db_engine"}
+_CONNECTION_OPENERS = {"connect", "raw_connection"}
 _EXECUTE_METHODS = {"execute", "exec_driver_sql", "scalar", "scalars"}
 _SQLALCHEMY_MODULES = {"sa", "sqlalchemy"}
 _GATE = "require_backfill"
@@ -55,6 +96,7 @@ class Operation:
     in_autocommit_block: bool = False
     after_gate: bool = False
     written_as: str = ""  # how the script wrote it, for messages
+    helper: str | None = None  # the backend.schema.online helper that does it (set_not_null, ...)
 
 
 @dataclass(frozen=True)
@@ -65,6 +107,20 @@ class DataStatement:
     end_line: int
     table: str | None
     written_as: str
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """A way around the migration's lock_timeout and its retries. kind: set-timeout
+    (raw SQL changes lock_timeout), own-connection, no-timeout (a statement that
+    queues the shop inside `with lock_timeout(None):`)."""
+    kind: str
+    function: str
+    line: int
+    end_line: int
+    written_as: str
+    table: str | None = None
+    detail: str = ""  # the SET statement, for set-timeout
 
 
 @dataclass(frozen=True)
@@ -82,6 +138,7 @@ class RevisionScript:
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     operations: list[Operation] = field(default_factory=list)
     data: list[DataStatement] = field(default_factory=list)
+    bypasses: list[Bypass] = field(default_factory=list)
 
     def is_existing(self, table: str | None, line: int) -> bool:
         """False for a table `upgrade()` created above `line`: new, so nobody else is
@@ -107,6 +164,7 @@ def parse_script(path: Path) -> tuple[RevisionScript, str]:
         walker.walk_function(function)
         script.operations.extend(walker.operations)
         script.data.extend(walker.data)
+        script.bypasses.extend(walker.bypasses)
     return script, source
 
 
@@ -125,6 +183,8 @@ class _Module:
     functions: dict[str, ast.FunctionDef]
     constants: dict[str, str]  # NAME = "literal" at module level
     tables: dict[str, str]  # variable -> table name, from `x = sa.table("name", ...)` anywhere
+    online_names: dict[str, str] = field(default_factory=dict)  # local name -> helper of backend.schema.online
+    online_modules: set[str] = field(default_factory=set)  # names (dotted) bound to backend.schema.online
 
     @classmethod
     def read(cls, tree: ast.Module) -> "_Module":
@@ -141,7 +201,30 @@ class _Module:
                 table = _table_constructor_name(value, constants)
                 if table:
                     tables[target] = table
-        return cls(functions, constants, tables)
+        module = cls(functions, constants, tables)
+        for node in ast.walk(tree):
+            module._read_import(node)
+        return module
+
+    def _read_import(self, node: ast.AST) -> None:
+        """`from backend.schema.online import set_not_null [as x]`, `from backend.schema
+        import online`, `import backend.schema.online [as online]`."""
+        if isinstance(node, ast.ImportFrom) and node.module == ONLINE_MODULE and not node.level:
+            self.online_names.update({alias.asname or alias.name: alias.name for alias in node.names})
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            self.online_modules.update(alias.asname or alias.name for alias in node.names
+                                       if f"{node.module}.{alias.name}" == ONLINE_MODULE)
+        elif isinstance(node, ast.Import):
+            self.online_modules.update(alias.asname or alias.name for alias in node.names
+                                       if alias.name == ONLINE_MODULE)
+
+    def helper(self, call: ast.Call) -> str | None:
+        """The online helper `call` calls (`set_not_null(...)`, `online.set_not_null(...)`), or None."""
+        if isinstance(call.func, ast.Name):
+            return self.online_names.get(call.func.id)
+        if isinstance(call.func, ast.Attribute) and _dotted(call.func.value) in self.online_modules:
+            return call.func.attr
+        return None
 
 
 def _single_assignment(node: ast.AST) -> tuple[str | None, ast.expr | None]:
@@ -165,6 +248,16 @@ def _callee(call: ast.Call) -> str | None:
         return call.func.id
     if isinstance(call.func, ast.Attribute):
         return call.func.attr
+    return None
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """`backend.schema.online` for that attribute chain, `online` for a name."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
     return None
 
 
@@ -247,6 +340,7 @@ class _Context:
     batch_tables: tuple[tuple[str, str | None], ...] = ()  # (alias, table) of enclosing batch_alter_table
     in_autocommit_block: bool = False
     in_statement: bool = False  # inside a Core statement already recorded (its subqueries)
+    without_lock_timeout: bool = False  # inside `with lock_timeout(None):`
 
     def batch_table(self, alias: str) -> tuple[bool, str | None]:
         for name, table in reversed(self.batch_tables):
@@ -264,6 +358,8 @@ class _FunctionWalker:
         self.gate_seen = False
         self._walking: set[str] = set()
         self._columns: dict[str, ast.Call] = {}  # name = sa.Column(...) in the function, for add_column(name)
+        self._engines: dict[str, bool] = {}  # name bound to an engine -> made here by a factory (flagged there)
+        self.bypasses: list[Bypass] = []
 
     def walk_function(self, node: ast.FunctionDef, context: _Context = _Context()) -> None:
         if node.name in self._walking:
@@ -277,6 +373,9 @@ class _FunctionWalker:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
                 and isinstance(node.value, ast.Call) and _callee(node.value) == "Column":
             self._columns[node.targets[0].id] = node.value
+        target, value = _single_assignment(node)
+        if target and value is not None and self._is_engine(value):
+            self._engines[target] = _is_engine_factory(value)
         if isinstance(node, (ast.With, ast.AsyncWith)):
             self._visit_with(node, context)
         elif isinstance(node, ast.Call):
@@ -302,6 +401,9 @@ class _FunctionWalker:
                 inner = replace(inner, batch_tables=inner.batch_tables + ((item.optional_vars.id, table),))
             elif _callee(call) == "autocommit_block":
                 inner = replace(inner, in_autocommit_block=True)
+            elif self.module.helper(call) == _LOCK_TIMEOUT_HELPER:
+                seconds = _argument(call, 0, "seconds")
+                inner = replace(inner, without_lock_timeout=isinstance(seconds, ast.Constant) and seconds.value is None)
         for statement in node.body:
             self.visit(statement, inner)
 
@@ -313,7 +415,11 @@ class _FunctionWalker:
         if self._core_statement(call):
             self._children(call, replace(context, in_statement=True))
             return
-        if name in _TABLE_ARG:
+        self._own_connection(call)
+        helper = self.module.helper(call)
+        if helper in _HELPERS:
+            self._helper_operation(call, helper, context)
+        elif name in _TABLE_ARG:
             self._schema_operation(call, name, context)
         elif name in ("text", "DDL") and call.args:
             self._sql_text(call, call.args[0], context, written_as=f"{name}(...)")
@@ -333,7 +439,8 @@ class _FunctionWalker:
                            else (False, None))
         if isinstance(receiver, ast.Name) and receiver.id == "op":
             shift = 0
-            table = _string(_argument(call, _TABLE_ARG[name], "table_name"), self.module.constants)
+            table = _string(_argument(call, _TABLE_ARG[name], _TABLE_KEYWORD.get(name, "table_name")),
+                            self.module.constants)
         elif in_batch:
             shift = 1  # batch_op.add_column(column): no table argument
         else:
@@ -359,13 +466,69 @@ class _FunctionWalker:
             facts["new_name"] = _string(_argument(call, 1, "new_table_name"), self.module.constants) or "?"
         self._add_operation(name, call, table, context, written_as, **facts)
 
+    def _helper_operation(self, call: ast.Call, helper: str, context: _Context) -> None:
+        """An online helper, recorded as the Alembic operation it performs."""
+        spec = _HELPERS[helper]
+        table = _string(_argument(call, spec.table_arg, spec.table_keyword), self.module.constants)
+        facts: dict = {"helper": helper}
+        if helper == "add_column":
+            column = _argument(call, 1, "column")
+            if isinstance(column, ast.Name):
+                column = self._columns.get(column.id, column)
+            facts.update(_column_facts(column, self.module.constants))
+        elif helper == "set_not_null":
+            facts.update(column=_string(_argument(call, 1, "column"), self.module.constants), not_null=True)
+        elif spec.operation in _INDEX_NAME_ARG:
+            facts.update(index=_string(_argument(call, 0, "name"), self.module.constants), concurrently=True)
+        written_as = f"{ast.unparse(call.func)}(...)"
+        self._add_operation(spec.operation, call, table, context, written_as, queues_shop=spec.queues_shop, **facts)
+
     def _add_operation(self, name: str, node: ast.AST, table: str | None, context: _Context,
-                       written_as: str, **facts) -> None:
-        self.operations.append(Operation(
+                       written_as: str, queues_shop: bool | None = None, **facts) -> None:
+        operation = Operation(
             operation=name, function=self.function, line=node.lineno, end_line=node.end_lineno or node.lineno,
             table=table, in_autocommit_block=context.in_autocommit_block, after_gate=self.gate_seen,
             written_as=written_as, **facts,
-        ))
+        )
+        self.operations.append(operation)
+        if queues_shop is None:
+            queues_shop = name in _QUEUES_SHOP and not operation.concurrently
+        if queues_shop and context.without_lock_timeout:
+            self._add_bypass("no-timeout", node, written_as, table=table)
+
+    def _add_bypass(self, kind: str, node: ast.AST, written_as: str, **details) -> None:
+        self.bypasses.append(Bypass(kind, self.function, node.lineno, node.end_lineno or node.lineno,
+                                    written_as, **details))
+
+    # --- connections of the revision's own ---
+
+    def _own_connection(self, call: ast.Call) -> None:
+        """`create_engine(...)`, `x.connect()`, `engine.begin()`, `bind.engine.connect()`:
+        statements on such a connection have no lock_timeout and no retry."""
+        name = _callee(call)
+        receiver = _receiver(call)
+        if name in _ENGINE_FACTORIES:
+            opens = True
+        elif name in _CONNECTION_OPENERS or name == "begin":
+            opens = ((name != "begin" or (receiver is not None and self._is_engine(receiver)))
+                     and not self._made_here(receiver))
+        else:
+            opens = False
+        if opens:
+            self._add_bypass("own-connection", call, f"{ast.unparse(call.func)}(...)")
+
+    def _is_engine(self, node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in self._engines
+        if isinstance(node, ast.Attribute):
+            return node.attr == "engine"
+        return _is_engine_factory(node)
+
+    def _made_here(self, receiver: ast.expr | None) -> bool:
+        """An engine the revision created (that call is the finding already)."""
+        if isinstance(receiver, ast.Name):
+            return self._engines.get(receiver.id, False)
+        return receiver is not None and _is_engine_factory(receiver)
 
     # --- SQL text ---
 
@@ -375,10 +538,16 @@ class _FunctionWalker:
             return
         for change in sql.ddl_statements(text):
             self._add_operation(change.operation, call, change.table, context, f"SQL in {written_as}",
+                                queues_shop=False,  # told below, once per statement
                                 column=change.column, index=change.index, concurrently=change.concurrently,
                                 not_null=change.not_null,
                                 server_default=change.server_default, type_change=change.type_change,
                                 new_name=change.new_name)
+        for setting in sql.lock_timeout_settings(text):
+            self._add_bypass("set-timeout", call, f"SQL in {written_as}", detail=setting)
+        if context.without_lock_timeout:
+            for locking in sql.shop_locking_statements(text):
+                self._add_bypass("no-timeout", call, f"SQL `{locking.head}` in {written_as}", table=locking.table)
         for statement in sql.data_statements(text):
             verb = "INSERT ... SELECT" if statement.kind == "insert-select" else statement.kind.upper()
             self._add_data(statement.kind, call, statement.table, f"SQL {verb} in {written_as}")
@@ -426,6 +595,10 @@ class _FunctionWalker:
         if isinstance(node, ast.Call):
             return _table_constructor_name(node, self.module.constants)
         return None
+
+
+def _is_engine_factory(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and _callee(node) in _ENGINE_FACTORIES
 
 
 def _selected_table(select: ast.Call, module: _Module) -> str | None:
