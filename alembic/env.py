@@ -11,12 +11,13 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection, make_url
 
-from backend.config import Config
+from backend.config import Config, normalize_database_url
 from backend.db import create_db_engine
 from backend.schema.lock import schema_lock
-from backend.schema.lock_retries import LockRetrySettings, run_with_lock_retries
+from backend.schema.lock_retries import LockRetrySettings, LockSettingsError, run_with_lock_retries
 from backend.schema.metadata import target_metadata
 
 config = context.config
@@ -45,11 +46,28 @@ def _configure(connection=None, **kwargs) -> None:
 
 
 def run_migrations_offline() -> None:
-    url = _database_url()
-    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
-               dialect_name=url.split(":", 1)[0].split("+", 1)[0])
+    """`alembic upgrade --sql`: the script a DBA reviews, then runs with psql."""
+    url = normalize_database_url(_database_url())
+    dialect = make_url(url).get_backend_name()
+    if dialect != "postgresql":
+        raise CommandError(
+            f"offline scripts (--sql) are for PostgreSQL only, not {dialect} (SQLite's batch-mode table copies "
+            f"need the live database): set DATABASE_URL to the PostgreSQL database the script is for, "
+            f"or migrate this one online with `alembic upgrade head`")
+    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"}, dialect_name=dialect)
+    _set_offline_lock_timeout()
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _set_offline_lock_timeout() -> None:
+    """Once, before the first revision's BEGIN: the script has no retries, but its DDL
+    still must not queue the shop behind a long transaction (a timeout stops psql)."""
+    try:
+        timeout_ms = _lock_settings().timeout_ms
+    except LockSettingsError as exc:
+        raise CommandError(str(exc)) from None
+    context.execute(f"SET lock_timeout = '{timeout_ms}ms'")
 
 
 def run_migrations_online() -> None:

@@ -15,7 +15,8 @@ later revision on its completion (expand -> backfill -> contract).
         ...
 
 They run on the migration's own connection, so the pending run is recorded in the
-migration's own transaction.
+migration's own transaction. In offline mode (`alembic upgrade --sql`) they write
+the equivalent SQL into the script instead (backend.backfill.offline).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.util import CommandError
 
-from backend.backfill import runs
+from backend.backfill import offline, runs
 from backend.backfill.catalog import load_catalog
 from backend.backfill.clock import utcnow
 from backend.backfill.state import RunStatus, backfill_batches, backfill_runs, backfill_transitions
@@ -49,9 +50,17 @@ def _catalog():
     return load_catalog(Config.from_env().backfill_modules)
 
 
+def _offline() -> bool:
+    """`alembic upgrade --sql`: no connection to read runs from, only a script to write."""
+    return op.get_context().as_sql
+
+
 def schedule_backfill(name: str, *, revision: str | None = None) -> None:
     """Record a pending run of `name` in the migration's transaction."""
     backfill = _catalog().get(name)
+    if _offline():
+        op.execute(offline.schedule_statement(name, backfill, revision))
+        return
     connection = op.get_bind()
     active = [r for r in runs.list_runs(connection, name=name) if r["status"] in RunStatus.ACTIVE]
     if not active:
@@ -61,6 +70,10 @@ def schedule_backfill(name: str, *, revision: str | None = None) -> None:
 
 def unschedule_backfill(name: str) -> None:
     """Forget every run of `name` (the downgrade removes what it filled)."""
+    if _offline():
+        for statement in offline.unschedule_statements(name):
+            op.execute(statement)
+        return
     connection = op.get_bind()
     run_ids = [r["id"] for r in runs.list_runs(connection, name=name)]
     if run_ids:
@@ -89,6 +102,11 @@ def require_backfill(*names: str, revision: str | None = None) -> None:
 
     A run still pending with no row left to do (a fresh or empty database) is
     completed here; a completed run whose filter still finds rows is reported."""
+    if _offline():
+        catalog = _catalog()
+        named = {name: catalog.get(name) for name in names}
+        op.execute(offline.verbatim(offline.gate_block(named, revision, FINISH_COMMAND)))
+        return
     connection = op.get_bind()
     unfinished, details = [], []
     for name in names:
