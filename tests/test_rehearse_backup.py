@@ -5,9 +5,12 @@ backup restores to the source's exact content; a failed backup migrates nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +21,11 @@ from sqlalchemy.engine import make_url
 import run_migrations
 from backend.db import create_db_engine
 from backend.schema import alembic_api
+from backend.schema.commands import load_config
+from backend.schema.progress_display import ProgressDisplay
 from backend.schema.safety import rehearsal as rehearsal_module
 from backend.schema.safety.databases import throwaway_copy
+from backend.schema.safety.timing import LockSampler, TransactionClock
 from tests.conftest import POSTGRES_ADMIN_URL, create_pg_database, drop_pg_database
 from tests.shop_data import seed_shop
 from tests.test_entry_scripts import HEAD, REVISIONS, assert_one_line_error, run_script
@@ -29,6 +35,11 @@ PENDING = REVISIONS[REVISIONS.index(START) + 1:]
 REVISION_LINE = re.compile(r"^  (\S+)\s+(\d+\.\d{3}) s   lock: (.+)$")
 BACKFILL_LINE = re.compile(r"^  backfill (\S+)\s+(\d+\.\d{3}) s   ([\d,]+) rows, ([\d,]+) rows/s, (\d+) batch")
 SEEDED_ROWS = {"orders_total_cents": 40, "translation_slugs": 25, "users_email_normalized": 6}
+ONLINE = ("0004_translation_slugs", "0005_users_email_normalized", "0007_translation_slugs_unique")
+INSTANT = 0.5  # seconds: far above what an online revision holds a blocking lock, far below a table scan under it
+BOUND_LINE = re.compile(r"^stall bound: a lock that blocks the shop held at most ([\d.]+) s \((\S+): (\w+) on (\w+), "
+                        r"blocks (?:reads and writes|writes)\); lock_timeout (\d+) ms: a shop statement waits at most "
+                        r"about ([\d.]+) s behind a revision$", re.MULTILINE)
 
 
 def seeded(url: str) -> str:
@@ -135,6 +146,134 @@ def test_rehearsal_on_postgresql_reports_locks_and_changes_no_row(seeded_pg):
     assert not database_exists(copy)
     assert contents(seeded_pg) == before
     assert alembic_api.current_revisions(seeded_pg) == (START,)
+
+
+def quiet_rehearsal(url: str) -> rehearsal_module.Rehearsal:
+    return rehearsal_module.rehearse(load_config(url), display=lambda: ProgressDisplay(io.StringIO()))
+
+
+def by_name(phase: rehearsal_module.Phase) -> dict[str, rehearsal_module.RevisionTiming]:
+    return {revision.revision: revision for revision in phase.revisions}
+
+
+def test_online_revisions_hold_what_blocks_the_shop_for_an_instant_under_lock_timeout(seeded_pg, monkeypatch):
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT_MS", "150")
+    rehearsal = quiet_rehearsal(seeded_pg)  # it would hang if a sampler held a snapshot CONCURRENTLY waits for
+    upgrades = [by_name(phase) for phase in (rehearsal.phases[0], rehearsal.phases[2])]
+    long_parts = []
+    for revisions in upgrades:
+        assert all(revision.lock_timeouts == {150} and revision.lock_waits == () for revision in revisions.values())
+        for name in ONLINE:
+            revision = revisions[name]
+            assert 0 in revision.autocommit_lock_timeouts  # CONCURRENTLY / VALIDATE: no timeout, no transaction
+            blocking = [lock for lock in revision.locks if lock.blocks]
+            assert all(lock.effect == "blocks reads and writes" for lock in blocking), blocking  # no SHARE build
+            assert all(lock.at_most < INSTANT for lock in blocking), blocking
+            long_parts += [lock for lock in revision.locks if lock.mode == "ShareUpdateExclusiveLock"]
+    assert long_parts and all(lock.effect == "blocks neither" for lock in long_parts)
+
+    report = "\n".join(rehearsal_module.report_lines(rehearsal))
+    assert "lock_timeout 150 ms (none in its autocommit steps), no lock wait" in report
+    assert "(blocks neither)" in report
+    bound = BOUND_LINE.search(report)
+    assert bound, report
+    held, timeout, total = float(bound.group(1)), int(bound.group(5)), float(bound.group(6))
+    assert held < INSTANT and timeout == 150 and total == pytest.approx(held + 0.150, abs=0.002)
+    assert held >= max(lock.at_most for revision in upgrades[0].values() for lock in revision.locks if lock.blocks)
+
+
+class OrdersBlocker(threading.Thread):
+    """A session of the shop holding orders (ACCESS SHARE, as a long SELECT would)
+    until the migration has waited for it, then half a second more: longer than the
+    lock_timeout, so the waiting try times out however the threads are scheduled."""
+
+    def __init__(self, url: str):
+        super().__init__(name="orders-blocker", daemon=True)
+        self.url, self.holding, self.pid, self.saw_wait = url, threading.Event(), None, False
+
+    def run(self) -> None:
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as holder, engine.connect() as watch:
+                watch = watch.execution_options(isolation_level="AUTOCOMMIT")
+                self.pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                holder.execute(sa.text("LOCK TABLE orders IN ACCESS SHARE MODE"))
+                self.holding.set()
+                deadline = time.monotonic() + 30
+                while not self.saw_wait and time.monotonic() < deadline:
+                    self.saw_wait = watch.execute(sa.text(
+                        "SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND relation = 'orders'::regclass"
+                    )).scalar_one()
+                    time.sleep(0.01)
+                time.sleep(0.5)
+                holder.rollback()
+        finally:
+            self.holding.set()
+            engine.dispose()
+
+
+def test_a_revision_blocked_by_a_shop_transaction_shows_its_retried_lock_waits(seeded_pg, monkeypatch):
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT_MS", "150")
+    real_upgrade, blockers = rehearsal_module._upgrade, []
+
+    def upgrade_behind_a_blocker(config, *args):
+        if not blockers:  # the first upgrade: 0003 adds a column to orders
+            blockers.append(OrdersBlocker(config.database_url))
+            blockers[0].start()
+            assert blockers[0].holding.wait(10)
+        real_upgrade(config, *args)
+
+    monkeypatch.setattr(rehearsal_module, "_upgrade", upgrade_behind_a_blocker)
+    rehearsal = quiet_rehearsal(seeded_pg)
+    blocker = blockers[0]
+    blocker.join(30)
+    assert blocker.saw_wait
+
+    upgrade, downgrade, again = (by_name(phase) for phase in rehearsal.phases)
+    waited = upgrade["0003_orders_total_cents"]
+    assert len(waited.lock_waits) >= 1
+    assert all(message.startswith("lock wait: `ALTER TABLE orders ADD COLUMN total_cents")
+               and "timed out after 150 ms" in message for message in waited.lock_waits)
+    assert any(f"pid {blocker.pid}" in message for message in waited.lock_waits)
+    assert waited.seconds >= 0.15 * (len(waited.lock_waits) + 1)  # its timed-out tries count
+    others = [r for phase in (upgrade, downgrade, again) for r in phase.values() if r is not waited]
+    assert all(r.lock_waits == () for r in others)
+
+    lines = rehearsal_module.report_lines(rehearsal)
+    at = next(i for i, line in enumerate(lines) if line.startswith("  0003_orders_total_cents"))
+    count = len(waited.lock_waits)
+    assert lines[at + 1].strip() == f"lock_timeout 150 ms, {count} lock wait{'s' if count > 1 else ''} (retried)"
+    assert lines[at + 2].strip() == waited.lock_waits[0]
+    assert sum("(retried)" in line for line in lines) == 1
+
+
+def test_the_lock_sampler_holds_no_snapshot_a_concurrent_index_build_waits_for(pg_url):
+    """With REPEATABLE READ as the database's default (production settings do that),
+    a sampler in a transaction would keep its first snapshot: CONCURRENTLY would wait
+    for it until the statement_timeout."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'ALTER DATABASE "{make_url(pg_url).database}" '
+                                   "SET default_transaction_isolation = 'repeatable read'"))
+    admin.dispose()
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as ddl:
+            ddl.execute(sa.text("CREATE TABLE items (id int)"))
+            ddl.execute(sa.text("INSERT INTO items SELECT generate_series(1, 1000)"))
+            with TransactionClock(pg_url), LockSampler(pg_url, interval=0.002) as sampler:
+                while sampler.samples < 5 and sampler.error is None:
+                    time.sleep(0.01)
+                ddl.execute(sa.text("SET statement_timeout = '10s'"))
+                ddl.execute(sa.text("CREATE INDEX CONCURRENTLY ix_items_id ON items (id)"))
+                ddl.execute(sa.text("DROP INDEX CONCURRENTLY ix_items_id"))
+                samples = sampler.samples
+                while sampler.samples < samples + 5 and sampler.error is None:
+                    time.sleep(0.01)
+            assert sampler.error is None
+            assert ddl.execute(sa.text("SHOW default_transaction_isolation")).scalar_one() == "repeatable read"
+    finally:
+        engine.dispose()
 
 
 def test_a_busy_postgresql_source_is_copied_with_pg_dump_and_the_copy_always_dropped(seeded_pg):

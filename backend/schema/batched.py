@@ -49,7 +49,9 @@ class BatchedResult:
 
 
 def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay,
-                    on_applied: Callable[[Any], None] = lambda revision: None) -> BatchedResult:
+                    on_applied: Callable[[Any], None] = lambda revision: None,
+                    on_lock_wait: Callable[[str], None] | None = None) -> BatchedResult:
+    """`on_lock_wait` hears of each retried lock timeout (default: a display message)."""
     url = config.database_url
     engine = create_db_engine(url)
     service = BackfillService.from_config(config, engine=engine)
@@ -58,7 +60,8 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
         passes: dict[str | None, int] = {}
         while True:
             try:
-                upgrade(url, "head", on_version_apply=_reporter(on_applied), on_lock_wait=display.message)
+                upgrade(url, "head", on_version_apply=_reporter(on_applied),
+                        on_lock_wait=on_lock_wait or display.message)
                 break
             except BackfillNotFinished as gate:
                 passes[gate.revision] = passes.get(gate.revision, 0) + 1

@@ -5,9 +5,11 @@ On a copy of the target database (see databases.py) the rehearsal
    `run_migrations.py --batched` without a broker),
 2. downgrades to the revision the database started at,
 3. upgrades again,
-then drops the copy, whatever happened. It reports per revision the time taken and
-the longest lock held, per backfill its rows/s and the maintenance windows it would
-need. The real database is only read (to copy it).
+then drops the copy, whatever happened. It reports per revision the time taken, the
+lock_timeout it ran under, the lock waits it retried and its strongest lock (and any
+lock held longer), then the bound: how long at most the upgrade stalls the shop;
+per backfill its rows/s and the maintenance windows it would need. The real database
+is only read (to copy it).
 
 Backfills run at full speed on the copy: maintenance windows, pauses between
 batches and health checks protect production load, which a copy does not have.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import signal
 import threading
 import time
@@ -33,9 +36,11 @@ from backend.schema import alembic_api
 from backend.schema.commands import CommandFailed, error_message, single_head
 from backend.schema.progress_display import ProgressDisplay
 from backend.schema.safety.databases import Copy, Target, throwaway_copy
-from backend.schema.safety.timing import LockHeld, LockSampler, RevisionRun, TransactionClock, longest, worst
+from backend.schema.safety.timing import (DEFAULT, LockHeld, LockSampler, RevisionRun, TransactionClock, longest,
+                                          longest_blocking, worst)
 
 SAMPLING_INTERVAL = 0.002
+WAITS_SHOWN = 3  # lock wait messages printed per revision
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class RevisionTiming:
     transactions: int
     lock: LockHeld | None  # the worst lock: stops the most traffic, then held longest
     longest_lock: LockHeld | None = None  # when another lock was held longer
+    blocking: LockHeld | None = None  # of the locks that stop reads or writes, the one held longest
+    sampling_gap: float | None = None  # the longest time between two pg_locks samples during it
+    lock_timeouts: frozenset = frozenset()  # ms (0: none) its statements in transactions ran under
+    autocommit_lock_timeouts: frozenset = frozenset()  # the same for its autocommit steps
+    lock_waits: tuple[str, ...] = ()  # the retried lock timeouts (env.py's on_lock_wait messages)
+    locks: tuple[LockHeld, ...] = ()  # every table lock seen
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,9 @@ def _run_phases(rehearsal: Rehearsal, config: Config, display: Callable[[], Prog
             rehearsal.lock_method = (
                 f"pg_locks sampled every {SAMPLING_INTERVAL * 1000:.0f} ms ({sampler.samples:,} samples) from a "
                 f"second connection; shown per revision: the lock that blocks the most traffic, held from its "
-                f"first sighting to the commit, and any lock held longer; the revision's time bounds every lock")
+                f"first sighting to the commit, and any lock held longer; the revision's time bounds every lock; "
+                f"the stall bound counts from the sample before the first sighting; SHARE UPDATE EXCLUSIVE "
+                f"(CONCURRENTLY, VALIDATE) and weaker block neither reads nor writes")
 
 
 @contextlib.contextmanager
@@ -151,7 +164,11 @@ def _revision_timing(run: RevisionRun, sampler: LockSampler | None) -> RevisionT
     strongest, held_longest = worst(locks), longest(locks)
     if strongest is None or held_longest is None or held_longest.seconds <= strongest.seconds + SAMPLING_INTERVAL:
         held_longest = None  # the same lock, or no longer within what sampling can tell
-    return RevisionTiming(name, run.seconds, len(run.transactions), strongest, held_longest)
+    began, ended = run.transactions[0].began, run.transactions[-1].ended
+    return RevisionTiming(name, run.seconds, len(run.transactions), strongest, held_longest,
+                          longest_blocking(locks), sampler.longest_gap(began, ended),
+                          frozenset(run.lock_timeouts()), frozenset(run.lock_timeouts(autocommit=True)),
+                          tuple(run.lock_waits), tuple(locks))
 
 
 # --- the phases -------------------------------------------------------------------------
@@ -182,9 +199,15 @@ def _upgrade(config: Config, clock: TransactionClock, display: Callable[[], Prog
     from backend.schema.batched import BatchedOptions, migrate_batched
 
     timing = _TimingDisplay(display())
+
+    def lock_wait(message: str) -> None:
+        clock.lock_wait(message)
+        timing.message(message)
+
     with _full_speed():
         result = migrate_batched(config, BatchedOptions(broker_url=None), timing,
-                                 on_applied=lambda revision: clock.revision_applied(revision.id))
+                                 on_applied=lambda revision: clock.revision_applied(revision.id),
+                                 on_lock_wait=lock_wait)
     if result.at != (single_head(),):
         raise CommandFailed(f"the upgrade stopped at {', '.join(result.at) or 'base'}")
     phase.backfills = [_backfill_timing(config, progress, timing) for progress in result.finished]
@@ -193,6 +216,7 @@ def _upgrade(config: Config, clock: TransactionClock, display: Callable[[], Prog
 def _downgrade(database_url: str, target: str, clock: TransactionClock) -> None:
     cfg = alembic_api.alembic_config(database_url)
     cfg.attributes["on_version_apply"] = lambda *, step, **_kw: clock.revision_applied(step.up_revision_id)
+    cfg.attributes["on_lock_wait"] = clock.lock_wait
     command.downgrade(cfg, target)
 
 
@@ -301,10 +325,7 @@ def report_lines(rehearsal: Rehearsal) -> list[str]:
     for phase in rehearsal.phases:
         lines.append(f"{phase.title}: {phase.seconds:.2f} s")
         for revision in phase.revisions:
-            text = _lock_text(revision.lock)
-            if revision.longest_lock:
-                text += f"; held longer: {_lock_text(revision.longest_lock, label=False)}"
-            lines.append(f"  {revision.revision:<{width}}  {revision.seconds:8.3f} s   lock: {text}")
+            lines.extend(_revision_lines(revision, width))
         for backfill in phase.backfills:
             rate = f"{backfill.rows_per_second:,.0f} rows/s" if backfill.rows_per_second else "- rows/s"
             longest = f", longest batch {backfill.longest_batch_ms} ms" if backfill.longest_batch_ms is not None else ""
@@ -317,18 +338,92 @@ def report_lines(rehearsal: Rehearsal) -> list[str]:
     backfills = sum(b.seconds for b in first.backfills)
     lines.append(f"estimate for the real upgrade: {_duration(first.seconds)} on this data "
                  f"(revisions {revisions:.2f} s, backfills {backfills:.2f} s, run here without windows or pauses)")
+    lines.append(_bound_line(rehearsal.kind, first.revisions))
     lines.append(f"locks: {rehearsal.lock_method}")
     lines.append("the copy was dropped; the database was not changed")
     return lines
 
 
-def _lock_text(lock: LockHeld | None, label: bool = True) -> str:
+def _revision_lines(revision: RevisionTiming, width: int) -> list[str]:
+    """The revision's time and locks; on PostgreSQL a second line with the
+    lock_timeout it ran under and the lock waits it retried, then those waits."""
+    text = _lock_text(revision.lock, revision.sampling_gap)
+    if revision.longest_lock:
+        text += f"; held longer: {_lock_text(revision.longest_lock)}"
+    lines = [f"  {revision.revision:<{width}}  {revision.seconds:8.3f} s   lock: {text}"]
+    if revision.lock is not None and revision.lock.table == "(whole database)":
+        return lines  # SQLite: no lock_timeout, no lock queue
+    waits = len(revision.lock_waits)
+    lines.append(f"  {'':<{width}}  {'':8}     {_timeouts_text(revision)}, "
+                 f"{'no lock wait' if not waits else f'{waits} lock wait{_s(waits)} (retried)'}")
+    lines.extend(f"  {'':<{width}}  {'':8}       {message}" for message in revision.lock_waits[:WAITS_SHOWN])
+    if waits > WAITS_SHOWN:
+        lines.append(f"  {'':<{width}}  {'':8}       ... and {waits - WAITS_SHOWN} more")
+    return lines
+
+
+def _timeouts_text(revision: RevisionTiming) -> str:
+    text = f"lock_timeout {', '.join(_timeout(ms) for ms in _sorted(revision.lock_timeouts)) or '-'}"
+    lifted = revision.autocommit_lock_timeouts - revision.lock_timeouts
+    if lifted:
+        text += f" ({', '.join(_timeout(ms) for ms in _sorted(lifted))} in its autocommit steps)"
+    return text
+
+
+def _sorted(timeouts) -> list[int | None]:
+    return sorted(timeouts, key=lambda ms: -1 if ms is DEFAULT else ms)
+
+
+def _timeout(ms: int | None) -> str:
+    if ms is DEFAULT:
+        return "server default"
+    if ms == 0:
+        return "none"
+    return f"{ms / 1000:g} s" if ms >= 1000 and ms % 100 == 0 else f"{ms} ms"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _bound_line(kind: str, revisions: list[RevisionTiming]) -> str:
+    """How long the real upgrade stalls the shop at most: a shop statement waits behind
+    a revision waiting for its lock (at most lock_timeout), then behind the lock held."""
+    if kind != "postgresql":
+        held = max((r.lock.seconds for r in revisions if r.lock), default=0.0)
+        return (f"stall bound: each revision blocks writes for its transaction, at most {held:.3f} s "
+                f"(SQLite has no lock_timeout)")
+    blocking = [r for r in revisions if r.blocking is not None]
+    worst_run = max(blocking, key=lambda r: _at_most(r.blocking), default=None)
+    gap = math.ceil(max((r.sampling_gap or 0.0 for r in revisions), default=0.0) * 1000) / 1000
+    if worst_run is None:
+        held, text = gap, f"no lock that blocks reads or writes seen (any lasted under {gap:.3f} s, the longest gap " \
+                           f"between samples)"
+    else:
+        held = _at_most(worst_run.blocking)
+        text = (f"a lock that blocks the shop held at most {held:.3f} s ({worst_run.revision}: "
+                f"{worst_run.blocking.mode} on {worst_run.blocking.table}, {worst_run.blocking.effect})")
+    timeouts = {ms for r in revisions for ms in r.lock_timeouts}
+    if not timeouts or DEFAULT in timeouts or 0 in timeouts:
+        return (f"stall bound: {text}; some statements ran without a lock_timeout set by the migration, so "
+                f"a wait for a lock there could stall the shop as long as the transaction it waits for")
+    timeout = max(timeouts)
+    return (f"stall bound: {text}; lock_timeout {_timeout(timeout)}: a shop statement waits at most about "
+            f"{held + timeout / 1000:.3f} s behind a revision")
+
+
+def _at_most(lock: LockHeld) -> float:
+    """Rounded up to the millisecond: a bound must not come out smaller than it is."""
+    return math.ceil((lock.at_most if lock.at_most is not None else lock.seconds) * 1000) / 1000
+
+
+def _lock_text(lock: LockHeld | None, gap: float | None = None) -> str:
     if lock is None:
-        return f"no table lock seen (each lasted under {SAMPLING_INTERVAL * 1000:.0f} ms)"
+        return f"no table lock seen (each lasted under {max(gap or 0.0, SAMPLING_INTERVAL) * 1000:.0f} ms)"
     if lock.table == "(whole database)":
         return f"database write lock for {lock.seconds:.3f} s (the transaction)"
     held = f"{lock.seconds:.3f} s" if lock.seconds >= SAMPLING_INTERVAL else f"under {SAMPLING_INTERVAL:.3f} s"
-    effect = f" ({lock.effect})" if lock.effect and label else ""
+    effect = f" ({lock.effect})" if lock.effect else ""
     return f"{lock.mode} on {lock.table} for {held}{effect}"
 
 
