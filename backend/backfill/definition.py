@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from backend.backfill.bulk import write_rows
 from backend.backfill.keys import KEY_TYPES, KeyRange
 
 
@@ -86,19 +87,32 @@ class SqlBackfill(Backfill):
 class RowBackfill(Backfill):
     """A backfill whose logic needs Python for each row.
 
-    The batch's rows are read with `columns` (locked FOR UPDATE on PostgreSQL so
-    that a concurrent write cannot be lost) and each `transform`ed into the values
-    to write back, or None to leave the row alone."""
+    The batch's rows are read with `columns` (locked FOR NO KEY UPDATE on PostgreSQL
+    so that a concurrent write cannot be lost). `batch_context` loads, in one query,
+    whatever the whole batch needs from elsewhere, so that `transform` does no I/O;
+    each row is `transform`ed into the values to write back, or None to leave it
+    alone. The new values are written with one statement per batch (backfill.bulk),
+    in the batch's transaction.
+
+    The batch size adapts to aim each batch at `target_batch_seconds` (100 ms by
+    default): per-row costs differ too much between backfills for one fixed size,
+    and a shop write waiting for a row of the batch waits at most that long."""
 
     columns: ClassVar[tuple[str, ...]] = ()
+    target_batch_seconds: ClassVar[float | None] = 0.1
 
-    def transform(self, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def batch_context(self, connection: Connection, rows: list[Mapping[str, Any]]) -> Any:
+        """What `transform` needs beyond the row itself, for the whole batch at once."""
+        return None
+
+    def transform(self, row: Mapping[str, Any], context: Any) -> Mapping[str, Any] | None:
         raise NotImplementedError
 
     def transform_rows(self, connection: Connection, rows: list[Mapping[str, Any]]) -> Iterable[tuple[Any, Mapping]]:
-        """(key, new values) per row; override for logic that looks at the whole batch."""
+        """(key, new values) per row that changes."""
+        context = self.batch_context(connection, rows)
         for row in rows:
-            values = self.transform(row)
+            values = self.transform(row, context)
             if values:
                 yield row[self.key], values
 
@@ -106,14 +120,8 @@ class RowBackfill(Backfill):
         selected = [self.key_column, *(self.table.c[name] for name in self.columns if name != self.key)]
         query = sa.select(*selected).where(self.range_condition(key_range)).order_by(self.key_column)
         if connection.dialect.name == "postgresql":
-            # The lock the UPDATEs below take anyway: the shop's inserts of rows that
+            # The lock the UPDATE below takes anyway: the shop's inserts of rows that
             # reference these (an order's items) need not wait for the batch.
             query = query.with_for_update(key_share=True)
         rows = [dict(row._mapping) for row in connection.execute(query)]
-        changed = 0
-        for key_value, values in self.transform_rows(connection, rows):
-            result = connection.execute(
-                sa.update(self.table).where(self.key_column == key_value).values(**values)
-            )
-            changed += result.rowcount
-        return changed
+        return write_rows(connection, self.table, self.key, self.transform_rows(connection, rows))

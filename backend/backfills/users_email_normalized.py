@@ -31,5 +31,5 @@ class UsersEmailNormalized(RowBackfill):
     def pending_filter(self):
         return users.c.email_normalized.is_(None)
 
-    def transform(self, row):
+    def transform(self, row, context):
         return {"email_normalized": normalize_email(row["email"])}
