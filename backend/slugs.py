@@ -52,15 +52,16 @@ def free_slug(connection: Connection, locale: str, name: str) -> str:
 def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]]) -> list[str]:
     """A distinct free slug for each (locale, base slug), in order: the base, or its
     lowest free numeric suffix. One query per round for the whole list, however many
-    rows share a base: each round asks for every base's next candidates (twice as many
-    as the last round for a base that still needs some), so a base taken a thousand
-    times costs about six rounds, not fifty queries per row. Call it holding the
+    rows share a base: the first round asks for as many candidates per base as rows
+    want it, each later one for twice as many as the last (at least 20) for the bases
+    still short, so a base taken a thousand times costs about seven rounds, not fifty
+    queries per row. Call it holding the
     locales' locks (lock_locales): a slug read as free must stay free until commit."""
     needed = Counter(wanted)
     found: dict[tuple[str, str], list[str]] = {key: [] for key in needed}
     chosen: dict[str, set[str]] = defaultdict(set)  # per locale: two bases can yield one slug
     next_number = {key: 1 for key in needed}
-    span = {key: count + CANDIDATES_PER_QUERY for key, count in needed.items()}
+    span = dict(needed)  # first round: most bases are free, and need nothing more
     pending = list(needed)
     while pending:
         candidates = {key: _candidates(key[1], next_number[key], span[key]) for key in pending}
@@ -74,7 +75,7 @@ def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]]) -> lis
                     found[key].append(slug)
                     chosen[locale].add(slug)
             next_number[key] += span[key]
-            span[key] *= 2
+            span[key] = max(2 * span[key], CANDIDATES_PER_QUERY)
         pending = [key for key in pending if len(found[key]) < needed[key]]
     picked = {key: iter(slugs) for key, slugs in found.items()}
     return [next(picked[key]) for key in wanted]
