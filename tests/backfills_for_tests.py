@@ -71,6 +71,43 @@ class TouchRowsSlowly(TouchRows):
 
 
 @register
+class TouchRowsPerRow(RowBackfill):
+    """test_touch as a per-row backfill: rows read, transformed in Python, written
+    back with one statement per batch (backend.backfill.bulk)."""
+
+    name = "test_touch_rows"
+    table = touch_rows
+    columns = ("id", "touched")
+    batch_size = 10
+    max_parallel = 2
+    max_attempts = 3
+    target_batch_seconds = None  # fixed batches, as test_touch
+
+    def transform(self, row, context):
+        return {"touched": row["touched"] + 1}
+
+    def process(self, connection, key_range):
+        changed = super().process(connection, key_range)
+        _raise_if_poisoned(connection, self.range_condition(key_range))
+        return changed
+
+
+@register
+class TouchRowsPerRowSlowly(TouchRowsPerRow):
+    """test_touch_slow as a per-row backfill, to kill workers inside its bulk write's transaction."""
+
+    name = "test_touch_slow_rows"
+    batch_size = 5
+
+    def process(self, connection, key_range):
+        import time
+
+        changed = super().process(connection, key_range)
+        time.sleep(0.3)
+        return changed
+
+
+@register
 class TouchRowsFiltered(SqlBackfill):
     """Only rows with touched = 0 need work: the gate's data check has a filter."""
 

@@ -31,11 +31,11 @@ def poison(service, *ids):
             connection.exec_driver_sql(f"INSERT INTO touch_poison (id) VALUES ({int(row_id)})")
 
 
-def started(service, ids, *, executor, poisoned=()):
+def started(service, ids, *, executor, poisoned=(), name="test_touch"):
     """A started test_touch run over rows `ids` (raising on `poisoned`): (run id, its first batches)."""
     insert_rows(service.engine, ids)
     poison(service, *poisoned)
-    run_id = service.schedule("test_touch")
+    run_id = service.schedule(name)
     service.start(run_id, executor=executor)
     return run_id, service.advance(run_id)
 
@@ -59,9 +59,10 @@ def batches(service, run_id):
     [3, 4, 50, 51, 52, 1000, 1001, 5000, 99999, 100000, 100001, 7, 8],  # gaps
     list(range(1, 24)),                       # not a multiple
 ])
-def test_every_row_in_range_is_touched_exactly_once(service, ids):
+@pytest.mark.parametrize("name", ["test_touch", "test_touch_rows"])  # set-based, per-row in bulk
+def test_every_row_in_range_is_touched_exactly_once(service, ids, name):
     insert_rows(service.engine, ids)
-    run_id, progress = run(service)
+    run_id, progress = run(service, name)
     assert progress.status == RunStatus.COMPLETED
     assert touched(service.engine) == {i: 1 for i in ids}
     assert progress.rows_done == len(ids) and progress.rows_scanned == len(ids)
@@ -119,8 +120,9 @@ def test_concurrent_duplicate_deliveries_apply_once(service):
     assert [v for k, v in touched(service.engine).items() if k <= 5] == [1] * 5
 
 
-def test_failure_after_the_change_rolls_back_and_the_retry_applies_once(service):
-    run_id, (first, second) = started(service, range(1, 21), executor="inprocess", poisoned=[15])
+@pytest.mark.parametrize("name", ["test_touch", "test_touch_rows"])
+def test_failure_after_the_change_rolls_back_and_the_retry_applies_once(service, name):
+    run_id, (first, second) = started(service, range(1, 21), executor="inprocess", poisoned=[15], name=name)
     assert service.execute(first).kind == "succeeded"
     outcome = service.execute(second)
     assert outcome.kind == "retry" and "poisoned" in outcome.error

@@ -45,9 +45,10 @@ def outcomes(workers, batch_id: int, kind: str) -> int:
 
 
 @pytest.mark.slow
-def test_same_batch_delivered_twice_at_once_has_one_effect(stack):
+@pytest.mark.parametrize("backfill", ["test_touch_slow", "test_touch_slow_rows"])  # set-based, per-row bulk
+def test_same_batch_delivered_twice_at_once_has_one_effect(stack, backfill):
     workers = [stack.worker(), stack.worker()]
-    run_id, (first, *others) = start_without_dispatch(stack, "test_touch_slow", IDS)
+    run_id, (first, *others) = start_without_dispatch(stack, backfill, IDS)
     task_id = send_twice(stack, first)
     stack.dispatch(others)
     stack.wait_finished(run_id)

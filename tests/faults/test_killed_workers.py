@@ -44,12 +44,13 @@ def kill_inside_batch(stack, candidates, *, whole_group=None, before_kill=lambda
 
 
 @pytest.mark.slow
-def test_pool_child_killed_mid_batch_is_redelivered_and_applied_once(stack):
+@pytest.mark.parametrize("backfill", ["test_touch_slow", "test_touch_slow_rows"])  # set-based, per-row bulk
+def test_pool_child_killed_mid_batch_is_redelivered_and_applied_once(stack, backfill):
     """Only the pool process running the batch dies: Celery's main process sees the
     lost worker and re-queues the message (acks_late + reject_on_worker_lost); the
     redelivered batch waits for the dead claim's lease, then runs once."""
     worker = stack.worker(concurrency=1)
-    run_id = stack.start_run("test_touch_slow", IDS, outside=OUTSIDE)
+    run_id = stack.start_run(backfill, IDS, outside=OUTSIDE)
     child, batch = kill_inside_batch(stack, worker.pool_children)
     assert child != worker.pid
     stack.wait_finished(run_id)
