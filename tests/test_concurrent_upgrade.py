@@ -107,8 +107,24 @@ def run_migrations_at_once(database_url: str) -> list[str]:
     return [stdout for stdout, _ in results]
 
 
+def assert_concurrent_builds_valid(database_url: str) -> None:
+    """0004, 0005 and 0007 build their indexes CONCURRENTLY while the other processes
+    wait on the schema lock: with waiters that held a snapshot, the race would hang."""
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            indexes = dict(connection.execute(sa.text(
+                "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname IN ('ix_users_email_normalized', 'uq_product_translations_locale_slug', "
+                "'ix_product_translations_locale_slug')")).all())
+    finally:
+        engine.dispose()
+    assert indexes == {"ix_users_email_normalized": True, "uq_product_translations_locale_slug": True}
+
+
 def test_run_migrations_processes_on_one_postgresql_database(pg_url):
     assert_applied_exactly_once(run_migrations_at_once(pg_url), pg_url)
+    assert_concurrent_builds_valid(pg_url)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see who waits on the file lock")
@@ -128,6 +144,7 @@ def test_run_py_replicas_on_one_postgresql_database(pg_url, tmp_path):
         for server in servers:
             stop(server)
     assert_applied_exactly_once([log.read_text() for log in logs], pg_url)
+    assert_concurrent_builds_valid(pg_url)
 
 
 def test_a_symlink_to_the_sqlite_file_takes_the_same_lock(tmp_path):
