@@ -6,16 +6,29 @@ has passed, not after every batch: it is a write of its own), so that two
 over when the first one died and its lease expired. Outside its maintenance
 windows the run waits (status `waiting`); this executor sleeps until the next
 opening, or with `wait=False` returns and leaves the run waiting.
+
+Its batches run in lanes (lanes.py): up to the run's `max_parallel` at once, each on a
+connection of its own, capped by `BACKFILL_INPROCESS_LANES` (default: the number of
+CPU cores) and by the engine's pool; SQLite has one writer, so one lane. Ctrl-C or
+SIGTERM lets the lanes finish their batches, releases the lease and exits: the next
+`--batched` continues from there.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 from backend.backfill.clock import as_utc, utcnow
+from backend.backfill.lanes import Lanes
 from backend.backfill.progress import Progress
 from backend.backfill.runner import new_claim_token
 from backend.backfill.service import BackfillService
@@ -35,9 +48,14 @@ class RunLease:
         self.service, self.run_id = service, run_id
         self.owner = new_claim_token()
         self._renew_at: datetime | None = None
+        self._lock = threading.Lock()  # lanes renew it from their threads
 
     def hold(self) -> bool:
         """True while this process holds the lease (taking or renewing it when due)."""
+        with self._lock:
+            return self._hold()
+
+    def _hold(self) -> bool:
         now = utcnow()
         if self._renew_at is not None and now < self._renew_at:
             return True
@@ -68,54 +86,78 @@ class RunLease:
             )
 
 
+def lane_count(service: BackfillService, max_parallel: int, wanted: int | None = None) -> int:
+    """How many batches of a run this process runs at once: the run's max_parallel,
+    capped by `wanted`, else BACKFILL_INPROCESS_LANES, else the CPU cores, and by the
+    pool's room (one connection left for the driver); 1 on SQLite (one writer)."""
+    if service.engine.dialect.name == "sqlite":
+        return 1
+    wanted = wanted or service.settings.inprocess_lanes or os.cpu_count() or 1
+    return max(1, min(wanted, max_parallel, _pool_room(service.engine) - 1))
+
+
+def _pool_room(engine: Engine) -> int:
+    """Connections the engine's pool hands out at once (QueuePool: size + overflow)."""
+    pool = engine.pool
+    if isinstance(pool, QueuePool) and pool._max_overflow >= 0:
+        return pool.size() + pool._max_overflow
+    return 1 << 16
+
+
 def run_in_process(service: BackfillService, run_id: int, *, on_progress: ProgressCallback | None = None,
                    on_wait: WaitCallback | None = None, wait: bool = True,
-                   sleep: Callable[[float], None] = time.sleep, poll_interval: float = 0.5) -> Progress:
-    """Drive the run batch by batch in this process until it is no longer running
-    (or, with wait=False, until it has to wait for a window or for health)."""
+                   sleep: Callable[[float], None] = time.sleep, poll_interval: float = 0.5,
+                   lanes: int | None = None) -> Progress:
+    """Drive the run in lanes of batches in this process until it is no longer running
+    (or, with wait=False, until it has to wait for a window or for health).
+    `lanes` overrides the setting (still capped by max_parallel; 1 on SQLite)."""
     lease = RunLease(service, run_id)
-    service.start(run_id, executor="inprocess")
+    run = service.start(run_id, executor="inprocess")
+    count = lane_count(service, run["max_parallel"], lanes)
     announced: datetime | None = None
     try:
-        while True:
-            progress = service.snapshot(run_id)
-            if on_progress:
-                on_progress(progress)
-            if progress.status == RunStatus.WAITING:
-                until = as_utc(service.get_run(run_id)["next_window_at"]) or utcnow()
-                if not wait:
+        with _sigterm_unwinds():
+            while True:
+                progress = service.snapshot(run_id)
+                if on_progress:
+                    on_progress(progress)
+                if progress.status == RunStatus.WAITING:
+                    until = as_utc(service.get_run(run_id)["next_window_at"]) or utcnow()
+                    if not wait:
+                        return progress
+                    if on_wait and until != announced:
+                        on_wait(progress, until)
+                        announced = until
+                    sleep(min(max((until - utcnow()).total_seconds(), 0.0), MAX_SLEEP_SECONDS))
+                    service.wake_due(run_id=run_id)
+                    continue
+                if progress.status != RunStatus.RUNNING:
                     return progress
-                if on_wait and until != announced:
-                    on_wait(progress, until)
-                    announced = until
-                sleep(min(max((until - utcnow()).total_seconds(), 0.0), MAX_SLEEP_SECONDS))
-                service.wake_due(run_id=run_id)
-                continue
-            if progress.status != RunStatus.RUNNING:
-                return progress
-            if not lease.hold():
-                sleep(poll_interval)  # another live process drives it: follow
-                continue
-            ran = _run_some_batches(service, run_id, lease, sleep)
-            if not ran and service.get_run(run_id)["status"] == RunStatus.RUNNING:
-                sleep(poll_interval)  # its batches are held by others for now
+                if not lease.hold():
+                    sleep(poll_interval)  # another live process drives it: follow
+                    continue
+                ticker = (lambda: on_progress(service.snapshot(run_id))) if on_progress else (lambda: None)
+                ran = Lanes(service, run_id, lease, count, sleep=sleep, tick=ticker,
+                            tick_seconds=max(poll_interval, 0.1)).run()
+                if not ran and service.get_run(run_id)["status"] == RunStatus.RUNNING:
+                    sleep(poll_interval)  # its batches are held by others for now
     finally:
         lease.release()
 
 
-def _run_some_batches(service: BackfillService, run_id: int, lease: RunLease, sleep) -> bool:
-    """Run the batches available now; False when there was none to run."""
-    pause = service.policy(run_id).pause_seconds
-    batch_ids = service.advance(run_id) or service.batches_to_run(run_id)
-    for batch_id in batch_ids:
-        outcome = service.execute(batch_id)
-        while outcome.kind in ("retry", "leased"):
-            sleep(outcome.retry_in)
-            lease.hold()
-            outcome = service.execute(batch_id)
-        if outcome.kind in ("failed", "waiting", "not_runnable", "split"):
-            break  # the loop above looks at the run again
-        lease.hold()
-        if pause:
-            sleep(pause)  # throttle: leave the database room between batches
-    return bool(batch_ids)
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a deploy tool stopping us) unwinds like Ctrl-C: the lanes finish their
+    batches and the lease is released, so that the next `--batched` goes on at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -35,6 +35,13 @@ def _number(env: Mapping[str, str], name: str, default: float | None, minimum: f
     return value
 
 
+def _whole_number(env: Mapping[str, str], name: str, default: int | None, minimum: int) -> int | None:
+    value = _number(env, name, default, minimum)
+    if value is not None and value != int(value):
+        raise SettingsError(f"{name}={env.get(name)!r} is not a whole number")
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     lease_seconds: float = 120.0
@@ -55,6 +62,8 @@ class EngineSettings:
     max_replication_lag_seconds: float = 30.0
     max_transaction_seconds: float = 600.0
     max_lock_wait_seconds: float = 5.0
+    # In-process batches at once (None: the CPU cores); always capped by the run's max_parallel.
+    inprocess_lanes: int | None = None
 
     @property
     def statement_timeout_ms(self) -> int:
@@ -91,6 +100,7 @@ class EngineSettings:
             max_replication_lag_seconds=_number(env, "BACKFILL_MAX_REPLICATION_LAG_SECONDS", 30.0, 0.0),
             max_transaction_seconds=_number(env, "BACKFILL_MAX_TRANSACTION_SECONDS", 600.0, 1.0),
             max_lock_wait_seconds=_number(env, "BACKFILL_MAX_LOCK_WAIT_SECONDS", 5.0, 0.0),
+            inprocess_lanes=_whole_number(env, "BACKFILL_INPROCESS_LANES", None, 1),
         )
         if settings.lease_seconds * 4 > settings.broker_visibility_timeout:
             raise SettingsError(
