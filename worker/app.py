@@ -28,9 +28,26 @@ def create_celery_app(config: Config | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         # Redis redelivers a message not acknowledged within this time; batch
-        # leases are kept far below it (EngineSettings checks).
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        # leases are kept far below it (EngineSettings checks). A connect attempt to
+        # an unreachable host gives up after 5 s (the reconnect loop then retries),
+        # and idle broker sockets are kept alive by TCP.
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_connect_timeout": 5,
+            "socket_keepalive": True,
+        },
         broker_connection_retry_on_startup=True,
+        # Surviving the broker's loss (issue 17): Celery's consumer with the fix of
+        # worker/consumer.py (a lost Redis used to end the worker: "Unrecoverable
+        # error: AttributeError(... 'hostname')"), and no limit on reconnecting (the
+        # default gives up after 100 attempts, about 45 minutes, and exits).
+        worker_consumer="worker.consumer:Consumer",
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        # A batch running when the broker goes away finishes its own transaction
+        # (the database keeps it exactly-once); its message is redelivered or the
+        # beat's recovery re-dispatches the batch. Cancelling it would only redo work.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         beat_schedule={
             "backfill-recover": {

@@ -122,8 +122,25 @@ def _kill_group(pgid: int, sig: int) -> None:
 class Worker(CeleryWorker):
     """`celery -A worker worker` in its own session (process group = its pid)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 1):
+    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 1, production: bool = False):
         super().__init__(env, concurrency=concurrency, log_path=log_path)
+        self.production = production
+
+    def start(self) -> "Worker":
+        """As tests.processes.CeleryWorker; `production`: as docker-compose.yml runs
+        it, with gossip, mingle and heartbeat (the suite's other tests turn them off)."""
+        if not self.production:
+            return super().start()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO",
+                 "--concurrency", str(self.concurrency), "-n", f"fault{os.getpid()}-{time.monotonic_ns()}@%h"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     @property
     def pid(self) -> int:
@@ -227,9 +244,9 @@ class FaultStack:
         return subprocess_env(DATABASE_URL=self.worker_url, CELERY_BROKER_URL=self.redis.url,
                               **{fault_backfills.CLOCK_FILE_VARIABLE: str(self.clock_file), **FAST_ENV, **extra})
 
-    def worker(self, concurrency: int = 1, wait: bool = True) -> Worker:
+    def worker(self, concurrency: int = 1, wait: bool = True, production: bool = False) -> Worker:
         log = self.directory / f"worker-{len(self.workers) + 1}.log"
-        worker = Worker(self.env(), log, concurrency=concurrency)
+        worker = Worker(self.env(), log, concurrency=concurrency, production=production)
         self.workers.append(worker)
         worker.start()
         return worker.wait_ready() if wait else worker
