@@ -31,12 +31,18 @@ class BatchedMigrationFailed(Exception):
     """A backfill did not complete; the message is the one line to show."""
 
 
+# Following a run on the workers: after this long without a batch claimed or
+# finished, although batches are pending and none is held by a live worker, say so.
+STALL_SECONDS = 30.0
+
+
 @dataclass
 class BatchedOptions:
     only: tuple[str, ...] = ()
     no_wait: bool = False
     broker_url: str | None = None
     poll_interval: float = 1.0
+    stall_seconds: float = STALL_SECONDS
 
 
 @dataclass
@@ -128,7 +134,8 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
                 display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
                 finished_all = False
                 continue
-            progress = _follow(service, run_id, display, options.poll_interval)
+            progress = _follow(service, run_id, display, options.poll_interval,
+                               stall_seconds=options.stall_seconds, broker_url=options.broker_url)
         else:
             progress = run_in_process(service, run_id, on_progress=display.update, wait=not options.no_wait,
                                       on_wait=lambda p, until: display.message(_waiting_line(p, until)))
@@ -161,13 +168,16 @@ def _start_on_workers(service: BackfillService, run_id: int) -> None:
     start_run.delay(run_id)
 
 
-def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, poll_interval: float) -> Progress:
+def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, poll_interval: float, *,
+            stall_seconds: float = STALL_SECONDS, broker_url: str | None = None) -> Progress:
     """Watch a run executed by the workers; also re-dispatch what a lost message left
-    behind, so that following works even before a beat process is started."""
+    behind, so that following works even before a beat process is started. Says once
+    when the run has stalled (StallWatch), and again when it moves on."""
     from worker.tasks import dispatch
 
     last_recovery = time.monotonic()
     announced = None
+    stall = StallWatch(stall_seconds)
     while True:
         progress = service.snapshot(run_id)
         display.update(progress)
@@ -176,7 +186,99 @@ def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, pol
         if progress.status == RunStatus.WAITING and progress.next_window_at != announced:
             announced = progress.next_window_at  # the workers' windows and health say when
             display.message(_waiting_line(progress, announced))
+        change = stall.observe(progress.status, batch_activity(service, run_id))
+        if change == "stalled":
+            display.message(_stalled_line(progress, stall, broker_url))
+        elif change == "moving":
+            display.message(f"backfill {progress.name} (run {run_id}): workers are taking its batches again")
         if time.monotonic() - last_recovery >= service.settings.redispatch_after_seconds:
             service.recover(dispatch)
             last_recovery = time.monotonic()
         time.sleep(poll_interval)
+
+
+@dataclass(frozen=True)
+class BatchActivity:
+    """What the workers did with a run's batches, from the database."""
+
+    last_claimed_at: Any   # latest batch started_at (None: none yet)
+    last_finished_at: Any  # latest batch finished_at
+    attempts: int          # every claim counts one, even a claim that dies
+    waiting: int           # pending batches, and running ones whose lease expired
+    held: int              # running batches whose claim is alive (lease not expired)
+    batches: int = 1       # every batch of the run (0: not started by a worker yet)
+
+
+def batch_activity(service: BackfillService, run_id: int) -> BatchActivity:
+    import sqlalchemy as sa
+
+    from backend.backfill.clock import as_utc, utcnow
+    from backend.backfill.state import BatchStatus, backfill_batches as b
+
+    now = utcnow()
+    with service.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(b.c.status, b.c.lease_expires_at, b.c.started_at, b.c.finished_at, b.c.attempts)
+            .where(b.c.run_id == run_id, b.c.status.in_([BatchStatus.PENDING, BatchStatus.RUNNING]))
+        ).all()
+        last_claimed, last_finished = connection.execute(
+            sa.select(sa.func.max(b.c.started_at), sa.func.max(b.c.finished_at)).where(b.c.run_id == run_id)
+        ).one()
+        attempts, batches = connection.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(b.c.attempts), 0), sa.func.count()).where(b.c.run_id == run_id)
+        ).one()
+    held = sum(1 for row in rows if row.status == BatchStatus.RUNNING and row.lease_expires_at is not None
+               and as_utc(row.lease_expires_at) > now)
+    return BatchActivity(last_claimed, last_finished, int(attempts), len(rows) - held, held, int(batches))
+
+
+class StallWatch:
+    """Notices a run on the workers that nobody works on: running, batches waiting
+    to be taken (or none carved yet: no worker took the start message), none held by
+    a live claim, and no batch claimed or finished for `seconds` (by this process's
+    clock, from when it first saw the run so)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.seconds, self.clock = seconds, clock
+        self._last: tuple | None = None
+        self._last_stalled_mark: tuple | None = None
+        self._since = clock()
+        self.stalled = False
+        self.waiting = 0
+
+    def observe(self, status: str, activity: BatchActivity) -> str | None:
+        """Returns "stalled" when the run has just been seen stalled, "moving" when
+        it moves again after that, else None."""
+        now = self.clock()
+        mark = (activity.last_claimed_at, activity.last_finished_at, activity.attempts)
+        idle = status == RunStatus.RUNNING and not activity.held and (activity.waiting or not activity.batches)
+        if mark != self._last or not idle:
+            self._last, self._since = mark, now
+            if self.stalled and mark != self._last_stalled_mark:
+                self.stalled = False
+                return "moving"
+            return None
+        self.waiting = activity.waiting
+        if not self.stalled and now - self._since >= self.seconds:
+            self.stalled = True
+            self._last_stalled_mark = mark
+            return "stalled"
+        return None
+
+
+def _stalled_line(progress: Progress, stall: StallWatch, broker_url: str | None) -> str:
+    where = f" against {_without_password(broker_url)}" if broker_url else ""
+    pending = f"although {stall.waiting} batch(es) are pending" if stall.waiting else "(none started yet)"
+    return (f"backfill {progress.name} (run {progress.run_id}): no worker has taken a batch in "
+            f"{stall.seconds:g} s {pending}: is `celery -A worker worker` running{where}, and is the "
+            f"broker up? (the batches wait in the database; still following)")
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
