@@ -87,3 +87,33 @@ def redis_available() -> str:
     except Exception as exc:
         _unavailable("Redis", exc)
     return REDIS_URL
+
+
+# --- the fault soak (tests/faults/test_soak.py) --------------------------------------------
+# Minutes of random faults: never part of a default run (`make test`, CI); selected
+# only with `-m soak`, e.g. `python -m pytest tests/faults/test_soak.py -m soak --soak-minutes 10`.
+
+SOAK_REPORT = os.path.join(os.path.dirname(__file__), "faults", "soak-last-run.md")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("soak", "fault soak (tests/faults/test_soak.py, run with -m soak)")
+    group.addoption("--soak-minutes", type=float, default=10.0,
+                    help="minutes of faults (default 10; 1 for a smoke run)")
+    group.addoption("--soak-seed", type=int, default=None, help="seed of the fault sequence (default: random)")
+    group.addoption("--soak-report", default=SOAK_REPORT, help=f"where the summary goes (default {SOAK_REPORT})")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect soak tests unless the -m expression names them; give selected ones a
+    timeout sized to their minutes (the ini's 300 s would cut them)."""
+    soak = [item for item in items if item.get_closest_marker("soak")]
+    if not soak:
+        return
+    if "soak" not in (config.option.markexpr or ""):
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
+        return
+    seconds = int(config.getoption("--soak-minutes") * 60 * 2 + 900)
+    for item in soak:
+        item.add_marker(pytest.mark.timeout(seconds))
