@@ -5,6 +5,7 @@ PostgreSQL database and the same data, each under the same concurrent shop traff
     python -m bench --rows 100000 --scaling
     python -m bench --methods update,inprocess,celery1 --repeat 3
     python -m bench --smoke --output-dir /tmp/out   # a few thousand rows, correctness only (CI)
+    python -m bench --per-row --rows 1000000        # the per-row suite: translation_slugs, 1M translations
 
 Progress goes to stderr; the Markdown table to stdout and to
 <output-dir>/<date>-<size>.md, with the raw numbers (.json) and a chart (.png).
@@ -24,14 +25,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import database, report
+from bench import database, perrow, report
 from bench.database import Dataset
 from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ALL_METHODS = ("update", "orm", "offset", "inprocess", "celery1", "celery2")
-SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess")
+SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess", "rowloop", "rowinprocess")
+# --per-row: the translation_slugs backfill (bench.perrow), against a hand-written loop.
+PER_ROW_METHODS = ("rowloop", "rowinprocess", "rowcelery1")
 SMOKE_ROWS, SMOKE_BATCH_SIZE = 3_000, 500
 SCALING_SIZES = (100_000, 1_000_000)
 SCALING_10M = 10_000_000
@@ -79,11 +82,22 @@ class LoadProcess:
 
 
 # --- the methods ----------------------------------------------------------------------
+def suite(options):
+    """The module that builds, resets and checks the dataset of the chosen suite."""
+    return perrow if options.per_row else database
+
+
+def celery_concurrency(method: str) -> int | None:
+    """celery1 -> 1, rowcelery1 -> 1; None for a method that is not a Celery one."""
+    name = method.removeprefix("row")
+    return int(name[len("celery"):]) if name.startswith("celery") else None
+
+
 def run_method_process(method: str, dataset: Dataset, batch_size: int, run_id: int) -> dict:
     command = [sys.executable, "-m", "bench.methods", method, "--url", dataset.url,
                "--batch-size", str(batch_size), "--run-id", str(run_id)]
     done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True,
-                          timeout=900 + dataset.orders / 200)
+                          timeout=900 + dataset.rows / 200)
     if done.returncode != 0:
         raise RuntimeError(f"method {method} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -134,7 +148,7 @@ class CeleryMethod:
 
         engine = create_db_engine(self.dataset.url)
         query = sa.select(backfill_runs.c.status).where(backfill_runs.c.id == run_id)
-        timeout = 300 + self.dataset.orders / 1000
+        timeout = 300 + self.dataset.rows / 200
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
@@ -166,11 +180,12 @@ class CeleryMethod:
 
 def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: str | None) -> dict:
     """Reset, start the load, run the method, stop the load, check; all the numbers."""
-    run_id = database.reset(dataset, options.batch_size, checkpoint=not options.smoke)
+    data = suite(options)
+    run_id = data.reset(dataset, options.batch_size, checkpoint=not options.smoke)
     celery = None
     try:
-        if method.startswith("celery"):
-            celery = CeleryMethod(dataset, int(method[len("celery"):]), broker_url, workdir)
+        if celery_concurrency(method):
+            celery = CeleryMethod(dataset, celery_concurrency(method), broker_url, workdir)
             celery.start()
         loadavg = os.getloadavg()
         load = LoadProcess(dataset.url, options.load_rate, options.sample_ms, workdir / f"load-{method}.json").start()
@@ -184,9 +199,9 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
     finally:
         if celery:
             celery.stop()
-    check = database.verify(dataset)
-    result = {"method": method, "label": report.LABELS[method], "rows": dataset.orders,
-              "wall_s": outcome["wall_s"], "rows_per_s": dataset.orders / outcome["wall_s"],
+    check = data.verify(dataset)
+    result = {"method": method, "label": report.LABELS[method], "rows": dataset.rows,
+              "wall_s": outcome["wall_s"], "rows_per_s": dataset.rows / outcome["wall_s"],
               "peak_rss_kb": outcome["peak_rss_kb"], "loadavg_before": loadavg, "check": check,
               "window": [outcome["wall_start"], outcome["wall_end"]]}
     for key in ("ru_maxrss_kb", "peak_rss_detail_kb"):
@@ -234,14 +249,15 @@ def create_bench_database(server_url: str, prefix: str = "bench") -> str:
         raise SystemExit(f"error: cannot create a scratch database on {shown}: {reason}") from None
 
 
-def build_dataset(server_url: str, rows: int, seed: int) -> Dataset:
+def build_dataset(server_url: str, rows: int, seed: int, data=database) -> Dataset:
     url = create_bench_database(server_url)
     try:
-        dataset = database.prepare(url, rows, seed)
+        dataset = data.prepare(url, rows, seed)
     except BaseException:
         drop_scratch_database(url)
         raise
-    log(f"database {url.rsplit('/', 1)[-1]}: {dataset.orders:,} orders, {dataset.items:,} items "
+    translations = f"{dataset.translations:,} translations, " if hasattr(dataset, "translations") else ""
+    log(f"database {url.rsplit('/', 1)[-1]}: {translations}{dataset.orders:,} orders, {dataset.items:,} items "
         f"(generated in {dataset.generate_s:.1f} s, ready in {dataset.prepare_s:.1f} s)")
     return dataset
 
@@ -335,9 +351,9 @@ def machine_info(server_url: str, dataset_url: str) -> dict:
             "celery": celery.__version__, "loadavg_at_start": os.getloadavg()}
 
 
-def output_stem(date: str, rows: int, smoke: bool, batch_size: int | None = None) -> str:
-    """<date>-<size>, with -b<batch size> when it is not the backfill's own."""
-    stem = f"{date}-{'smoke' if smoke else report._rows_label(rows).lower()}"
+def output_stem(date: str, rows: int, smoke: bool, batch_size: int | None = None, per_row: bool = False) -> str:
+    """<date>[-perrow]-<size>, with -b<batch size> when it is not the backfill's own."""
+    stem = f"{date}{'-perrow' if per_row else ''}-{'smoke' if smoke else report._rows_label(rows).lower()}"
     return f"{stem}-b{batch_size}" if batch_size else stem
 
 
@@ -354,9 +370,14 @@ def unused_stem(directory: Path, stem: str) -> Path:
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=None, help="orders to generate (default 1,000,000; smoke 3,000)")
-    parser.add_argument("--methods", default=",".join(ALL_METHODS),
-                        help=f"comma-separated, from {','.join(ALL_METHODS)} (default: all)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="orders to generate, or translations with --per-row (default 1,000,000; smoke 3,000)")
+    parser.add_argument("--per-row", action="store_true",
+                        help="the per-row suite: the translation_slugs backfill against a hand-written psycopg2 "
+                             f"loop ({','.join(PER_ROW_METHODS)}); --rows counts translations")
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated, from {','.join(ALL_METHODS)}, or with --per-row from "
+                             f"{','.join(PER_ROW_METHODS)} (default: all of the suite's)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per batch for ours (set on the run row) and per page/commit for the ORM and "
                              "OFFSET methods (default: the backfill's own, 2000; smoke 500)")
@@ -378,19 +399,20 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-database", action="store_true", help="do not drop the scratch database (debugging)")
     args = parser.parse_args(argv)
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in args.methods if m not in ALL_METHODS]
+    known = PER_ROW_METHODS if args.per_row else ALL_METHODS
+    args.methods = [m.strip() for m in (args.methods or ",".join(known)).split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in known]
     if unknown or not args.methods:
-        parser.error(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL_METHODS)}")
-    args.methods = [m for m in ALL_METHODS if m in args.methods]  # always in the issue's order
+        parser.error(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+    args.methods = [m for m in known if m in args.methods]  # always in the issue's order
     if args.rows is None:
         args.rows = SMOKE_ROWS if args.smoke else 1_000_000
     args.batch_size_is_default = args.batch_size is None or args.smoke
     if args.batch_size is None:
-        args.batch_size = SMOKE_BATCH_SIZE if args.smoke else database.default_batch_size()
+        args.batch_size = SMOKE_BATCH_SIZE if args.smoke else suite(args).default_batch_size()
     if args.rows < 1 or args.batch_size < 1 or args.repeat < 1:
         parser.error("--rows, --batch-size and --repeat must be at least 1")
-    args.scaling = (args.scaling or args.scaling_10m) and not args.smoke
+    args.scaling = (args.scaling or args.scaling_10m) and not args.smoke and not args.per_row
     return args
 
 
@@ -412,10 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         try:
-            dataset = build_dataset(options.database_url, options.rows, options.seed)
+            dataset = build_dataset(options.database_url, options.rows, options.seed, suite(options))
             datasets.append(dataset)
             machine = machine_info(options.database_url, dataset.url)
-            if any(m.startswith("celery") for m in options.methods):
+            if any(celery_concurrency(m) for m in options.methods):
                 from tests.processes import RedisServer
 
                 redis_server = RedisServer().start()
@@ -432,25 +454,32 @@ def main(argv: list[str] | None = None) -> int:
             elif datasets:
                 log("kept: " + ", ".join(d.url for d in datasets))
 
-    update = next((r for r in results if r["method"] == "update"), None)
+    reference = next((r for r in results if r["method"] == report.reference_method(options.per_row)), None)
     for r in results:
-        r["ratio_to_update"] = r["rows_per_s"] / update["rows_per_s"] if update else None
+        r["ratio_to_update" if not options.per_row else "ratio_to_rowloop"] = \
+            r["rows_per_s"] / reference["rows_per_s"] if reference else None
     full = {
         "date": date,
         "machine": machine,
         "config": {"rows": options.rows, "methods": options.methods, "batch_size": options.batch_size,
                    "load_rate": options.load_rate, "sample_ms": options.sample_ms, "seed": options.seed,
-                   "smoke": options.smoke, "scaling": options.scaling, "repeat": options.repeat},
-        "dataset": {"database": dataset.url.rsplit("/", 1)[-1], "orders": dataset.orders, "items": dataset.items, **database.dataset_shape(dataset.orders),
+                   "smoke": options.smoke, "scaling": options.scaling, "repeat": options.repeat,
+                   "per_row": options.per_row, "backfill": suite(options).BACKFILL,
+                   "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)},
+        "dataset": {"database": dataset.url.rsplit("/", 1)[-1], "orders": dataset.orders, "items": dataset.items,
+                    **({"translations": dataset.translations, **perrow.dataset_shape(dataset.translations)}
+                       if options.per_row else database.dataset_shape(dataset.orders)),
                     "generate_s": dataset.generate_s},
         "methods": results,
         "scaling": scaling,
-        "targets": report.evaluate_targets(results, scaling),
+        "targets": (report.evaluate_per_row_targets(results) if options.per_row
+                    else report.evaluate_targets(results, scaling)),
         "total_s": time.perf_counter() - started,
     }
     table = report.markdown(full)
     stem = unused_stem(options.output_dir, output_stem(
-        date, options.rows, options.smoke, None if options.batch_size_is_default else options.batch_size))
+        date, options.rows, options.smoke, None if options.batch_size_is_default else options.batch_size,
+        options.per_row))
     stem.with_suffix(".md").write_text(table)
     report.write_json(full, stem.with_suffix(".json"))
     report.chart(full, stem.with_suffix(".png"))

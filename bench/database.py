@@ -51,6 +51,11 @@ class Dataset:
     generate_s: float
     prepare_s: float
 
+    @property
+    def rows(self) -> int:
+        """The rows the backfill processes."""
+        return self.orders
+
 
 def prepare(url: str, orders: int, seed: int) -> Dataset:
     """Foundation schema, generated data, then the expand revision; expected totals."""

@@ -15,7 +15,12 @@ user behind it waited, queueing included; the correction for coordinated omissio
 are recorded. A third connection samples pg_stat_activity every `--sample-ms`: for
 our statements waiting on a lock (wait_event_type = 'Lock') it keeps, per blocked
 statement, the longest wait seen (exact to one sample); other wait events of our
-active statements (WAL writes, I/O...) are counted, to explain slow ones.
+active statements (WAL writes, I/O...) are counted, and every sample of an active
+statement of ours is kept (pid, wait event or none: on CPU), so that the report can
+say what the slowest writes waited on. When the server is on this machine, each
+statement also records its backend's and its own thread's time on the CPU and on the
+run queue (/proc/<pid>/schedstat): a write that waited for a core, not for the
+database, shows there.
 
 Prints "ready" on stdout once connected, runs until SIGTERM (or stdin closes), then
 writes everything to `--out` as JSON.
@@ -52,8 +57,20 @@ WAITS_SQL = """
 SELECT pid, extract(epoch FROM query_start), extract(epoch FROM clock_timestamp() - query_start) * 1000,
        wait_event_type, wait_event
 FROM pg_stat_activity
-WHERE application_name = %s AND state = 'active' AND wait_event_type IS NOT NULL
+WHERE application_name = %s AND state = 'active'
 """
+
+
+def schedstat(path: str | None) -> tuple[int, int]:
+    """(ns on the CPU, ns waiting on the run queue) of a task; (0, 0) if unreadable."""
+    if path is None:
+        return 0, 0
+    try:
+        with open(path) as f:
+            on_cpu, queued, _ = f.read().split()
+        return int(on_cpu), int(queued)
+    except (OSError, ValueError):
+        return 0, 0
 
 
 def dsn(url: str, application_name: str = APPLICATION_NAME) -> str:
@@ -62,6 +79,11 @@ def dsn(url: str, application_name: str = APPLICATION_NAME) -> str:
     parts = {"host": u.host, "port": u.port, "dbname": u.database, "user": u.username, "password": u.password,
              "application_name": application_name}
     return " ".join(f"{key}='{str(value)}'" for key, value in parts.items() if value is not None)
+
+
+def _local(url: str) -> bool:
+    """The server runs on this machine, so its backends' /proc entries are its own."""
+    return (make_url(normalize_database_url(url)).host or "localhost") in ("localhost", "127.0.0.1", "::1")
 
 
 def connect(url: str):
@@ -74,8 +96,10 @@ class Load:
     def __init__(self, url: str, rate: float, sample_ms: float, seed: int):
         self.url, self.rate, self.sample_ms = url, rate, sample_ms
         self.stop = threading.Event()
-        # (kind, wall start, latency ms, latency from its slot ms, wall time of its slot)
-        self.statements: list[tuple[str, float, float, float, float]] = []
+        # (kind, wall start, latency ms, latency from its slot ms, wall time of its slot, backend pid,
+        #  backend ms on CPU, backend ms on the run queue, this thread's ms on the run queue)
+        self.statements: list[tuple] = []
+        self.activity: list[tuple[float, int, str]] = []  # (wall time, pid, "type:event" or "CPU") per sample
         self.stop_at: float | None = None  # perf_counter() when asked to stop
         self.waits: list[tuple[float, str]] = []  # (wall time, "type:event") of non-lock waits seen
         self.errors: list[str] = []
@@ -99,6 +123,9 @@ class Load:
             return
         rng = random.Random(self._rng.random())
         interval = 1.0 / rate
+        pid = connection.get_backend_pid()
+        backend = f"/proc/{pid}/schedstat" if _local(self.url) else None
+        own = f"/proc/self/task/{threading.get_native_id()}/schedstat"
         slot = time.perf_counter()
         with connection.cursor() as cursor:
             while True:
@@ -112,6 +139,7 @@ class Load:
                     self.stop.wait(slot - now)
                     continue
                 sql, params = statement(rng)
+                backend_before, own_before = schedstat(backend), schedstat(own)
                 wall, started = time.time(), time.perf_counter()
                 try:
                     cursor.execute(sql, params)
@@ -120,9 +148,13 @@ class Load:
                     slot += interval
                     continue
                 finished = time.perf_counter()
+                backend_after, own_after = schedstat(backend), schedstat(own)
                 with self._lock:
                     self.statements.append((kind, wall, (finished - started) * 1000, (finished - slot) * 1000,
-                                            wall - (started - slot)))
+                                            wall - (started - slot), pid,
+                                            (backend_after[0] - backend_before[0]) / 1e6,
+                                            (backend_after[1] - backend_before[1]) / 1e6,
+                                            (own_after[1] - own_before[1]) / 1e6))
                 slot += interval
         connection.close()
 
@@ -150,6 +182,9 @@ class Load:
                 cursor.execute(WAITS_SQL, (APPLICATION_NAME,))
                 now = time.time()
                 for pid, query_start, waited_ms, wait_type, wait_event in cursor.fetchall():
+                    self.activity.append((now, pid, f"{wait_type}:{wait_event}" if wait_type else "CPU"))
+                    if wait_type is None:
+                        continue
                     if wait_type == "Lock":
                         key = (pid, float(query_start))
                         self.lock_waits[key] = max(self.lock_waits.get(key, 0.0), float(waited_ms))
@@ -181,6 +216,7 @@ class Load:
             "sample_ms": self.sample_ms,
             "statements": [list(s) for s in self.statements],
             "waits": [list(w) for w in self.waits],
+            "activity": [list(a) for a in self.activity],
             "errors": self.errors[:50],
             "lock_waits": [[pid, start, waited] for (pid, start), waited in self.lock_waits.items()],
         }

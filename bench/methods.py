@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -106,11 +107,28 @@ def in_process(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
             "txn_ms": None}
 
 
+def row_loop(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
+    """Per-row suite, the peer: the slug backfill hand-written with psycopg2 (bench.rowloop)."""
+    from bench import rowloop
+    from bench.load import dsn
+
+    return rowloop.run(dsn(engine.url.render_as_string(hide_password=False), "bench-rowloop"), batch_size)
+
+
+def row_in_process(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
+    """Per-row suite: ours in-process on the translation_slugs run, one lane (the
+    lanes setting, where it exists, pinned to 1; the backfill's max_parallel is 1 anyway)."""
+    os.environ["BACKFILL_INPROCESS_LANES"] = "1"
+    return in_process(engine, batch_size, run_id)
+
+
 METHODS: dict[str, Callable[[sa.Engine, int, int | None], dict]] = {
     "update": single_update,
     "orm": orm_loop,
     "offset": offset_paging,
     "inprocess": in_process,
+    "rowloop": row_loop,
+    "rowinprocess": row_in_process,
 }
 
 
@@ -134,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", type=int)
     args = parser.parse_args(argv)
 
-    if args.method == "inprocess":  # imports and catalog before the clock starts
+    if args.method in ("inprocess", "rowinprocess"):  # imports and catalog before the clock starts
         from backend.backfill.catalog import load_catalog
         from backend.backfill.inprocess import run_in_process  # noqa: F401
 
         load_catalog()
+    elif args.method == "rowloop":
+        import bench.rowloop  # noqa: F401  (unidecode's tables load on first use: warm them)
+        from backend.text import slugify
+
+        slugify("Größe", "de")
     elif args.method == "orm":
         from sqlalchemy.orm import configure_mappers
 
