@@ -9,7 +9,10 @@ test makes its own runs and only looks at those.
 from __future__ import annotations
 
 import importlib
+import json
 import re
+import shutil
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -17,7 +20,7 @@ import sqlalchemy as sa
 
 from backend import create_app
 from backend.backfill import runs
-from backend.backfill.clock import utcnow
+from backend.backfill.clock import use_clock, utcnow
 from backend.backfill.estimate import window_plan
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 from backend.backfill.windows import parse_windows
@@ -26,6 +29,7 @@ from backend.web import backfills_view as view
 from backend.web.backfills_api import parse_admin_token
 from backend.web.backfills_openapi import openapi_document
 from tests.backfill_helpers import insert_rows, make_service, touch_service
+from tests.backfills_for_tests import FakeClock
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database
 
 SECRET = "s3cret-token-for-tests"
@@ -382,6 +386,88 @@ def test_transitions_log_who_and_why(client, service):
     ]
 
 
+# --- a stalled run (issue 17) -------------------------------------------------------------------
+
+def celery_run_with_pending_batches(service, clock: FakeClock) -> int:
+    """On the Celery executor at clock.now: 2 batches done, 2 pending that no worker takes."""
+    run_id = new_run(service)
+    service.start(run_id, executor="celery")
+    for batch_id in service.advance(run_id):
+        assert service.execute(batch_id).kind == "succeeded"
+    assert len(service.advance(run_id)) == 2
+    return run_id
+
+
+def read_run(client, run_id: int, clock: FakeClock, seconds: float) -> dict:
+    clock.now += timedelta(seconds=seconds)
+    return client.get(f"/api/backfills/{run_id}", headers=AUTH).json
+
+
+def test_a_run_no_worker_takes_batches_of_is_stalled_with_the_reason(client, service):
+    clock = FakeClock(view.tick(utcnow()))
+    with use_clock(clock):
+        run_id = celery_run_with_pending_batches(service, clock)
+        start = view.iso(clock.now)
+        healthy = read_run(client, run_id, clock, 10)
+        assert healthy["stalled"] is None
+        assert healthy["rows_per_second"] > 0 and healthy["eta_seconds"] > 0
+        almost = read_run(client, run_id, clock, 19)  # 29 s: not yet
+        assert almost["stalled"] is None
+
+        stalled = read_run(client, run_id, clock, 16)  # 45 s without a batch claimed or finished
+
+        assert stalled["status"] == "running"
+        assert stalled["stalled"] == {
+            "since": start, "seconds": 45, "batches_waiting": 2,
+            "reason": "no worker has taken a batch in 45 s although 2 batches are pending: is a worker "
+                      "(`celery -A worker worker`) running, and the broker reachable?"}
+        assert stalled["rows_per_second"] is None and stalled["eta_seconds"] is None  # nothing pretends
+        assert stalled["eta_at"] is None
+        listed = client.get("/api/backfills", headers=AUTH).json["items"]
+        assert [run["stalled"] for run in listed if run["id"] == run_id] == [stalled["stalled"]]
+
+        # A worker takes a batch again: no longer stalled, the rate is back.
+        clock.now += timedelta(seconds=5)
+        batch_id = service.batches_to_run(run_id)[0]
+        assert service.execute(batch_id).kind == "succeeded"
+        moving = read_run(client, run_id, clock, 5)
+        assert moving["stalled"] is None and moving["rows_per_second"] > 0
+
+        # Paused on purpose: not stalled, however long.
+        service.pause(run_id, actor="test")
+        assert read_run(client, run_id, clock, 600)["stalled"] is None
+
+
+def test_a_live_claim_or_nothing_to_take_is_not_a_stall(client, service):
+    clock = FakeClock(view.tick(utcnow()))
+    with use_clock(clock):
+        run_id = celery_run_with_pending_batches(service, clock)
+        # A long batch a live worker holds: no stall while its lease lasts.
+        with service.engine.begin() as connection:
+            connection.execute(sa.update(backfill_batches).where(
+                backfill_batches.c.run_id == run_id, backfill_batches.c.status == BatchStatus.PENDING)
+                .values(status=BatchStatus.RUNNING, claimed_by="host:1:test",
+                        lease_expires_at=clock.now + timedelta(seconds=120)))
+        assert read_run(client, run_id, clock, 100)["stalled"] is None
+        # Its worker died: once the lease expired, nobody works on it.
+        lapsed = read_run(client, run_id, clock, 40)["stalled"]
+        assert lapsed is not None and lapsed["batches_waiting"] == 2 and lapsed["seconds"] == 140
+
+
+def test_a_started_run_no_worker_carved_is_stalled_and_an_inprocess_one_names_its_cause(client, service):
+    clock = FakeClock(view.tick(utcnow()))
+    with use_clock(clock):
+        run_id = new_run(service)
+        service.start(run_id, executor="celery")  # the start message went nowhere: no batch carved
+        assert read_run(client, run_id, clock, 29)["stalled"] is None
+        none_carved = read_run(client, run_id, clock, 1)["stalled"]
+        assert none_carved["batches_waiting"] == 0 and "in 30 s (none carved yet)" in none_carved["reason"]
+
+        inprocess = running_run(service, batches=1)  # its `--batched` process is gone
+        reason = read_run(client, inprocess, clock, 30)["stalled"]["reason"]
+        assert "is `run_migrations.py --batched` still running?" in reason
+
+
 # --- controls -------------------------------------------------------------------------------
 
 def test_pause_resume_cancel_and_illegal_transitions(client, service):
@@ -622,6 +708,51 @@ def test_status_page_is_served_without_data_or_token(client):
     assert script.status_code == 200 and b"sessionStorage" in script.data and b"If-None-Match" in script.data
     assert b"localStorage" not in script.data
     assert client.get("/static/backfills/status.css").status_code == 200
+
+
+def run_page_wording(run: dict) -> dict:
+    """backend/web/static/backfills/format.js, the page's wording, run in Node on `run`."""
+    node = shutil.which("node")
+    if node is None:
+        if IN_CI:
+            pytest.fail("node is not installed; CI requires it for the status page's wording")
+        pytest.skip("node is not installed")
+    script = ("const f = require(process.argv[1]); const run = JSON.parse(process.argv[2]);"
+              "console.log(JSON.stringify({rate: f.rateText(run), eta: f.etaText(run), stalled: f.stalledText(run)}))")
+    path = str(view_static("format.js"))
+    out = subprocess.run([node, "-e", script, path, json.dumps(run)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def view_static(name: str):
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "backend" / "web" / "static" / "backfills" / name
+
+
+def test_status_page_shows_a_stalled_run_prominently_and_no_rate(client, service):
+    html = client.get("/admin/backfills").get_data(as_text=True)
+    notice = re.search(r'<p class="stalled" data-field="stalled"[^>]*hidden></p>\s*<div class="bar">', html)
+    assert notice, "the notice sits at the top of each run's card, above the progress bar"
+    assert html.index("backfills/format.js") < html.index("backfills/status.js")  # both deferred, in order
+    script = view_static("status.js").read_text()
+    assert 'field(card, "stalled")' in script and "format.stalledText(run)" in script
+    assert "innerHTML" not in script and "innerHTML" not in view_static("format.js").read_text()
+
+    clock = FakeClock(view.tick(utcnow()))
+    with use_clock(clock):
+        run_id = celery_run_with_pending_batches(service, clock)
+        healthy = read_run(client, run_id, clock, 10)
+        stalled = read_run(client, run_id, clock, 35)
+
+    shown = run_page_wording(stalled)
+    assert shown["stalled"].startswith("Stalled since ")
+    assert shown["stalled"].endswith(stalled["stalled"]["reason"] + " The batches wait safely in the database.")
+    assert shown["rate"] == "stalled: nothing done for 45 s" and "rows/s" not in shown["rate"]
+    assert shown["eta"] == "unknown while stalled"
+    moving = run_page_wording(healthy)
+    assert moving["stalled"] == "" and moving["rate"].endswith(" rows/s") and moving["rate"] != "— rows/s"
+    assert re.fullmatch(r"\d+ (s|min \d+ s) \(about .+\)", moving["eta"]), moving["eta"]
 
 
 # --- the OpenAPI document -------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from backend.backfill.inprocess import run_in_process
 from backend.backfill.ops import BackfillNotFinished
 from backend.backfill.progress import Progress
 from backend.backfill.service import BackfillService
+from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch
+from backend.backfill.stall import batch_activity as read_batch_activity
 from backend.backfill.state import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
@@ -31,9 +33,9 @@ class BatchedMigrationFailed(Exception):
     """A backfill did not complete; the message is the one line to show."""
 
 
-# Following a run on the workers: after this long without a batch claimed or
-# finished, although batches are pending and none is held by a live worker, say so.
-STALL_SECONDS = 30.0
+# Following a run on the workers: after STALL_SECONDS without a batch claimed or
+# finished, although batches are pending and none is held by a live worker, say so
+# (the rule lives in backend.backfill.stall, shared with the API and status page).
 
 
 @dataclass
@@ -197,73 +199,9 @@ def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, pol
         time.sleep(poll_interval)
 
 
-@dataclass(frozen=True)
-class BatchActivity:
-    """What the workers did with a run's batches, from the database."""
-
-    last_claimed_at: Any   # latest batch started_at (None: none yet)
-    last_finished_at: Any  # latest batch finished_at
-    attempts: int          # every claim counts one, even a claim that dies
-    waiting: int           # pending batches, and running ones whose lease expired
-    held: int              # running batches whose claim is alive (lease not expired)
-    batches: int = 1       # every batch of the run (0: not started by a worker yet)
-
-
 def batch_activity(service: BackfillService, run_id: int) -> BatchActivity:
-    import sqlalchemy as sa
-
-    from backend.backfill.clock import as_utc, utcnow
-    from backend.backfill.state import BatchStatus, backfill_batches as b
-
-    now = utcnow()
     with service.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(b.c.status, b.c.lease_expires_at, b.c.started_at, b.c.finished_at, b.c.attempts)
-            .where(b.c.run_id == run_id, b.c.status.in_([BatchStatus.PENDING, BatchStatus.RUNNING]))
-        ).all()
-        last_claimed, last_finished = connection.execute(
-            sa.select(sa.func.max(b.c.started_at), sa.func.max(b.c.finished_at)).where(b.c.run_id == run_id)
-        ).one()
-        attempts, batches = connection.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(b.c.attempts), 0), sa.func.count()).where(b.c.run_id == run_id)
-        ).one()
-    held = sum(1 for row in rows if row.status == BatchStatus.RUNNING and row.lease_expires_at is not None
-               and as_utc(row.lease_expires_at) > now)
-    return BatchActivity(last_claimed, last_finished, int(attempts), len(rows) - held, held, int(batches))
-
-
-class StallWatch:
-    """Notices a run on the workers that nobody works on: running, batches waiting
-    to be taken (or none carved yet: no worker took the start message), none held by
-    a live claim, and no batch claimed or finished for `seconds` (by this process's
-    clock, from when it first saw the run so)."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
-        self.seconds, self.clock = seconds, clock
-        self._last: tuple | None = None
-        self._last_stalled_mark: tuple | None = None
-        self._since = clock()
-        self.stalled = False
-        self.waiting = 0
-
-    def observe(self, status: str, activity: BatchActivity) -> str | None:
-        """Returns "stalled" when the run has just been seen stalled, "moving" when
-        it moves again after that, else None."""
-        now = self.clock()
-        mark = (activity.last_claimed_at, activity.last_finished_at, activity.attempts)
-        idle = status == RunStatus.RUNNING and not activity.held and (activity.waiting or not activity.batches)
-        if mark != self._last or not idle:
-            self._last, self._since = mark, now
-            if self.stalled and mark != self._last_stalled_mark:
-                self.stalled = False
-                return "moving"
-            return None
-        self.waiting = activity.waiting
-        if not self.stalled and now - self._since >= self.seconds:
-            self.stalled = True
-            self._last_stalled_mark = mark
-            return "stalled"
-        return None
+        return read_batch_activity(connection, run_id)
 
 
 def _stalled_line(progress: Progress, stall: StallWatch, broker_url: str | None) -> str:

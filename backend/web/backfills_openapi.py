@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from backend.backfill.stall import STALL_SECONDS
 from backend.backfill.state import BatchStatus, RunStatus
 
 ACTION_NAMES = ("pause", "resume", "cancel", "retry")
@@ -65,8 +66,10 @@ _SCHEMAS: dict[str, Any] = {
         "percent": _nullable({"type": "number", "minimum": 0, "maximum": 100}),
         "rows_per_second": _nullable({"type": "number", "minimum": 0,
                                       "description": "keys per second over the batches finished in the "
-                                                     "last 60 s before measured_at (running runs only)"}),
-        "eta_seconds": _nullable({"type": "number", "minimum": 0, "description": "from measured_at"}),
+                                                     "last 60 s before measured_at (running runs only; "
+                                                     "null while the run is stalled)"}),
+        "eta_seconds": _nullable({"type": "number", "minimum": 0,
+                                  "description": "from measured_at (null while the run is stalled)"}),
         "eta_at": _nullable(_TIME),
         "windows_remaining": _nullable({**_INT, "description": "maintenance windows the rest needs at the "
                                                                "current rate, counting an open one (null: "
@@ -91,6 +94,17 @@ _SCHEMAS: dict[str, Any] = {
         "updated_at": _TIME,
         "heartbeat_at": _nullable(_TIME),
         "finished_at": _nullable(_TIME),
+        "stalled": _nullable(_object({
+            "since": {**_TIME, "description": "the last sign of work: a batch claimed or finished, or the "
+                                              "run's last change (start, resume)"},
+            "seconds": {**_INT, "description": "how long ago that was, at measured_at"},
+            "batches_waiting": {**_INT, "description": "batches waiting to be taken (0: none carved yet)"},
+            "reason": {"type": "string", "description": "what is wrong and the likely cause",
+                       "examples": ["no worker has taken a batch in 45 s although 3 batches are pending: is a "
+                                    "worker (`celery -A worker worker`) running, and the broker reachable?"]},
+        }, f"A running run nobody works on: no batch claimed or finished for {STALL_SECONDS:g} s although batches wait "
+           "(or none is carved yet) and no live worker holds one; the same rule as `run_migrations.py "
+           "--batched` (backend/backfill/stall.py). Null when the run is not stalled.")),
         "actions": {"type": "array", "uniqueItems": True, "items": {"$ref": "#/components/schemas/Action"},
                     "description": "the controls that apply to the run's status"},
     }, "A run of a backfill and its progress."),

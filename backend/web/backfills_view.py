@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backend.backfill import progress, runs
+from backend.backfill import progress, runs, stall
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.state import (
     ALLOWED_TRANSITIONS,
@@ -42,7 +42,7 @@ RATE_TICK_SECONDS = 5
 BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
 REASON_MAX_LENGTH = runs.REASON_MAX_LENGTH
-REPRESENTATION_VERSION = "v1"  # part of every ETag: bump it when the JSON shape changes
+REPRESENTATION_VERSION = "v2"  # part of every ETag: bump it when the JSON shape changes
 
 Run = Mapping[str, Any]
 Dispatch = Callable[[Iterable[int]], None]
@@ -115,7 +115,8 @@ def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchSta
         digest.update(f"tick={iso(as_of)}".encode())
     for run in rows:
         counts = stats.get(run["id"]) or BatchStats()
-        digest.update(b"\n" + _row_fingerprint(run).encode() + f"|{counts.in_flight}|{counts.running}".encode())
+        digest.update(b"\n" + _row_fingerprint(run).encode() + f"|{counts.in_flight}|{counts.running}|{counts.held}"
+                      f"|{_canonical(counts.last_claimed_at)}|{_canonical(counts.last_finished_at)}".encode())
     return f'"{digest.hexdigest()[:40]}"'
 
 
@@ -147,6 +148,11 @@ class BatchStats:
     running: int = 0
     recent_rows: int = 0  # keys walked by the batches finished in the rate window
     recent_first_start: datetime | None = None
+    # For the stall rule (backend.backfill.stall), among the batches in flight or
+    # finished in the rate window (STALL_SECONDS is shorter than that window):
+    held: int = 0  # running with a live lease
+    last_claimed_at: datetime | None = None
+    last_finished_at: datetime | None = None
 
 
 def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) -> dict[int, BatchStats]:
@@ -170,13 +176,18 @@ def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) ->
             sa.func.sum(sa.case((b.c.status == BatchStatus.RUNNING, 1), else_=0)).label("running"),
             sa.func.sum(sa.case((recent, b.c.rows_in_range), else_=0)).label("recent_rows"),
             sa.func.min(sa.case((recent, b.c.started_at), else_=None)).label("recent_first_start"),
+            sa.func.sum(sa.case((sa.and_(b.c.status == BatchStatus.RUNNING, b.c.lease_expires_at > as_of), 1),
+                                else_=0)).label("held"),
+            sa.func.max(b.c.started_at).label("last_claimed_at"),
+            sa.func.max(b.c.finished_at).label("last_finished_at"),
         )
         .where(b.c.run_id.in_(active), sa.or_(in_flight, recent))
         .group_by(b.c.run_id)
     )
     return {
         row.run_id: BatchStats(int(row.in_flight or 0), int(row.running or 0), int(row.recent_rows or 0),
-                               as_utc(row.recent_first_start))
+                               as_utc(row.recent_first_start), int(row.held or 0), as_utc(row.last_claimed_at),
+                               as_utc(row.last_finished_at))
         for row in connection.execute(query)
     }
 
@@ -200,12 +211,31 @@ def _window_plan(schedule, as_of: datetime, eta: float | None):
     return window_plan(schedule, as_of, eta)
 
 
+def stall_view(run: Run, stats: BatchStats, as_of: datetime) -> dict[str, Any] | None:
+    """The engine's stall rule on this reading, as of the tick: a running run nobody
+    has taken a batch of for STALL_SECONDS although batches wait (or none is carved)."""
+    if run["status"] != RunStatus.RUNNING:
+        return None
+    activity = stall.BatchActivity(
+        last_claimed_at=stats.last_claimed_at, last_finished_at=stats.last_finished_at, attempts=0,
+        waiting=stats.in_flight - stats.held, held=stats.held,
+        batches=run["batches_done"] + run["batches_failed"] + stats.in_flight)
+    last_change = max((as_utc(t) for t in (run["started_at"], run["updated_at"]) if t is not None), default=None)
+    found = stall.stall_of(run["status"], activity, last_change, as_of, executor=run["executor"])
+    if found is None:
+        return None
+    return {"since": iso(found.since), "seconds": int(found.seconds), "batches_waiting": found.waiting,
+            "reason": found.reason}
+
+
 def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None) -> dict[str, Any]:
     """The JSON representation of a run (see components.schemas.Run in the OpenAPI
-    document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs."""
+    document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs.
+    A stalled run has no rate or ETA: nothing moves, and an old rate would pretend."""
     stats = stats or BatchStats()
     status = run["status"]
-    rate = _rate(stats, as_of) if status == RunStatus.RUNNING else None
+    stalled = stall_view(run, stats, as_of)
+    rate = _rate(stats, as_of) if status == RunStatus.RUNNING and stalled is None else None
     total = run["rows_total"]
     eta = None
     if rate and total is not None:
@@ -242,6 +272,7 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
         "updated_at": iso(run["updated_at"]),
         "heartbeat_at": iso(run["heartbeat_at"]),
         "finished_at": iso(run["finished_at"]),
+        "stalled": stalled,
         "actions": legal_actions(status),
     }
 

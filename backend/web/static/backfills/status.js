@@ -15,7 +15,8 @@
     runs: $("runs"), empty: $("empty"), announcer: $("announcer"), connection: $("connection"),
     forget: $("forget"), problem: $("problem"), template: $("run-template")
   };
-  var numbers = new Intl.NumberFormat();
+  var format = window.BackfillsFormat;  // format.js, loaded first
+  var numbers = format.numbers, time = format.time;
   var etag = null, timer = null, busy = false, again = false;
   var cards = {}, statuses = {};
 
@@ -110,23 +111,6 @@
 
   function field(card, name) { return card.querySelector('[data-field="' + name + '"]'); }
 
-  function time(value) {
-    if (!value) { return "—"; }
-    var moment = new Date(value);
-    var today = moment.toDateString() === new Date().toDateString();
-    return today ? moment.toLocaleTimeString() : moment.toLocaleString();
-  }
-
-  function duration(seconds) {
-    seconds = Math.round(seconds);
-    if (seconds < 60) { return seconds + " s"; }
-    var minutes = Math.floor(seconds / 60);
-    if (minutes < 60) { return minutes + " min " + (seconds % 60) + " s"; }
-    var hours = Math.floor(minutes / 60);
-    if (hours < 48) { return hours + " h " + (minutes % 60) + " min"; }
-    return Math.floor(hours / 24) + " d " + (hours % 24) + " h";
-  }
-
   function createCard(run) {
     var card = els.template.content.firstElementChild.cloneNode(true);
     var prefix = "run-" + run.id;
@@ -162,19 +146,12 @@
     return "—";
   }
 
-  function etaText(run) {
-    if (run.status === "completed") { return "Done"; }
-    if (run.eta_seconds === null) { return "—"; }
-    if (run.windows_remaining !== null) {  // limited to maintenance windows
-      var windows = run.windows_remaining + (run.windows_remaining === 1 ? " window" : " windows");
-      return duration(run.eta_seconds) + " of work over " + windows +
-        (run.estimated_finish_at ? ", done around " + time(run.estimated_finish_at) : "");
-    }
-    return duration(run.eta_seconds) + " (about " + time(run.eta_at) + ")";
-  }
-
   function update(card, run) {
     card.dataset.status = run.status;
+    card.dataset.stalled = run.stalled ? "true" : "false";
+    var stalled = field(card, "stalled");
+    stalled.hidden = !run.stalled;
+    if (stalled.textContent !== format.stalledText(run)) { stalled.textContent = format.stalledText(run); }
     field(card, "name").textContent = run.name;
     field(card, "id").textContent = "#" + run.id;
     var status = field(card, "status");
@@ -191,9 +168,8 @@
       field(card, "percent").textContent = run.percent.toFixed(1) + "%";
     }
     field(card, "rows").textContent = rowsText(run);
-    field(card, "rate").textContent = run.rows_per_second === null ? "—"
-      : numbers.format(run.rows_per_second) + " rows/s";
-    field(card, "eta").textContent = etaText(run);
+    field(card, "rate").textContent = format.rateText(run);
+    field(card, "eta").textContent = format.etaText(run);
     var batches = run.batches_done + " done · " + run.batches_failed + " failed · " + run.batches_in_flight + " in flight";
     if (run.batches_running) { batches += " (" + run.batches_running + " running)"; }
     field(card, "batches").textContent = batches;
@@ -216,11 +192,11 @@
       if (!card) { card = cards[run.id] = createCard(run); }
       update(card, run);
       if (els.runs.children[index] !== card) { els.runs.insertBefore(card, els.runs.children[index] || null); }
-      var before = statuses[run.id];
-      if (before && before !== run.status) {
-        announce("Run " + run.id + " (" + run.name + ") is now " + run.status + ".");
+      var before = statuses[run.id], now = run.status + (run.stalled ? " (stalled)" : "");
+      if (before && before !== now) {
+        announce("Run " + run.id + " (" + run.name + ") is now " + now + ".");
       }
-      statuses[run.id] = run.status;
+      statuses[run.id] = now;
     });
     Object.keys(cards).forEach(function (id) {
       if (!seen[id]) { cards[id].remove(); delete cards[id]; delete statuses[id]; }
