@@ -49,7 +49,17 @@ def free_slug(connection: Connection, locale: str, name: str) -> str:
     return free_slugs(connection, [(locale, slugify(name, locale))])[0]
 
 
-def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]]) -> list[str]:
+class SuffixFloors(dict):
+    """Per (locale, base slug), a number below which every suffix is known taken: a
+    later batch of the same process starts looking there instead of at -2 again (a
+    base's taken suffixes grow with the table, and re-reading them made each row cost
+    more as the backfill went on). Only a hint: every candidate from the floor up is
+    still checked against the table under the locale's lock, and a suffix freed since
+    (a deleted translation) is merely skipped."""
+
+
+def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]],
+               floors: SuffixFloors | None = None) -> list[str]:
     """A distinct free slug for each (locale, base slug), in order: the base, or its
     lowest free numeric suffix. One query per round for the whole list, however many
     rows share a base: the first round asks for as many candidates per base as rows
@@ -60,7 +70,8 @@ def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]]) -> lis
     needed = Counter(wanted)
     found: dict[tuple[str, str], list[str]] = {key: [] for key in needed}
     chosen: dict[str, set[str]] = defaultdict(set)  # per locale: two bases can yield one slug
-    next_number = {key: 1 for key in needed}
+    floors = SuffixFloors() if floors is None else floors
+    next_number = {key: floors.get(key, 1) for key in needed}
     span = dict(needed)  # first round: most bases are free, and need nothing more
     pending = list(needed)
     while pending:
@@ -77,8 +88,15 @@ def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]]) -> lis
             next_number[key] += span[key]
             span[key] = max(2 * span[key], CANDIDATES_PER_QUERY)
         pending = [key for key in pending if len(found[key]) < needed[key]]
+    for key in needed:  # every number up to the last one taken here is now in use
+        floors[key] = max(floors.get(key, 1), _number(key[1], found[key][-1]) + 1)
     picked = {key: iter(slugs) for key, slugs in found.items()}
     return [next(picked[key]) for key in wanted]
+
+
+def _number(base: str, slug: str) -> int:
+    """1 for the base itself, n for its suffix -n."""
+    return 1 if slug == base else int(slug.rsplit("-", 1)[1])
 
 
 def _candidates(base: str, start: int, count: int) -> list[str]:

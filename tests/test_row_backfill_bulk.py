@@ -13,7 +13,7 @@ from backend.backfills.users_email_normalized import UsersEmailNormalized
 from backend.backfill.keys import KeyRange
 from backend.db import create_db_engine
 from backend.schema.alembic_api import upgrade
-from backend.slugs import free_slugs
+from backend.slugs import SuffixFloors, free_slugs
 from backend.text import normalize_email
 
 things = sa.table("things", sa.column("id", sa.BigInteger), sa.column("label", sa.String(10)),
@@ -151,3 +151,42 @@ def test_users_email_normalized_batch_writes_once(db_url, engine):
 def test_per_row_backfills_adapt_their_batch_size():
     assert TranslationSlugs.target_batch_seconds == 0.1
     assert UsersEmailNormalized.target_batch_seconds == 0.1
+
+
+def test_a_later_batch_starts_at_the_suffixes_it_knows_are_taken(db_url, engine):
+    """Re-reading a base's taken suffixes from -2 in every batch made rows cost more as
+    the table filled; the process remembers where each base's free suffixes start."""
+    upgrade(db_url, "0004_translation_slugs")
+    add_translations(engine, [], [("en", "red-shoe")] + [("en", f"red-shoe-{n}") for n in range(2, 301)])
+    floors = SuffixFloors()
+    with engine.begin() as connection:
+        assert free_slugs(connection, [("en", "red-shoe")], floors) == ["red-shoe-301"]
+    assert floors[("en", "red-shoe")] == 302
+    with engine.begin() as connection, statements(engine) as sent:
+        # red-shoe-302 was taken meanwhile by someone else: still checked, still skipped
+        connection.execute(sa.text("UPDATE product_translations SET slug = 'red-shoe-302' WHERE slug = 'red-shoe-2'"))
+        assert free_slugs(connection, [("en", "red-shoe"), ("en", "red-shoe")], floors) == ["red-shoe-303",
+                                                                                             "red-shoe-304"]
+    if engine.dialect.name == "postgresql":
+        assert len(sent) <= 3  # the UPDATE above and two rounds, not a walk from -2 (six)
+
+
+def test_the_bulk_write_joins_only_the_batchs_key_range(pg_url):
+    """Without the batch's bounds PostgreSQL hashed the whole table for every batch's
+    UPDATE ... FROM (VALUES ...): a cost that grew with the table."""
+    engine = create_db_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE things (id BIGINT PRIMARY KEY, label VARCHAR(10), amount INTEGER, "
+                                   "seen_at TIMESTAMP WITH TIME ZONE)"))
+        connection.execute(sa.text("INSERT INTO things (id, label, amount) SELECT g, 'old', 1 "
+                                   "FROM generate_series(1, 100000) g"))
+        connection.execute(sa.text("ANALYZE things"))
+    updates = [(i, {"label": "new"}) for i in range(20001, 30001)]
+    plans = {}
+    for bounded in (False, True):
+        with engine.begin() as connection, statements(engine) as sent:
+            write_rows(connection, things, "id", updates, bounds=(20001, 30000) if bounded else None)
+            plans[bounded] = "\n".join(connection.exec_driver_sql("EXPLAIN " + sent[-1]).scalars())
+    engine.dispose()
+    assert "Seq Scan on things" in plans[False]  # what the bounds are for
+    assert "Seq Scan on things" not in plans[True], plans[True]

@@ -18,16 +18,19 @@ from sqlalchemy.engine import Connection
 
 
 def write_rows(connection: Connection, table: sa.TableClause, key: str,
-               updates: Iterable[tuple[Any, Mapping[str, Any]]]) -> int:
+               updates: Iterable[tuple[Any, Mapping[str, Any]]], *, bounds: tuple[Any, Any] | None = None) -> int:
     """Set, for each (key value, {column: value}), those columns of that row; return
-    how many rows were updated. Rows setting different columns go in separate statements."""
+    how many rows were updated. Rows setting different columns go in separate statements.
+
+    `bounds` (lowest, highest key, as the database orders them) keep PostgreSQL's join
+    to the batch's key range: without them it may hash the whole table for every batch."""
     by_columns: dict[tuple[str, ...], list[tuple[Any, Mapping[str, Any]]]] = defaultdict(list)
     for key_value, values in updates:
         by_columns[tuple(sorted(values))].append((key_value, values))
     changed = 0
     for columns, rows in by_columns.items():
         if connection.dialect.name == "postgresql" and _typed(table, (key, *columns)):
-            changed += _update_from_values(connection, table, key, columns, rows)
+            changed += _update_from_values(connection, table, key, columns, rows, bounds)
         else:
             changed += _executemany(connection, table, key, columns, rows)
     return changed
@@ -40,17 +43,20 @@ def _typed(table: sa.TableClause, columns: Iterable[str]) -> bool:
 
 
 def _update_from_values(connection: Connection, table: sa.TableClause, key: str, columns: tuple[str, ...],
-                        rows: list[tuple[Any, Mapping[str, Any]]]) -> int:
+                        rows: list[tuple[Any, Mapping[str, Any]]], bounds: tuple[Any, Any] | None) -> int:
     preparer = connection.dialect.identifier_preparer
     driver = connection.connection.driver_connection
     template = "(" + ", ".join(_placeholder(connection, table.c[name]) for name in (key, *columns)) + ")"
     with driver.cursor() as cursor:
         values = b",".join(cursor.mogrify(template, (key_value, *(row[name] for name in columns)))
                            for key_value, row in rows).decode(encodings[driver.encoding])
+        within = "" if bounds is None else cursor.mogrify(
+            f" AND t.{preparer.quote(key)} BETWEEN {_placeholder(connection, table.c[key])} "
+            f"AND {_placeholder(connection, table.c[key])}", bounds).decode(encodings[driver.encoding])
     names = [preparer.quote(name) for name in (key, *columns)]
     assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
     statement = (f"UPDATE {preparer.format_table(table)} AS t SET {assignments} "
-                 f"FROM (VALUES {values}) AS v ({', '.join(names)}) WHERE t.{names[0]} = v.{names[0]}")
+                 f"FROM (VALUES {values}) AS v ({', '.join(names)}) WHERE t.{names[0]} = v.{names[0]}{within}")
     # Rendered by the driver already: no parameter markers left for it to look for.
     return connection.execution_options(no_parameters=True).exec_driver_sql(statement).rowcount
 

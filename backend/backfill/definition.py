@@ -124,4 +124,7 @@ class RowBackfill(Backfill):
             # reference these (an order's items) need not wait for the batch.
             query = query.with_for_update(key_share=True)
         rows = [dict(row._mapping) for row in connection.execute(query)]
-        return write_rows(connection, self.table, self.key, self.transform_rows(connection, rows))
+        if not rows:
+            return 0
+        bounds = (rows[0][self.key], rows[-1][self.key])  # in the database's own order
+        return write_rows(connection, self.table, self.key, self.transform_rows(connection, rows), bounds=bounds)

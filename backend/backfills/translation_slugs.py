@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from backend.backfill.catalog import register
 from backend.backfill.definition import RowBackfill
-from backend.slugs import free_slugs, lock_locales, translations
+from backend.slugs import SuffixFloors, free_slugs, lock_locales, translations
 from backend.text import slugify
 
 @register
@@ -31,9 +31,13 @@ class TranslationSlugs(RowBackfill):
     def pending_filter(self):
         return translations.c.slug.is_(None)
 
+    def __init__(self):
+        self.floors = SuffixFloors()  # per process: where each base's free suffixes start
+
     def batch_context(self, connection, rows):
         lock_locales(connection, (row["locale"] for row in rows))
-        slugs = free_slugs(connection, [(row["locale"], slugify(row["name"], row["locale"])) for row in rows])
+        slugs = free_slugs(connection, [(row["locale"], slugify(row["name"], row["locale"])) for row in rows],
+                           self.floors)
         return {row["id"]: slug for row, slug in zip(rows, slugs)}
 
     def transform(self, row, slugs):
