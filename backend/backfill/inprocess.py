@@ -15,13 +15,11 @@ SIGTERM lets the lanes finish their batches, releases the lease and exits: the n
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,6 +31,7 @@ from backend.backfill.progress import Progress
 from backend.backfill.runner import new_claim_token
 from backend.backfill.service import BackfillService
 from backend.backfill.state import RunStatus, backfill_runs
+from backend.interrupts import sigterm_unwinds
 
 ProgressCallback = Callable[[Progress], None]
 WaitCallback = Callable[[Progress, datetime], None]
@@ -116,7 +115,7 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
     count = lane_count(service, run["max_parallel"], lanes)
     announced: datetime | None = None
     try:
-        with _sigterm_unwinds():
+        with sigterm_unwinds():
             while True:
                 progress = service.snapshot(run_id)
                 if on_progress:
@@ -143,21 +142,3 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
                     sleep(poll_interval)  # its batches are held by others for now
     finally:
         lease.release()
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM (a deploy tool stopping us) unwinds like Ctrl-C: the lanes finish their
-    batches and the lease is released, so that the next `--batched` goes on at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

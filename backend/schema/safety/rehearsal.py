@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -32,6 +30,7 @@ from alembic import command
 
 from backend.backfill.progress import Progress
 from backend.config import Config
+from backend.interrupts import sigterm_unwinds
 from backend.schema import alembic_api
 from backend.schema.commands import CommandFailed, error_message, single_head
 from backend.schema.progress_display import ProgressDisplay
@@ -97,7 +96,7 @@ def rehearse(config: Config, display: Callable[[], ProgressDisplay] = ProgressDi
     """`display` makes the progress display of each upgrade phase."""
     source = Target.from_url(config.database_url)
     head = single_head()
-    with _interrupts_clean_up():
+    with sigterm_unwinds():
         began = time.monotonic()
         with throwaway_copy(config.database_url) as copy:
             start = alembic_api.current_revisions(copy.url)
@@ -290,23 +289,6 @@ def _window_estimate(config: Config, name: str, seconds: float, batches: int) ->
         return f"{duration}: more than {plan.windows} maintenance windows"
     return (f"{duration}: {plan.windows} maintenance window{'s' if plan.windows != 1 else ''} "
             f"({policy.schedule.text}), done around {plan.finish_at:%Y-%m-%d %H:%M} UTC if started now")
-
-
-@contextlib.contextmanager
-def _interrupts_clean_up() -> Iterator[None]:
-    """SIGTERM (a deploy tool giving up) unwinds like Ctrl-C, so the copy is dropped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the report -------------------------------------------------------------------------
