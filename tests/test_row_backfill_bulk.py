@@ -190,3 +190,19 @@ def test_the_bulk_write_joins_only_the_batchs_key_range(pg_url):
     engine.dispose()
     assert "Seq Scan on things" in plans[False]  # what the bounds are for
     assert "Seq Scan on things" not in plans[True], plans[True]
+
+
+def test_what_translation_slugs_learns_is_kept_per_run_and_database(db_url, engine):
+    """A worker may run the backfill for several databases, or a new run after a
+    downgrade emptied the slugs: a floor learnt elsewhere must not skip free slugs."""
+    upgrade(db_url, "0004_translation_slugs")
+    add_translations(engine, [("en", "Red Shoe")] * 2)
+    backfill = TranslationSlugs()
+    with engine.begin() as connection:
+        connection.info["backfill_run_id"] = 1
+        backfill.process(connection, KeyRange(None, 10**9, start=0))
+        connection.execute(sa.text("UPDATE product_translations SET slug = NULL"))  # a downgrade, say
+        connection.info["backfill_run_id"] = 2
+        backfill.process(connection, KeyRange(None, 10**9, start=0))
+        slugs = connection.execute(sa.text("SELECT slug FROM product_translations ORDER BY id")).scalars().all()
+    assert slugs == ["red-shoe", "red-shoe-2"]

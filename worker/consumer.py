@@ -31,7 +31,16 @@ when a Celery release no longer closes a collected connection (re-run the test).
 """
 from __future__ import annotations
 
+import functools
+
 from celery.worker.consumer import Consumer as CeleryConsumer
+
+# kombu's reconnect back-off (2 s, then 2 s more each try, up to 30 s; Celery has no
+# setting for it) could leave a worker idle for 30 s with Redis back after a long
+# outage. Retrying every few seconds costs a dead Redis nothing.
+RECONNECT_INTERVAL_START = 0.5
+RECONNECT_INTERVAL_STEP = 0.5
+RECONNECT_INTERVAL_MAX = 3.0
 
 
 def forget_default_channel_after_collect(connection) -> None:
@@ -48,7 +57,18 @@ def forget_default_channel_after_collect(connection) -> None:
     connection.collect = collect_and_forget
 
 
+def with_short_reconnect_backoff(connection) -> None:
+    """This connection's ensure_connection retries from 0.5 s, at most 3 s apart."""
+    connection.ensure_connection = functools.partial(
+        connection.ensure_connection, interval_start=RECONNECT_INTERVAL_START,
+        interval_step=RECONNECT_INTERVAL_STEP, interval_max=RECONNECT_INTERVAL_MAX)
+
+
 class Consumer(CeleryConsumer):
+    def ensure_connected(self, conn):
+        with_short_reconnect_backoff(conn)
+        return super().ensure_connected(conn)
+
     def on_connection_error_after_connected(self, exc):
         if self.connection is not None:
             forget_default_channel_after_collect(self.connection)

@@ -122,6 +122,7 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
                 # owns the range now, we must not touch it.
                 return BatchOutcome("leased", batch_id, run["id"], retry_in=settings.lease_seconds)
             _configure_batch_transaction(connection, settings)
+            connection.info["backfill_run_id"] = run["id"]  # for state a backfill keeps per run
             rows = backfill.process(connection, key_range)
             _record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
             next_ids = tuple(coordinator.advance_in(connection, catalog, run["id"], settings)) if advance else None

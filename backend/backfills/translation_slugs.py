@@ -32,12 +32,21 @@ class TranslationSlugs(RowBackfill):
         return translations.c.slug.is_(None)
 
     def __init__(self):
-        self.floors = SuffixFloors()  # per process: where each base's free suffixes start
+        # Where each base's free suffixes start, learnt by this process for one run of
+        # one database (a worker may serve several; a new run may follow a downgrade).
+        self._floors_of: tuple[str, object] | None = None
+        self._floors = SuffixFloors()
+
+    def floors(self, connection) -> SuffixFloors:
+        owner = (connection.engine.url.render_as_string(), connection.info.get("backfill_run_id"))
+        if owner != self._floors_of:
+            self._floors_of, self._floors = owner, SuffixFloors()
+        return self._floors
 
     def batch_context(self, connection, rows):
         lock_locales(connection, (row["locale"] for row in rows))
         slugs = free_slugs(connection, [(row["locale"], slugify(row["name"], row["locale"])) for row in rows],
-                           self.floors)
+                           self.floors(connection))
         return {row["id"]: slug for row, slug in zip(rows, slugs)}
 
     def transform(self, row, slugs):

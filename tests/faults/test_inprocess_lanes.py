@@ -16,7 +16,7 @@ from backend.backfill.state import BatchStatus
 from tests.faults.support import assert_exactly_once, wait_until
 from tests.processes import ROOT
 
-IDS = list(range(1, 61))  # 12 batches of 5, 0.3 s asleep in each
+IDS = list(range(1, 201))  # 40 batches of 5, 0.3 s asleep in each: still running when the signal comes
 OUTSIDE = [900, 901]
 
 

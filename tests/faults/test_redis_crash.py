@@ -28,7 +28,7 @@ from backend.backfill.clock import as_utc
 from tests.faults.support import FAST_ENV, LEASE_SECONDS, assert_exactly_once, wait_until
 from tests.processes import RedisServer
 from worker.app import app
-from worker.consumer import forget_default_channel_after_collect
+from worker.consumer import RECONNECT_INTERVAL_MAX, forget_default_channel_after_collect, with_short_reconnect_backoff
 
 IDS = list(range(1, 801))  # test_touch_slow: 160 batches of 5, 2 at once, 0.3 s asleep each
 OUTSIDE = [5000, 5001]
@@ -37,13 +37,14 @@ REDIS_DOWN_SECONDS = 3.0  # "restarted a few seconds later"
 
 # How long after Redis is back the next batch may finish. Each term is a wait the
 # design has, none is a tuned timing:
-# - the worker's reconnect back-off: kombu retries after 2, 4, 6 ... s; with Redis
-#   down 3 s the attempt that succeeds comes at most 6 s after the first failure;
+# - the worker's reconnect back-off (worker/consumer.py: kombu's 2, 4, 6 ... s up to
+#   30 s shortened to 0.5 s, +0.5 s a try, up to 3 s): the attempt that succeeds comes
+#   at most RECONNECT_INTERVAL_MAX after Redis is back;
 # - a batch whose message was lost is handed out again by the beat's recovery
 #   (every BACKFILL_RECOVERY_INTERVAL) once dispatched BACKFILL_REDISPATCH_AFTER_SECONDS
 #   ago, a batch whose pool process was killed once its lease (LEASE_SECONDS) expired;
 # - then one batch (0.3 s asleep plus its queries).
-RECONNECT_SECONDS = 6.0
+RECONNECT_SECONDS = RECONNECT_INTERVAL_MAX
 ONE_BATCH_SECONDS = 1.0
 RECOVERY_BOUND = (RECONNECT_SECONDS + float(FAST_ENV["BACKFILL_RECOVERY_INTERVAL"])
                   + max(LEASE_SECONDS, float(FAST_ENV["BACKFILL_REDISPATCH_AFTER_SECONDS"])) + ONE_BATCH_SECONDS)
@@ -166,3 +167,17 @@ def test_closing_a_collected_connection_after_redis_died(redis_binary):
                 channel.qos._delivered.clear()  # nothing for kombu's exit finalizer to restore
     assert "hostname" in outcomes[False], f"kombu no longer fails this way: {outcomes}"
     assert outcomes[True] == "closed", outcomes
+
+
+def test_the_worker_retries_a_lost_broker_every_few_seconds_not_every_30():
+    """kombu's own back-off grows to 30 s between tries: after a long outage a worker
+    would sit idle that long with Redis back."""
+    from tests.processes import free_port
+
+    connection = Connection(f"redis://127.0.0.1:{free_port()}/0", transport_options={"socket_connect_timeout": 0.2})
+    with_short_reconnect_backoff(connection)
+    waits: list[float] = []
+    with pytest.raises(Exception):
+        connection.ensure_connection(lambda _exc, interval: waits.append(interval), max_retries=3)
+    connection.release()
+    assert waits == [0.5, 1.0, 1.5]
