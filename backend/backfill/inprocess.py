@@ -47,12 +47,14 @@ class RunLease:
         self.service, self.run_id = service, run_id
         self.owner = new_claim_token()
         self._renew_at: datetime | None = None
+        self._released = False
         self._lock = threading.Lock()  # lanes renew it from their threads
 
     def hold(self) -> bool:
-        """True while this process holds the lease (taking or renewing it when due)."""
+        """True while this process holds the lease (taking or renewing it when due);
+        never again once released (a lane still finishing must not take it back)."""
         with self._lock:
-            return self._hold()
+            return not self._released and self._hold()
 
     def _hold(self) -> bool:
         now = utcnow()
@@ -76,7 +78,8 @@ class RunLease:
         return taken
 
     def release(self) -> None:
-        self._renew_at = None
+        with self._lock:
+            self._renew_at, self._released = None, True
         with self.service.engine.begin() as connection:
             connection.execute(
                 sa.update(backfill_runs)

@@ -63,14 +63,15 @@ class Lanes:
         (KeyboardInterrupt, SystemExit), the lanes finish their batch first."""
         threads = [threading.Thread(target=self._lane, name=f"backfill-lane-{i + 1}", daemon=True)
                    for i in range(self.count)]
-        for thread in threads:
-            thread.start()
         try:
+            for thread in threads:  # inside the try: a Ctrl-C between two starts stops the first lane too
+                thread.start()
             self._wait_for(threads)
         except BaseException:
             self.stop()
             for thread in threads:  # a second Ctrl-C leaves the rollback to PostgreSQL
-                thread.join()
+                if thread.ident is not None:
+                    thread.join()
             raise
         if self._errors:
             raise self._errors[0]

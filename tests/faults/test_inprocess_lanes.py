@@ -25,7 +25,10 @@ def batched(stack, log_name: str) -> subprocess.Popen:
     log = open(stack.directory / log_name, "ab")
     return subprocess.Popen(
         [sys.executable, "run_migrations.py", "--batched", "--in-process", "--only", "test_touch_slow"],
-        cwd=ROOT, env=stack.env(BACKFILL_INPROCESS_LANES="2"), stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, env=stack.env(BACKFILL_INPROCESS_LANES="2"), stdout=log, stderr=subprocess.STDOUT,
+        # pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored across
+        # exec: Python would then never raise KeyboardInterrupt, as in a terminal it does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def scheduled(stack) -> int:
