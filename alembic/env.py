@@ -7,17 +7,17 @@ revision that times out is rolled back and tried again (backend.schema.lock_retr
 """
 import contextlib
 import logging
-import os
 from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, make_url
 
+from backend.backfill.settings import SettingsError
 from backend.config import Config, normalize_database_url
 from backend.db import create_db_engine
 from backend.schema.lock import schema_lock
-from backend.schema.lock_retries import LockRetrySettings, LockSettingsError, run_with_lock_retries
+from backend.schema.lock_retries import LockRetrySettings, run_with_lock_retries
 from backend.schema.metadata import target_metadata
 
 config = context.config
@@ -65,7 +65,7 @@ def _set_offline_lock_timeout() -> None:
     still must not queue the shop behind a long transaction (a timeout stops psql)."""
     try:
         timeout_ms = _lock_settings().timeout_ms
-    except LockSettingsError as exc:
+    except SettingsError as exc:
         raise CommandError(str(exc)) from None
     context.execute(f"SET lock_timeout = '{timeout_ms}ms'")
 
@@ -103,7 +103,7 @@ def _run_migrations(connection) -> None:
 
 
 def _lock_settings() -> LockRetrySettings:
-    return config.attributes.get("lock_settings") or LockRetrySettings.from_env(os.environ)
+    return LockRetrySettings.from_env()
 
 
 def _on_lock_wait(message: str) -> None:

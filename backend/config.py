@@ -35,12 +35,12 @@ def _check_engine_settings(env: Mapping[str, str]) -> None:
     """Maintenance windows, throttling and lease settings are checked at start-up by
     every entry point (app, CLI, worker), so a typo never silently means "always open"."""
     from backend.backfill.settings import EngineSettings, SettingsError
-    from backend.schema.lock_retries import LockRetrySettings, LockSettingsError
+    from backend.schema.lock_retries import LockRetrySettings
 
     try:
         EngineSettings.from_env(env)
         LockRetrySettings.from_env(env)
-    except (SettingsError, LockSettingsError) as exc:
+    except SettingsError as exc:
         raise ConfigError(str(exc)) from None
 
 

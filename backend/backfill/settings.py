@@ -35,7 +35,8 @@ def _number(env: Mapping[str, str], name: str, default: float | None, minimum: f
     return value
 
 
-def _whole_number(env: Mapping[str, str], name: str, default: int | None, minimum: int) -> int | None:
+def whole_number(env: Mapping[str, str], name: str, default: int | None, minimum: int) -> int | None:
+    """A count from the environment (also for the schema side's lock settings)."""
     value = _number(env, name, default, minimum)
     if value is not None and value != int(value):
         raise SettingsError(f"{name}={env.get(name)!r} is not a whole number")
@@ -100,7 +101,7 @@ class EngineSettings:
             max_replication_lag_seconds=_number(env, "BACKFILL_MAX_REPLICATION_LAG_SECONDS", 30.0, 0.0),
             max_transaction_seconds=_number(env, "BACKFILL_MAX_TRANSACTION_SECONDS", 600.0, 1.0),
             max_lock_wait_seconds=_number(env, "BACKFILL_MAX_LOCK_WAIT_SECONDS", 5.0, 0.0),
-            inprocess_lanes=_whole_number(env, "BACKFILL_INPROCESS_LANES", None, 1),
+            inprocess_lanes=whole_number(env, "BACKFILL_INPROCESS_LANES", None, 1),
         )
         if settings.lease_seconds * 4 > settings.broker_visibility_timeout:
             raise SettingsError(

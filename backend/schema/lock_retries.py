@@ -13,6 +13,7 @@ A revision that must wait longer says so: `with lock_timeout(30): ...` from
 """
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -23,13 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from backend.backfill.settings import whole_number
+
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of "canceling statement due to lock timeout"
 
 T = TypeVar("T")
-
-
-class LockSettingsError(ValueError):
-    pass
 
 
 class LockRetriesExhausted(Exception):
@@ -45,11 +44,12 @@ class LockRetrySettings:
     backoff_max_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "LockRetrySettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "LockRetrySettings":
+        env = os.environ if env is None else env
         defaults = cls()
         return cls(
-            timeout_ms=_integer(env, "MIGRATION_LOCK_TIMEOUT_MS", defaults.timeout_ms, minimum=1),
-            tries=_integer(env, "MIGRATION_LOCK_TRIES", defaults.tries, minimum=1),
+            timeout_ms=whole_number(env, "MIGRATION_LOCK_TIMEOUT_MS", defaults.timeout_ms, minimum=1),
+            tries=whole_number(env, "MIGRATION_LOCK_TRIES", defaults.tries, minimum=1),
             backoff_seconds=defaults.backoff_seconds,
             backoff_max_seconds=defaults.backoff_max_seconds,
         )
@@ -59,19 +59,6 @@ class LockRetrySettings:
         jittered so that replicas retrying together do not collide again."""
         ceiling = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** (attempt - 2))
         return ceiling * rng.uniform(0.5, 1.0)
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise LockSettingsError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise LockSettingsError(f"{name}={raw!r} must be at least {minimum}")
-    return value
 
 
 @dataclass(frozen=True)

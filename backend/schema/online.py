@@ -29,7 +29,6 @@ In offline mode (`alembic upgrade --sql`) they render the same SQL a DBA can rev
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator, Sequence
 
 import sqlalchemy as sa
@@ -71,17 +70,10 @@ def lock_timeout(seconds: float | None) -> Iterator[None]:
 
 
 def _current_lock_timeout() -> str:
+    """Offline: what env.py SETs at the script's start, from the same settings."""
     if _offline():
-        return f"{_offline_lock_settings().timeout_ms}ms"
+        return f"{LockRetrySettings.from_env().timeout_ms}ms"
     return op.get_bind().exec_driver_sql("SHOW lock_timeout").scalar_one()
-
-
-def _offline_lock_settings() -> LockRetrySettings:
-    """What env.py's offline script SETs at its start (its `lock_settings` attribute,
-    else the environment): a block with another timeout goes back to exactly that."""
-    config = op.get_context().config
-    settings = config.attributes.get("lock_settings") if config is not None else None
-    return settings or LockRetrySettings.from_env(os.environ)
 
 
 @contextlib.contextmanager
