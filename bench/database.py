@@ -72,37 +72,47 @@ def prepare(url: str, orders: int, seed: int) -> Dataset:
                 "FROM orders o LEFT JOIN order_items i ON i.order_id = o.id GROUP BY o.id"
             ))
             connection.execute(sa.text("ALTER TABLE bench_expected ADD PRIMARY KEY (order_id)"))
-            base_max = connection.execute(sa.text("SELECT COALESCE(max(id), 0) FROM orders")).scalar_one()
-            scheduled = connection.execute(
-                sa.select(sa.func.count()).select_from(backfill_runs).where(backfill_runs.c.name == BACKFILL)
-            ).scalar_one()
-        if scheduled != 1:
-            raise RuntimeError(f"revision {EXPAND} should have scheduled one {BACKFILL} run, found {scheduled}")
+            base_max = expanded_shop(connection, BACKFILL, EXPAND)
     finally:
         engine.dispose()
-    return Dataset(url=url, orders=summary.orders, items=summary.items, base_max_order_id=int(base_max),
+    return Dataset(url=url, orders=summary.orders, items=summary.items, base_max_order_id=base_max,
                    generate_s=summary.seconds, prepare_s=time.perf_counter() - started)
 
 
-def reset(dataset: Dataset, batch_size: int, *, checkpoint: bool = True) -> int:
-    """Back to the state right after the expand revision; returns the pending run's id."""
-    backfill = load_catalog().get(BACKFILL)
-    engine = create_db_engine(dataset.url)
+def expanded_shop(connection, backfill: str, revision: str) -> int:
+    """After the expand revision: check it scheduled exactly one run of `backfill`;
+    return the highest generated order id (the load's orders come above it)."""
+    scheduled = connection.execute(
+        sa.select(sa.func.count()).select_from(backfill_runs).where(backfill_runs.c.name == backfill)
+    ).scalar_one()
+    if scheduled != 1:
+        raise RuntimeError(f"revision {revision} should have scheduled one {backfill} run, found {scheduled}")
+    return int(connection.execute(sa.text("SELECT COALESCE(max(id), 0) FROM orders")).scalar_one())
+
+
+def reset_scratch(url: str, base_max_order_id: int, *, backfill: str, revision: str, batch_size: int,
+                  clear_sql: str, repack: tuple[str, ...], analyze: tuple[str, ...], checkpoint: bool) -> int:
+    """Back to the state right after `revision`: the load's orders gone, the backfilled
+    column cleared (`clear_sql`), one pending run of `backfill`, the tables repacked
+    and analysed, a CHECKPOINT; returns the run's id."""
+    definition = load_catalog().get(backfill)
+    engine = create_db_engine(url)
     try:
         with engine.begin() as connection:
-            base = {"base": dataset.base_max_order_id}
+            base = {"base": base_max_order_id}
             connection.execute(sa.text("DELETE FROM order_items WHERE order_id > :base"), base)
             connection.execute(sa.text("DELETE FROM orders WHERE id > :base"), base)
-            connection.execute(sa.text("UPDATE orders SET total_cents = NULL WHERE total_cents IS NOT NULL"))
+            connection.execute(sa.text(clear_sql))
             connection.execute(sa.text(
                 "TRUNCATE backfill_transitions, backfill_batches, backfill_runs RESTART IDENTITY"
             ))
-            run_id = runs.create_run(connection, BACKFILL, batch_size=batch_size,
-                                     max_parallel=backfill.max_parallel, key_type=backfill.key_type,
-                                     scheduled_by=EXPAND)
+            run_id = runs.create_run(connection, backfill, batch_size=batch_size,
+                                     max_parallel=definition.max_parallel, key_type=definition.key_type,
+                                     scheduled_by=revision)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(sa.text("VACUUM FULL orders"))
-            connection.execute(sa.text("VACUUM ANALYZE orders, order_items"))
+            for table in repack:
+                connection.execute(sa.text(f"VACUUM FULL {table}"))
+            connection.execute(sa.text(f"VACUUM ANALYZE {', '.join(analyze)}"))
             if checkpoint:
                 try:
                     connection.execute(sa.text("CHECKPOINT"))
@@ -111,6 +121,14 @@ def reset(dataset: Dataset, batch_size: int, *, checkpoint: bool = True) -> int:
     finally:
         engine.dispose()
     return run_id
+
+
+def reset(dataset: Dataset, batch_size: int, *, checkpoint: bool = True) -> int:
+    """Back to the state right after the expand revision; returns the pending run's id."""
+    return reset_scratch(dataset.url, dataset.base_max_order_id, backfill=BACKFILL, revision=EXPAND,
+                         batch_size=batch_size,
+                         clear_sql="UPDATE orders SET total_cents = NULL WHERE total_cents IS NOT NULL",
+                         repack=("orders",), analyze=("orders", "order_items"), checkpoint=checkpoint)
 
 
 def verify(dataset: Dataset) -> dict:

@@ -22,14 +22,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from backend.backfill import runs
 from backend.backfill.catalog import load_catalog
-from backend.backfill.state import backfill_runs
 from backend.datagen import generate
 from backend.db import create_db_engine
 from backend.schema.alembic_api import upgrade
 from backend.text import SLUG_MAX_LENGTH, slugify
-from bench.database import FOUNDATION
+from bench.database import FOUNDATION, expanded_shop, reset_scratch
 
 BACKFILL = "translation_slugs"
 EXPAND = "0004_translation_slugs"
@@ -75,16 +73,11 @@ def prepare(url: str, translations: int, seed: int) -> RowDataset:
             buffer = io.StringIO("".join(f"{id_}\t{_copy_text(slugify(name, locale))}\n" for id_, locale, name in rows))
             cursor = connection.connection.driver_connection.cursor()
             cursor.copy_expert("COPY bench_expected_slugs (id, base) FROM STDIN", buffer)
-            base_max = connection.execute(sa.text("SELECT COALESCE(max(id), 0) FROM orders")).scalar_one()
-            scheduled = connection.execute(
-                sa.select(sa.func.count()).select_from(backfill_runs).where(backfill_runs.c.name == BACKFILL)
-            ).scalar_one()
-        if scheduled != 1:
-            raise RuntimeError(f"revision {EXPAND} should have scheduled one {BACKFILL} run, found {scheduled}")
+            base_max = expanded_shop(connection, BACKFILL, EXPAND)
     finally:
         engine.dispose()
     return RowDataset(url=url, translations=summary.translations, orders=summary.orders, items=summary.items,
-                      base_max_order_id=int(base_max), generate_s=summary.seconds,
+                      base_max_order_id=base_max, generate_s=summary.seconds,
                       prepare_s=time.perf_counter() - started)
 
 
@@ -94,29 +87,11 @@ def _copy_text(value: str) -> str:
 
 def reset(dataset: RowDataset, batch_size: int, *, checkpoint: bool = True) -> int:
     """Slugs back to NULL, the load's orders gone, one pending run; repacked, checkpointed."""
-    backfill = load_catalog().get(BACKFILL)
-    engine = create_db_engine(dataset.url)
-    try:
-        with engine.begin() as connection:
-            base = {"base": dataset.base_max_order_id}
-            connection.execute(sa.text("DELETE FROM order_items WHERE order_id > :base"), base)
-            connection.execute(sa.text("DELETE FROM orders WHERE id > :base"), base)
-            connection.execute(sa.text("UPDATE product_translations SET slug = NULL WHERE slug IS NOT NULL"))
-            connection.execute(sa.text("TRUNCATE backfill_transitions, backfill_batches, backfill_runs RESTART IDENTITY"))
-            run_id = runs.create_run(connection, BACKFILL, batch_size=batch_size, max_parallel=backfill.max_parallel,
-                                     key_type=backfill.key_type, scheduled_by=EXPAND)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(sa.text("VACUUM FULL product_translations"))
-            connection.execute(sa.text("VACUUM FULL orders"))
-            connection.execute(sa.text("VACUUM ANALYZE product_translations, orders, order_items"))
-            if checkpoint:
-                try:
-                    connection.execute(sa.text("CHECKPOINT"))
-                except sa.exc.DBAPIError:
-                    pass
-    finally:
-        engine.dispose()
-    return run_id
+    return reset_scratch(dataset.url, dataset.base_max_order_id, backfill=BACKFILL, revision=EXPAND,
+                         batch_size=batch_size,
+                         clear_sql="UPDATE product_translations SET slug = NULL WHERE slug IS NOT NULL",
+                         repack=("product_translations", "orders"),
+                         analyze=("product_translations", "orders", "order_items"), checkpoint=checkpoint)
 
 
 # A slug is right for its row when it is the base, or the base cut to leave room for a
