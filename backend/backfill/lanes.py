@@ -17,8 +17,8 @@ engine, carving with `advance`):
 
 A batch mostly waits for PostgreSQL (psycopg2 releases the GIL, and the database is
 where the cores go), so threads do as well as processes for set-based backfills and
-better for the per-row one, whose time is per-row statements in the database rather
-than Python; threads need no fork, no second engine or catalog import, and keep one
+better for the per-row one (measured when it still wrote one UPDATE per row, before
+backend.backfill.bulk; not measured since); threads need no fork, no second engine or catalog import, and keep one
 process's signal handling and lease.
 
 A lane goes on to its next batch after each outcome that today's single lane went on
