@@ -9,7 +9,8 @@
 """
 import click
 
-from backend.schema import commands, lint
+from backend.cli import commands
+from backend import lint
 
 
 @click.group()

@@ -5,7 +5,7 @@ so several replicas started at once never race, and the app never sees an old sc
 """
 import click
 
-from backend.schema import commands
+from backend.cli import commands
 
 
 @click.command()

@@ -12,8 +12,8 @@ backfill run is driven by one process at a time (its lease).
 """
 import click
 
-from backend.schema import commands
-from backend.schema.safety.cli import safety_options
+from backend.cli import commands
+from backend.cli.safety_options import safety_options
 
 
 @click.command()

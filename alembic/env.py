@@ -3,7 +3,7 @@
 Every online run holds the schema lock (PostgreSQL advisory lock / SQLite file lock)
 so that several processes upgrading at once apply each revision exactly once. On
 PostgreSQL every statement of a revision runs under a short lock_timeout, and a
-revision that times out is rolled back and tried again (backend.schema.lock_retries).
+revision that times out is rolled back and tried again (backend.migrations.lock_retries).
 """
 import contextlib
 import logging
@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection, make_url
 from backend.backfill.settings import SettingsError
 from backend.config import Config, normalize_database_url
 from backend.db import create_db_engine
-from backend.schema.lock import schema_lock
-from backend.schema.lock_retries import LockRetrySettings, run_with_lock_retries
-from backend.schema.metadata import target_metadata
+from backend.migrations.lock import schema_lock
+from backend.migrations.lock_retries import LockRetrySettings, run_with_lock_retries
+from backend.migrations.metadata import target_metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -39,7 +39,7 @@ def _configure(connection=None, **kwargs) -> None:
         transactional_ddl=True if dialect == "sqlite" else None,
         compare_type=True,
         transaction_per_migration=True,
-        # lets backend.schema.commands report exactly which revisions this run applied
+        # lets backend.cli.commands report exactly which revisions this run applied
         on_version_apply=config.attributes.get("on_version_apply"),
         **kwargs,
     )

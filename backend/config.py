@@ -35,7 +35,7 @@ def _check_engine_settings(env: Mapping[str, str]) -> None:
     """Maintenance windows, throttling and lease settings are checked at start-up by
     every entry point (app, CLI, worker), so a typo never silently means "always open"."""
     from backend.backfill.settings import EngineSettings, SettingsError
-    from backend.schema.lock_retries import LockRetrySettings
+    from backend.migrations.lock_retries import LockRetrySettings
 
     try:
         EngineSettings.from_env(env)

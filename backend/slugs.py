@@ -28,7 +28,7 @@ translations = sa.table(
 
 CANDIDATES_PER_QUERY = 20
 # pg_advisory_xact_lock(SLUG_LOCK_NAMESPACE, hashtext(locale)): the two-key form, apart
-# from the single-key locks of the schema (backend.schema.lock) and the data generator.
+# from the single-key locks of the schema (backend.migrations.lock) and the data generator.
 SLUG_LOCK_NAMESPACE = 0x51A6
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench import database, perrow, report
 from bench.database import Dataset
-from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
+from backend.migrations.safety.databases import create_scratch_database, drop_scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from backend.backfill import runs
-from backend.backfill.catalog import load_catalog
+from backend.backfill.registry import load_catalog
 from backend.backfill.state import backfill_batches, backfill_runs
 from backend.datagen import generate
 from backend.db import create_db_engine
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 
 BACKFILL = "orders_total_cents"
 FOUNDATION = "0002_backfill_state"

@@ -95,7 +95,7 @@ def offset_paging(engine: sa.Engine, batch_size: int, run_id: int | None) -> dic
 def in_process(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
     """4. This project in-process: run_in_process over a BackfillService, as shipped
     (the batch size is the run row's, set by the caller)."""
-    from backend.backfill.catalog import load_catalog
+    from backend.backfill.registry import load_catalog
     from backend.backfill.inprocess import run_in_process
     from backend.backfill.service import BackfillService
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.method in ("inprocess", "rowinprocess"):  # imports and catalog before the clock starts
-        from backend.backfill.catalog import load_catalog
+        from backend.backfill.registry import load_catalog
         from backend.backfill.inprocess import run_in_process  # noqa: F401
 
         load_catalog()

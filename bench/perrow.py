@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from backend.backfill.catalog import load_catalog
+from backend.backfill.registry import load_catalog
 from backend.datagen import generate
 from backend.db import create_db_engine
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from backend.text import SLUG_MAX_LENGTH, slugify
 from bench.database import FOUNDATION, expanded_shop, reset_scratch
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from backend.backfill.catalog import load_catalog
+from backend.backfill.registry import load_catalog
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.service import BackfillService
 from backend.db import create_db_engine
-from backend.schema.safety.databases import drop_scratch_database
+from backend.migrations.safety.databases import drop_scratch_database
 from bench import database
 from bench.cli import DEFAULT_SERVER_URL, create_bench_database
 

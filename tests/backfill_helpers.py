@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from backend.backfill.catalog import load_catalog
+from backend.backfill.registry import load_catalog
 from backend.backfill.service import BackfillService
 from backend.backfill.settings import EngineSettings
 from backend.db import create_db_engine
@@ -21,7 +21,7 @@ def make_service(url: str, settings: EngineSettings = FAST_SETTINGS) -> Backfill
 def touch_service(url: str, settings: EngineSettings = FAST_SETTINGS) -> BackfillService:
     """A service over a database at head with the test backfills' tables (close it with
     `service.engine.dispose()`)."""
-    from backend.schema.alembic_api import upgrade
+    from backend.migrations.alembic_api import upgrade
 
     upgrade(url, "head")
     service = make_service(url, settings)

@@ -9,7 +9,7 @@ import time
 
 import sqlalchemy as sa
 
-from backend.backfill.catalog import register
+from backend.backfill.registry import register
 from tests.backfills_for_tests import TouchRows
 
 lane_log = sa.table("lane_log", sa.column("batch_end", sa.Integer), sa.column("backend_pid", sa.Integer),

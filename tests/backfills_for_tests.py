@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from backend.backfill.catalog import register
+from backend.backfill.registry import register
 from backend.backfill.definition import RowBackfill, SqlBackfill
 
 touch_rows = sa.table("touch_rows", sa.column("id", sa.Integer), sa.column("touched", sa.Integer))

@@ -11,8 +11,8 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from backend.schema.alembic_api import upgrade
-from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
+from backend.migrations.alembic_api import upgrade
+from backend.migrations.safety.databases import create_scratch_database, drop_scratch_database
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

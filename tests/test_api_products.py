@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from backend import create_app
 from backend.config import Config
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 
 
 # --- shared helpers ---------------------------------------------------------------

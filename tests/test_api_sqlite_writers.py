@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from tests.test_api_products import make_app
 
 WRITERS = 12

@@ -12,9 +12,9 @@ from backend.backfill.ops import BackfillNotFinished
 from backend.backfill.state import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
-from backend.schema.alembic_api import current_revisions, downgrade, head_revisions, upgrade
-from backend.schema.batched import BatchedOptions, migrate_batched
-from backend.schema.progress_display import ProgressDisplay
+from backend.migrations.alembic_api import current_revisions, downgrade, head_revisions, upgrade
+from backend.migrations.batched import BatchedOptions, migrate_batched
+from backend.cli.progress_display import ProgressDisplay
 from backend.text import normalize_email
 from tests.processes import ROOT, subprocess_env
 from tests.shop_data import seed_shop
@@ -149,7 +149,7 @@ def test_a_backfill_without_a_pending_filter_passes_its_gate_only_once_its_run_c
 def test_batched_stops_when_a_gate_stays_closed_after_its_backfills_ran(sqlite_url, monkeypatch):
     """A backfill that completes but leaves rows its filter still finds would send
     --batched round the gate forever: after a few passes it stops with the gate's words."""
-    import backend.schema.batched as batched_module
+    import backend.migrations.batched as batched_module
 
     upgrade(sqlite_url, "head")
     attempts = []
@@ -232,7 +232,7 @@ def test_0006_runs_again_after_an_attempt_that_left_its_check_behind(pg_url):
 
 
 def test_batched_does_not_start_over_a_failed_run_it_points_to_retry(shop):
-    from backend.schema.batched import BatchedMigrationFailed
+    from backend.migrations.batched import BatchedMigrationFailed
 
     url, engine, _ = shop
     upgrade(url, "0005_users_email_normalized")

@@ -1,4 +1,4 @@
-"""The backfill operations API (backend/web/backfills_api.py): every route and error
+"""The backfill operations API (backend/web/backfills/api.py): every route and error
 path on SQLite and PostgreSQL, the ETag/304 path and its query count, the OpenAPI
 document (validated, and compared with the app's routes both ways), and
 schemathesis against the app with that document.
@@ -25,9 +25,9 @@ from backend.backfill.estimate import window_plan
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 from backend.backfill.windows import parse_windows
 from backend.config import Config
-from backend.web import backfills_view as view
-from backend.web.backfills_api import parse_admin_token
-from backend.web.backfills_openapi import openapi_document
+from backend.web.backfills import view as view
+from backend.web.backfills.api import parse_admin_token
+from backend.web.backfills.openapi import openapi_document
 from tests.backfill_helpers import insert_rows, make_service, touch_service
 from tests.backfills_for_tests import FakeClock
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend.db import create_db_engine
-from backend.schema.alembic_api import current_revisions, head_revisions, upgrade
+from backend.migrations.alembic_api import current_revisions, head_revisions, upgrade
 from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.processes import ROOT, CeleryWorker, RedisServer, subprocess_env
 from tests.shop_data import seed_shop

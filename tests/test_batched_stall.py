@@ -5,8 +5,8 @@ keeps following, and says so again when the workers take batches again."""
 from __future__ import annotations
 
 from backend.backfill.state import RunStatus
-from backend.schema import batched
-from backend.schema.batched import BatchActivity, StallWatch
+from backend.migrations import batched
+from backend.migrations.batched import BatchActivity, StallWatch
 from tests.backfill_helpers import insert_rows, touch_service, touched
 
 BROKER = "redis://:s3cret@redis.internal:6379/0"

@@ -57,7 +57,7 @@ def test_per_row_targets_compare_ours_with_the_hand_written_loop():
 
 
 def test_the_hand_written_loop_picks_unique_slugs_and_the_check_catches_wrong_ones(postgres_available):
-    from backend.schema.safety.databases import create_scratch_database, drop_scratch_database
+    from backend.migrations.safety.databases import create_scratch_database, drop_scratch_database
 
     url = create_scratch_database(POSTGRES_ADMIN_URL, "benchperrow")
     try:

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from backend.db import create_db_engine
-from backend.schema import alembic_api
-from backend.schema.lock import WAITING, schema_lock
+from backend.migrations import alembic_api
+from backend.migrations.lock import WAITING, schema_lock
 from tests.processes import free_port
 from tests.test_entry_scripts import (
     HEAD,

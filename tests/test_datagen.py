@@ -18,10 +18,10 @@ from werkzeug.security import check_password_hash
 from backend import create_app
 from backend.config import PROJECT_ROOT, Config
 from backend.datagen import DEMO_PASSWORD, bulk_load, generate, rows
-from backend.datagen.cli import main
+from backend.datagen.command import main
 from backend.db import create_db_engine
 from backend.models import ORDER_STATUSES
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from backend.text import normalize_email, slugify
 
 LOCALES = ("en", "de", "fr", "es", "ja")

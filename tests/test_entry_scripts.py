@@ -26,7 +26,7 @@ import flask
 import run
 import run_migrations
 from backend.db import create_db_engine
-from backend.schema import alembic_api
+from backend.migrations import alembic_api
 from tests.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -9,13 +9,13 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from backend.backfill.catalog import load_catalog
+from backend.backfill.registry import load_catalog
 from backend.backfill.inprocess import lane_count, run_in_process
 from backend.backfill.service import BackfillService
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches
 from backend.db import create_db_engine
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from tests import backfills_for_lanes
 from tests.backfill_helpers import FAST_SETTINGS, create_touch_tables, insert_rows, touched
 from tests.faults.support import wait_until

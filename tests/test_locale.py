@@ -6,7 +6,7 @@ import pytest
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from backend.web.locale import best_accepted, lookup
+from backend.web.shop.locale import best_accepted, lookup
 from tests.test_api_products import create_product, create_user, error_of, make_app, product_payload
 
 SUPPORTED = ("en", "de", "fr", "es", "ja")

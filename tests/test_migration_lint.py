@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 import create_migration
-from backend.schema.lint import RULES, lint_paths, lint_script, revision_files
-from backend.schema.lint.sql import data_statements, ddl_statements, lock_timeout_settings, shop_locking_statements
-from backend.schema.lint.walker import parse_script
+from backend.lint import RULES, lint_paths, lint_script, revision_files
+from backend.lint.sql import data_statements, ddl_statements, lock_timeout_settings, shop_locking_statements
+from backend.lint.walker import parse_script
 from tests.test_entry_scripts import REPO_ROOT, copy_db_url, created_path, repo_copy, run_script  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "lint_fixtures"
@@ -95,7 +95,7 @@ def test_shipped_revisions_pass_as_ci_runs_them():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    # 0004-0007 build their indexes, unique constraint and NOT NULL with backend.schema.online
+    # 0004-0007 build their indexes, unique constraint and NOT NULL with backend.migrations.online
     assert lines == [f"checked {len(list((REPO_ROOT / 'alembic' / 'versions').glob('*.py')))} revisions: "
                      "0 findings, 0 acknowledged, 0 to fix"]
 
@@ -161,7 +161,7 @@ def test_a_hand_written_concurrent_build_is_a_note_not_a_finding(tmp_path):
     assert result.exit_code == 0, result.stdout
     assert f"concurrent.py:7: note: op.create_index(...) builds index ix_orders_a CONCURRENTLY by hand" \
            in result.stdout
-    assert "create_index(...) from backend.schema.online" in result.stdout
+    assert "create_index(...) from backend.migrations.online" in result.stdout
     assert result.stdout.splitlines()[-1] == "checked 1 revision: 0 findings, 0 acknowledged, 0 to fix"
     assert [a.line for a in lint_script(fixture("M004")).advice] == [21, 22]  # its autocommit block
 

@@ -25,7 +25,7 @@ from pytest_alembic.tests import (  # noqa: F401 - collected by pytest, once per
 )
 
 from backend.db import create_db_engine
-from backend.schema import alembic_api
+from backend.migrations import alembic_api
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The console script of this virtualenv, as the guide runs it (not `python -m alembic`,

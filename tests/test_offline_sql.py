@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend.db import create_db_engine
-from backend.schema.alembic_api import current_revisions, head_revisions, upgrade
+from backend.migrations.alembic_api import current_revisions, head_revisions, upgrade
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database
 from tests.processes import ROOT, subprocess_env
 from tests.shop_data import seed_shop

@@ -14,9 +14,10 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 from backend.db import create_db_engine
-from backend.schema import alembic_api, online
-from backend.schema.lock import WAITING, schema_lock
-from backend.schema.lock_retries import LockRetrySettings
+from backend.migrations import alembic_api
+from backend.migrations import online
+from backend.migrations.lock import WAITING, schema_lock
+from backend.migrations.lock_retries import LockRetrySettings
 from tests.test_entry_scripts import HEAD, REPO_ROOT, script_command, script_env
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ from backend.backfill.clock import as_utc, use_clock
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import RunStatus, backfill_batches
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from tests import backfills_for_tests
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touch_service, touched
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 
 from backend.backfill.progress import Progress
-from backend.schema.progress_display import ProgressDisplay
+from backend.cli.progress_display import ProgressDisplay
 
 
 def progress(status: str, rows_done: int = 0) -> Progress:

@@ -20,12 +20,12 @@ from sqlalchemy.engine import make_url
 
 import run_migrations
 from backend.db import create_db_engine
-from backend.schema import alembic_api
-from backend.schema.commands import load_config
-from backend.schema.progress_display import ProgressDisplay
-from backend.schema.safety import rehearsal as rehearsal_module
-from backend.schema.safety.databases import throwaway_copy
-from backend.schema.safety.timing import LockSampler, TransactionClock
+from backend.migrations import alembic_api
+from backend.cli.commands import load_config
+from backend.cli.progress_display import ProgressDisplay
+from backend.migrations.safety import rehearsal as rehearsal_module
+from backend.migrations.safety.databases import throwaway_copy
+from backend.migrations.safety.timing import LockSampler, TransactionClock
 from tests.conftest import POSTGRES_ADMIN_URL, create_pg_database, drop_pg_database
 from tests.shop_data import seed_shop
 from tests.test_entry_scripts import HEAD, REVISIONS, assert_one_line_error, run_script

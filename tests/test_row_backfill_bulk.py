@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from backend.backfill.bulk import write_rows
-from backend.backfills.translation_slugs import TranslationSlugs
-from backend.backfills.users_email_normalized import UsersEmailNormalized
+from backend.shipped_backfills.translation_slugs import TranslationSlugs
+from backend.shipped_backfills.users_email_normalized import UsersEmailNormalized
 from backend.backfill.keys import KeyRange
 from backend.db import create_db_engine
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from backend.slugs import SuffixFloors, free_slugs
 from backend.text import normalize_email
 

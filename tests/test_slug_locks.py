@@ -8,7 +8,7 @@ import threading
 import sqlalchemy as sa
 
 from backend.db import create_db_engine
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from backend.slugs import free_slug, lock_locales
 from tests.shop_data import seed_shop
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import schedule_backfill, unschedule_backfill
-from backend.schema.online import add_column, create_index, drop_index
+from backend.migrations.online import add_column, create_index, drop_index
 
 revision: str = "0005_users_email_normalized"
 down_revision: Union[str, Sequence[str], None] = "0004_translation_slugs"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import require_backfill
-from backend.schema.online import set_not_null
+from backend.migrations.online import set_not_null
 
 revision: str = "0006_orders_total_not_null"
 down_revision: Union[str, Sequence[str], None] = "0005_users_email_normalized"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.backfill.ops import require_backfill
-from backend.schema.online import add_unique_constraint, create_index, drop_index, set_not_null
+from backend.migrations.online import add_unique_constraint, create_index, drop_index, set_not_null
 
 revision: str = "0007_translation_slugs_unique"
 down_revision: Union[str, Sequence[str], None] = "0006_orders_total_not_null"

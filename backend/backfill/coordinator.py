@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from backend.backfill import batching
-from backend.backfill.catalog import Catalog
+from backend.backfill.registry import Catalog
 from backend.backfill.clock import utcnow
 from backend.backfill.keys import decode_key, encode_key
 from backend.backfill.runs import get_run, lock_run, transition

@@ -16,7 +16,7 @@ later revision on its completion (expand -> backfill -> contract).
 
 They run on the migration's own connection, so the pending run is recorded in the
 migration's own transaction. In offline mode (`alembic upgrade --sql`) they write
-the equivalent SQL into the script instead (backend.backfill.offline).
+the equivalent SQL into the script instead (backend.migrations.offline).
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.util import CommandError
 
-from backend.backfill import offline, runs
-from backend.backfill.catalog import load_catalog
+from backend.backfill import runs
+from backend.migrations import offline
+from backend.backfill.registry import load_catalog
 from backend.backfill.clock import utcnow
 from backend.backfill.state import RunStatus, backfill_batches, backfill_runs, backfill_transitions
 from backend.config import Config

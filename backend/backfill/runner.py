@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from backend.backfill import coordinator, runs
-from backend.backfill.catalog import Catalog
+from backend.backfill.registry import Catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.keys import KeyRange, decode_key
 from backend.backfill.admission import admit

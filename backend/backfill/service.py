@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from backend.backfill import coordinator, health, progress, runs
-from backend.backfill.catalog import Catalog, load_catalog
+from backend.backfill.registry import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch

@@ -5,6 +5,6 @@ from Python, `generate(database_url, ...)`. The bulk path is COPY on PostgreSQL
 and executemany on SQLite, in one transaction.
 """
 from backend.datagen.errors import DatagenError
-from backend.datagen.runner import DEMO_PASSWORD, Summary, generate
+from backend.datagen.generator import DEMO_PASSWORD, Summary, generate
 
 __all__ = ["DEMO_PASSWORD", "DatagenError", "Summary", "generate"]

@@ -1,4 +1,4 @@
-"""`python -m backend.datagen`: see backend.datagen.cli."""
-from backend.datagen.cli import main
+"""`python -m backend.datagen`: see backend.datagen.command."""
+from backend.datagen.command import main
 
 main(prog_name="python -m backend.datagen")

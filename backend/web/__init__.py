@@ -18,7 +18,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.ensure_ascii = False  # product names in every script, readable as is
     app.json.sort_keys = False
 
-    from backend.web import database, errors, health, orders, products
+    from backend.web import database, errors, health
+    from backend.web.shop import orders
+    from backend.web.shop import products
 
     database.init_app(app, create_db_engine(config.database_url))
     errors.init_app(app)
@@ -26,13 +28,14 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(products.bp)
     app.register_blueprint(orders.bp)
 
-    from backend.web import backfills_api, backfills_page
+    from backend.web.backfills import api as backfills_api
+    from backend.web.backfills import page as backfills_page
 
     app.register_blueprint(backfills_api.bp)
     app.register_blueprint(backfills_api.openapi_bp)
     app.register_blueprint(backfills_page.bp)
 
-    from backend.web.cli import register_cli
+    from backend.web.flask_commands import register_cli
 
     register_cli(app)
     return app

@@ -88,8 +88,8 @@ def parse_args(argv: list[str] | None):
 
 def revisions_after_foundation() -> list[str]:
     """The revisions the upgrade applies, oldest first: whatever alembic/versions holds."""
-    from backend.schema.alembic_api import script_directory
-    from backend.schema.commands import pending_revisions
+    from backend.migrations.alembic_api import script_directory
+    from backend.cli.commands import pending_revisions
 
     return [revision.id for revision in pending_revisions(script_directory(), (shop_module.FOUNDATION,))]
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if options.keep_database:
                 log(f"kept: {url}")
             else:
-                from backend.schema.safety.databases import drop_scratch_database
+                from backend.migrations.safety.databases import drop_scratch_database
 
                 drop_scratch_database(url)
     header = {

@@ -43,7 +43,7 @@ def describe(application_name: str | None, query: str | None, state: str | None 
 
 
 def schema_lock_key() -> int:
-    from backend.schema.lock import ADVISORY_LOCK_KEY
+    from backend.migrations.lock import ADVISORY_LOCK_KEY
 
     return ADVISORY_LOCK_KEY
 

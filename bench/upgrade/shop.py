@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from backend.backfill.state import backfill_runs
 from backend.datagen import generate
-from backend.datagen.runner import DEFAULT_LOCALES
+from backend.datagen.generator import DEFAULT_LOCALES
 from backend.db import create_db_engine
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from bench.upgrade.attribution import TABLES
 from bench.upgrade.timeline import BackfillRun
 

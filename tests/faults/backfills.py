@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from backend.backfill.catalog import register
+from backend.backfill.registry import register
 from backend.backfill.clock import set_clock
 from tests.backfills_for_tests import TouchRows, TouchRowsSlowly
 

@@ -23,7 +23,7 @@ from celery import Celery
 from sqlalchemy.engine import make_url
 
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_transitions
-from backend.schema.alembic_api import upgrade
+from backend.migrations.alembic_api import upgrade
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
 from tests.faults import backfills as fault_backfills
 from tests.processes import ROOT, CeleryWorker, RedisServer, subprocess_env

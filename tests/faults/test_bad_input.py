@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import run_migrations
-from backend.backfill.catalog import UnknownBackfill
+from backend.backfill.registry import UnknownBackfill
 from backend.backfill.runs import RunNotFound
 from backend.backfill.state import IllegalTransition, RunStatus
-from backend.schema.alembic_api import current_revisions, upgrade
+from backend.migrations.alembic_api import current_revisions, upgrade
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service
 from tests.faults.support import dump_database

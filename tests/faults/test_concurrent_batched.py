@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend.backfill.state import RunStatus
-from backend.schema.alembic_api import current_revisions, head_revisions, upgrade
+from backend.migrations.alembic_api import current_revisions, head_revisions, upgrade
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service
 from tests.faults.support import assert_ranges_tile
 from tests.processes import ROOT, subprocess_env

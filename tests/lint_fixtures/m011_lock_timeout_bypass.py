@@ -2,7 +2,7 @@
 import sqlalchemy as sa
 from alembic import op
 
-from backend.schema.online import create_index, lock_timeout
+from backend.migrations.online import create_index, lock_timeout
 
 revision = "m011_lock_timeout_bypass"
 down_revision = None

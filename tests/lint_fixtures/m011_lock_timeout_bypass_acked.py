@@ -2,7 +2,7 @@
 import sqlalchemy as sa
 from alembic import op
 
-from backend.schema import online
+from backend.migrations import online
 
 revision = "m011_lock_timeout_bypass_acked"
 down_revision = None

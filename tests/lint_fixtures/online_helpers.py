@@ -1,14 +1,14 @@
-"""The helpers of backend.schema.online, however imported: they build CONCURRENTLY (no
+"""The helpers of backend.migrations.online, however imported: they build CONCURRENTLY (no
 M004), but set_not_null still needs its gate (M003) and add_column a default for a NOT
 NULL column (M002)"""
 import sqlalchemy as sa
 from alembic import op
 
-import backend.schema.online
+import backend.migrations.online
 from backend.backfill.ops import require_backfill
-from backend.schema import online
-from backend.schema.online import add_column, add_foreign_key, add_unique_constraint, create_index, drop_index
-from backend.schema.online import set_not_null as require_value
+from backend.migrations import online
+from backend.migrations.online import add_column, add_foreign_key, add_unique_constraint, create_index, drop_index
+from backend.migrations.online import set_not_null as require_value
 
 revision = "online_helpers"
 down_revision = None
@@ -23,7 +23,7 @@ def upgrade() -> None:
     online.add_column("users", sa.Column("tier", sa.String(16), nullable=False, server_default="basic"))
     create_index("ix_orders_created_at", "orders", ["created_at"])
     online.create_index("ix_orders_currency", "orders", ["currency"], unique=True)
-    backend.schema.online.create_index("ix_orders_status", table="orders", columns=["status"])
+    backend.migrations.online.create_index("ix_orders_status", table="orders", columns=["status"])
     add_unique_constraint("uq_users_email_normalized", "users", ["email_normalized"])
     add_foreign_key("fk_orders_user_id", "orders", "users", ["user_id"], ["id"])
     drop_index("ix_orders_placed_at", "orders")

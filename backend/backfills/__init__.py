@@ -1,4 +1,0 @@
-"""The backfills this template ships; importing the package registers them."""
-from backend.backfills import orders_total_cents, translation_slugs, users_email_normalized
-
-__all__ = ["orders_total_cents", "translation_slugs", "users_email_normalized"]

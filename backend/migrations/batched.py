@@ -1,0 +1,222 @@
+"""`run_migrations.py --batched`: revisions and backfills in the real-life order.
+
+Applies the revisions; where one requires a backfill to be finished (its gate
+raises BackfillNotFinished), completes that backfill in batches and retries; at
+head, runs the remaining unfinished backfills. In-process without a broker, on the
+Celery workers when CELERY_BROKER_URL is set.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from backend.backfill.inprocess import run_in_process
+from backend.backfill.ops import BackfillNotFinished
+from backend.backfill.progress import Progress
+from backend.backfill.service import BackfillService
+from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch
+from backend.backfill.stall import batch_activity as read_batch_activity
+from backend.backfill.state import RunStatus
+from backend.config import Config
+from backend.db import create_db_engine
+from backend.migrations.alembic_api import current_revisions, upgrade
+from backend.cli.progress_display import ProgressDisplay
+
+
+# Rows written by an old app version during a rolling deploy can need a second run;
+# a gate still closed after this many is a backfill that leaves rows behind.
+MAX_PASSES_PER_GATE = 3
+
+
+class BatchedMigrationFailed(Exception):
+    """A backfill did not complete; the message is the one line to show."""
+
+
+# Following a run on the workers: after STALL_SECONDS without a batch claimed or
+# finished, although batches are pending and none is held by a live worker, say so
+# (the rule lives in backend.backfill.stall, shared with the API and status page).
+
+
+@dataclass
+class BatchedOptions:
+    only: tuple[str, ...] = ()
+    no_wait: bool = False
+    broker_url: str | None = None
+    poll_interval: float = 1.0
+    stall_seconds: float = STALL_SECONDS
+
+
+@dataclass
+class BatchedResult:
+    applied_from: tuple[str, ...]
+    at: tuple[str, ...]
+    finished: list[Progress] = field(default_factory=list)
+    dispatched: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)  # in-process runs left waiting (--no-wait)
+
+
+def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay,
+                    on_applied: Callable[[Any], None] = lambda revision: None,
+                    on_lock_wait: Callable[[str], None] | None = None) -> BatchedResult:
+    """`on_lock_wait` hears of each retried lock timeout (default: a display message)."""
+    url = config.database_url
+    engine = create_db_engine(url)
+    service = BackfillService.from_config(config, engine=engine)
+    result = BatchedResult(applied_from=current_revisions(url), at=())
+    try:
+        passes: dict[str | None, int] = {}
+        while True:
+            try:
+                upgrade(url, "head", on_version_apply=_reporter(on_applied),
+                        on_lock_wait=on_lock_wait or display.message)
+                break
+            except BackfillNotFinished as gate:
+                passes[gate.revision] = passes.get(gate.revision, 0) + 1
+                if passes[gate.revision] > MAX_PASSES_PER_GATE:
+                    # Its backfills keep completing while rows still need work: their
+                    # statement misses rows, or an old app version keeps writing them.
+                    raise BatchedMigrationFailed(
+                        f"{gate.revision} still waits after its backfills ran {MAX_PASSES_PER_GATE} times: "
+                        f"{'; '.join(gate.details)}") from None
+                display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
+                finished = _finish_all(service, [_run_for_gate(service, name) for name in gate.names], options,
+                                       display, result)
+                if not finished:
+                    display.message(f"run this command again to continue past {gate.revision}")
+                    result.at = current_revisions(url)
+                    return result
+        result.at = current_revisions(url)
+        run_ids = [run["id"] for run in service.unfinished_runs(options.only or None)]
+        _finish_all(service, run_ids, options, display, result)
+        return result
+    finally:
+        display.close()
+        engine.dispose()
+
+
+def _run_for_gate(service: BackfillService, name: str) -> int:
+    """The backfill's unfinished run, or a new one. Not over a failed run: its failed
+    batches would fail the same way in a new run, after rescanning every key; the
+    operator retries them (or cancels the run to start over)."""
+    latest = service.list_runs(name=name)[-1:]
+    if latest and latest[0]["status"] == RunStatus.FAILED:
+        run = latest[0]
+        raise BatchedMigrationFailed(
+            f"backfill {name} (run {run['id']}) failed: {run['last_error'] or 'see --log'}; retry its failed batches "
+            f"with: python run_migrations.py --retry {run['id']} (or --cancel {run['id']} to start a new run)")
+    return service.schedule(name)
+
+
+def _reporter(on_applied):
+    from backend.cli.commands import Revision
+
+    def record(*, step, **_kwargs) -> None:
+        if step.is_upgrade and not step.is_stamp:
+            on_applied(Revision.from_script(step.up_revision))
+
+    return record
+
+
+def _finish_all(service: BackfillService, run_ids: Iterable[int], options: BatchedOptions,
+                display: ProgressDisplay, result: BatchedResult) -> bool:
+    """Run each backfill to its end; False when some were left to continue later
+    (dispatched with --no-wait, or waiting for a window with --no-wait)."""
+    finished_all = True
+    for run_id in run_ids:
+        run = service.get_run(run_id)
+        if run["status"] == RunStatus.PAUSED:
+            raise BatchedMigrationFailed(
+                f"backfill {run['name']} (run {run_id}) is paused; resume it with: "
+                f"python run_migrations.py --resume {run_id}")
+        if options.broker_url:
+            _start_on_workers(service, run_id)
+            result.dispatched.append(run_id)
+            if options.no_wait:
+                display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
+                finished_all = False
+                continue
+            progress = _follow(service, run_id, display, options.poll_interval,
+                               stall_seconds=options.stall_seconds, broker_url=options.broker_url)
+        else:
+            progress = run_in_process(service, run_id, on_progress=display.update, wait=not options.no_wait,
+                                      on_wait=lambda p, until: display.message(_waiting_line(p, until)))
+            if progress.status == RunStatus.WAITING:
+                display.message(f"{_waiting_line(progress, progress.next_window_at)}; "
+                                "run `python run_migrations.py --batched` again then to continue")
+                result.waiting.append(run_id)
+                finished_all = False
+                continue
+        result.finished.append(progress)
+        if progress.status != RunStatus.COMPLETED:
+            reason = progress.last_error or f"it is {progress.status}"
+            raise BatchedMigrationFailed(f"backfill {progress.name} (run {run_id}) {progress.status}: {reason}")
+    return finished_all
+
+
+def _waiting_line(progress: Progress, until) -> str:
+    when = f"{until:%Y-%m-%d %H:%M} UTC" if until else "later"
+    return f"backfill {progress.name} (run {progress.run_id}) waits: {progress.wait_reason}; continues at {when}"
+
+
+def _start_on_workers(service: BackfillService, run_id: int) -> None:
+    """Mark the run started for the workers in the database, then tell them. Should the
+    message be lost (Redis restarted before a worker took it), the run is already
+    running on the Celery executor, and the recovery (beat, or _follow) hands out its
+    batches from the database."""
+    from worker.tasks import start_run  # only needed with a broker
+
+    service.start(run_id, executor="celery")
+    start_run.delay(run_id)
+
+
+def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, poll_interval: float, *,
+            stall_seconds: float = STALL_SECONDS, broker_url: str | None = None) -> Progress:
+    """Watch a run executed by the workers; also re-dispatch what a lost message left
+    behind, so that following works even before a beat process is started. Says once
+    when the run has stalled (StallWatch), and again when it moves on."""
+    from worker.tasks import dispatch
+
+    last_recovery = time.monotonic()
+    announced = None
+    stall = StallWatch(stall_seconds)
+    while True:
+        progress = service.snapshot(run_id)
+        display.update(progress)
+        if progress.status not in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.WAITING):
+            return progress
+        if progress.status == RunStatus.WAITING and progress.next_window_at != announced:
+            announced = progress.next_window_at  # the workers' windows and health say when
+            display.message(_waiting_line(progress, announced))
+        change = stall.observe(progress.status, batch_activity(service, run_id))
+        if change == "stalled":
+            display.message(_stalled_line(progress, stall, broker_url))
+        elif change == "moving":
+            display.message(f"backfill {progress.name} (run {run_id}): workers are taking its batches again")
+        if time.monotonic() - last_recovery >= service.settings.redispatch_after_seconds:
+            service.recover(dispatch)
+            last_recovery = time.monotonic()
+        time.sleep(poll_interval)
+
+
+def batch_activity(service: BackfillService, run_id: int) -> BatchActivity:
+    with service.engine.connect() as connection:
+        return read_batch_activity(connection, run_id)
+
+
+def _stalled_line(progress: Progress, stall: StallWatch, broker_url: str | None) -> str:
+    where = f" against {_without_password(broker_url)}" if broker_url else ""
+    pending = f"although {stall.waiting} batch(es) are pending" if stall.waiting else "(none started yet)"
+    return (f"backfill {progress.name} (run {progress.run_id}): no worker has taken a batch in "
+            f"{stall.seconds:g} s {pending}: is `celery -A worker worker` running{where}, and is the "
+            f"broker up? (the batches wait in the database; still following)")
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

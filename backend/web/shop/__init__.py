@@ -1,0 +1,1 @@
+"""The shop's JSON API: products (localized) and orders."""
