@@ -9,7 +9,10 @@
 """
 import click
 
-from backend.cli import commands
+from backend.cli.configuration import resolve_database_url
+from backend.cli.errors import one_line_errors
+from backend.cli.reports import report_new_revision
+from backend.migrations import revisions
 from backend import lint
 
 
@@ -22,28 +25,28 @@ def cli() -> None:
 @click.option("-m", "--message", required=True, help="What the revision changes.")
 @click.option("--empty", is_flag=True, help="A blank revision, no autogenerate (needs no database).")
 @click.option("--database-url", metavar="URL", help="Database to compare with (default: DATABASE_URL).")
-@commands.one_line_errors
+@one_line_errors
 def generate(message: str, empty: bool, database_url: str | None) -> None:
     """Autogenerate a revision from the differences between the models and the database."""
     if empty:
-        revision = commands.create_empty_revision(message)
+        revision = revisions.create_empty_revision(message)
     else:
-        revision = commands.autogenerate_revision(message, commands.resolve_database_url(database_url))
-    commands.report_new_revision(revision, expect_operations=not empty)
+        revision = revisions.autogenerate_revision(message, resolve_database_url(database_url))
+    report_new_revision(revision, expect_operations=not empty)
     lint.report_generated(revision.path)
 
 
 @cli.command()
-@click.option("-m", "--message", default=commands.DEFAULT_MERGE_MESSAGE, show_default=True)
-@commands.one_line_errors
+@click.option("-m", "--message", default=revisions.DEFAULT_MERGE_MESSAGE, show_default=True)
+@one_line_errors
 def merge(message: str) -> None:
     """Create a merge revision of all current heads."""
-    commands.report_new_revision(commands.merge_heads(message), expect_operations=False)
+    report_new_revision(revisions.merge_heads(message), expect_operations=False)
 
 
 @cli.command()
 @click.argument("revisions", nargs=-1, metavar="[REVISION|FILE]...")
-@commands.one_line_errors
+@one_line_errors
 def check(revisions: tuple[str, ...]) -> None:
     """Lint revision scripts for operations unsafe on a live database; exit 1 on an
     unacknowledged finding. Checks every revision in alembic/versions/ by default."""

@@ -5,7 +5,9 @@ so several replicas started at once never race, and the app never sees an old sc
 """
 import click
 
-from backend.cli import commands
+from backend.cli.configuration import ensure_port_free, load_config
+from backend.cli.errors import one_line_errors
+from backend.cli.reports import report_upgrade
 
 
 @click.command()
@@ -13,13 +15,13 @@ from backend.cli import commands
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--migrate/--no-migrate", default=True, help="Apply pending migrations before serving (default: yes).")
 @click.option("--database-url", metavar="URL", help="Database to use (default: DATABASE_URL).")
-@commands.one_line_errors
+@one_line_errors
 def main(host: str, port: int, migrate: bool, database_url: str | None) -> None:
     """Apply pending migrations, then serve the app with Flask's development server."""
-    config = commands.load_config(database_url)
-    commands.ensure_port_free(host, port)
+    config = load_config(database_url)
+    ensure_port_free(host, port)
     if migrate:
-        commands.report_upgrade(config.database_url)
+        report_upgrade(config.database_url)
 
     from backend import create_app  # after migrating: the app may read the schema at start-up
 

@@ -12,7 +12,10 @@ backfill run is driven by one process at a time (its lease).
 """
 import click
 
-from backend.cli import commands
+from backend.cli import controls, reports
+from backend.cli.configuration import load_config
+from backend.cli.errors import one_line_errors
+from backend.migrations.errors import CommandFailed
 from backend.cli.safety_options import safety_options
 
 
@@ -34,35 +37,35 @@ from backend.cli.safety_options import safety_options
 @click.option("--dry-run", "dry_run", metavar="NAME",
               help="Estimate a backfill: sample batches rolled back, rows/s, duration, windows needed.")
 @safety_options  # --rehearse, --backup DIR
-@commands.one_line_errors
+@one_line_errors
 def main(database_url, status, batched, only, no_wait, in_process, pause, resume, cancel, retry, reason, log,
          dry_run) -> None:
     """Upgrade the database to the head revision."""
-    config = commands.load_config(database_url)
+    config = load_config(database_url)
     controls = {"pause": pause, "resume": resume, "cancel": cancel, "retry": retry}
     chosen = [name for name, ref in controls.items() if ref is not None]
     if len(chosen) + (log is not None) + (dry_run is not None) + bool(status) + bool(batched) > 1:
-        raise commands.CommandFailed("choose one of --status, --batched, --pause, --resume, --cancel, --retry, --log, --dry-run")
+        raise CommandFailed("choose one of --status, --batched, --pause, --resume, --cancel, --retry, --log, --dry-run")
     if (only or no_wait or in_process) and not (batched or status):
-        raise commands.CommandFailed("--only, --no-wait and --in-process go with --batched")
+        raise CommandFailed("--only, --no-wait and --in-process go with --batched")
     if reason is not None and not (pause or cancel):
-        raise commands.CommandFailed("--reason goes with --pause or --cancel")
-    if reason is not None and not commands.controls.is_storable_reason(reason):
-        raise commands.CommandFailed(f"--reason must be text of at most {commands.controls.REASON_MAX_LENGTH} "
+        raise CommandFailed("--reason goes with --pause or --cancel")
+    if reason is not None and not controls.is_storable_reason(reason):
+        raise CommandFailed(f"--reason must be text of at most {controls.REASON_MAX_LENGTH} "
                                      "characters (no NUL byte, no undecodable bytes)")
     if chosen:
-        commands.report_lines(commands.controls.control(config, chosen[0], controls[chosen[0]], reason))
+        reports.report_lines(controls.control(config, chosen[0], controls[chosen[0]], reason))
     elif log is not None:
-        commands.report_lines(commands.controls.transition_log(config, log))
+        reports.report_lines(controls.transition_log(config, log))
     elif dry_run is not None:
-        commands.report_lines(commands.controls.dry_run(config, dry_run))
+        reports.report_lines(controls.dry_run(config, dry_run))
     elif status:
-        commands.report_status(config.database_url)
-        commands.report_backfill_runs(config, only)
+        reports.report_status(config.database_url)
+        reports.report_backfill_runs(config, only)
     elif batched:
-        commands.report_batched(config, only=only, no_wait=no_wait, in_process=in_process)
+        reports.report_batched(config, only=only, no_wait=no_wait, in_process=in_process)
     else:
-        commands.report_upgrade(config.database_url)
+        reports.report_upgrade(config.database_url)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def _configure(connection=None, **kwargs) -> None:
         transactional_ddl=True if dialect == "sqlite" else None,
         compare_type=True,
         transaction_per_migration=True,
-        # lets backend.cli.commands report exactly which revisions this run applied
+        # lets backend.migrations.upgrade report exactly which revisions this run applied
         on_version_apply=config.attributes.get("on_version_apply"),
         **kwargs,
     )

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 import run_migrations
 from backend.db import create_db_engine
 from backend.migrations import alembic_api
-from backend.cli.commands import load_config
+from backend.cli.configuration import load_config
 from backend.cli.progress_display import ProgressDisplay
 from backend.migrations.safety import rehearsal as rehearsal_module
 from backend.migrations.safety.databases import throwaway_copy

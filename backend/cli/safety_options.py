@@ -4,7 +4,7 @@ the script's own options and body stay as they are:
     @click.command()
     @click.option(...)            # the script's options
     @safety_options
-    @commands.one_line_errors
+    @one_line_errors
     def main(database_url, ...): ...
 
 --rehearse replaces the command: it works on a copy and changes nothing.
@@ -18,7 +18,9 @@ from typing import Callable
 
 import click
 
-from backend.cli import commands
+from backend.cli.configuration import load_config
+from backend.cli.errors import one_line_errors
+from backend.cli.progress_display import ProgressDisplay
 
 
 # The options of run_migrations.py that migrate: a backup goes with these only.
@@ -52,18 +54,19 @@ def safety_options(command: Callable) -> Callable:
     return wrapper
 
 
-@commands.one_line_errors
+@one_line_errors
 def _run(action: Callable, *args) -> None:
     action(*args)
 
 
 def _rehearse(database_url: str | None) -> None:
-    from backend.migrations.safety.rehearsal import report_rehearsal
+    from backend.migrations.safety.rehearsal import rehearse, report_lines  # copies and samplers: only when asked
 
-    report_rehearsal(commands.load_config(database_url))
+    for line in report_lines(rehearse(load_config(database_url), display=ProgressDisplay)):
+        click.echo(line)
 
 
 def _backup(database_url: str | None, directory: Path) -> None:
     from backend.migrations.safety.backup import report_backup
 
-    report_backup(commands.load_config(database_url).database_url, directory)
+    report_backup(load_config(database_url).database_url, directory)

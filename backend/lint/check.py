@@ -11,7 +11,7 @@ from typing import Iterable
 import click
 
 from backend.config import PROJECT_ROOT
-from backend.cli.commands import CommandFailed
+from backend.migrations.errors import CommandFailed
 from backend.lint.acks import read_comments
 from backend.lint.report import Finding, LintResult, ScriptReport
 from backend.lint.rules import ACKNOWLEDGEABLE, RULES, RULES_BY_ID, advice

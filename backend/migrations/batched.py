@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.ops import BackfillNotFinished
@@ -21,16 +21,22 @@ from backend.backfill.state import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import current_revisions, upgrade
-from backend.cli.progress_display import ProgressDisplay
+from backend.migrations.errors import BatchedMigrationFailed
+from backend.migrations.upgrade import Revision
 
 
 # Rows written by an old app version during a rolling deploy can need a second run;
+class ProgressDisplay(Protocol):
+    """Where --batched shows what it does (backend/cli/progress_display.py on the
+    command line, a timing wrapper in the rehearsal)."""
+
+    def message(self, text: str) -> None: ...
+    def update(self, progress: Progress) -> None: ...
+    def close(self) -> None: ...
+
+
 # a gate still closed after this many is a backfill that leaves rows behind.
 MAX_PASSES_PER_GATE = 3
-
-
-class BatchedMigrationFailed(Exception):
-    """A backfill did not complete; the message is the one line to show."""
 
 
 # Following a run on the workers: after STALL_SECONDS without a batch claimed or
@@ -109,8 +115,6 @@ def _run_for_gate(service: BackfillService, name: str) -> int:
 
 
 def _reporter(on_applied):
-    from backend.cli.commands import Revision
-
     def record(*, step, **_kwargs) -> None:
         if step.is_upgrade and not step.is_stamp:
             on_applied(Revision.from_script(step.up_revision))

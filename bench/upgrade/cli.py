@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None):
 def revisions_after_foundation() -> list[str]:
     """The revisions the upgrade applies, oldest first: whatever alembic/versions holds."""
     from backend.migrations.alembic_api import script_directory
-    from backend.cli.commands import pending_revisions
+    from backend.migrations.upgrade import pending_revisions
 
     return [revision.id for revision in pending_revisions(script_directory(), (shop_module.FOUNDATION,))]
 

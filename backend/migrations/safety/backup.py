@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from backend.cli.commands import CommandFailed
+from backend.migrations.errors import CommandFailed
 from backend.migrations.safety.databases import (Target, libpq_uri, pg_tool, run_tool, sqlite_backup,
                                              sqlite_restore_command, utc_stamp)
 

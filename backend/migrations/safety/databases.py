@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from backend.config import normalize_database_url
-from backend.cli.commands import CommandFailed
+from backend.migrations.errors import CommandFailed
 
 PG_NAME_LIMIT = 63  # bytes in a PostgreSQL identifier
 

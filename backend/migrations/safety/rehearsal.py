@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-import click
 import sqlalchemy as sa
 from alembic import command
 
@@ -32,8 +31,9 @@ from backend.backfill.progress import Progress
 from backend.config import Config
 from backend.interrupts import sigterm_unwinds
 from backend.migrations import alembic_api
-from backend.cli.commands import CommandFailed, error_message, single_head
-from backend.cli.progress_display import ProgressDisplay
+from backend.migrations.errors import CommandFailed, error_message
+from backend.migrations.upgrade import single_head
+from backend.migrations.batched import ProgressDisplay
 from backend.migrations.safety.databases import Copy, Target, throwaway_copy
 from backend.migrations.safety.timing import (DEFAULT, LockHeld, LockSampler, RevisionRun, TransactionClock, longest,
                                           longest_blocking, worst)
@@ -92,7 +92,7 @@ class Rehearsal:
     lock_method: str = ""
 
 
-def rehearse(config: Config, display: Callable[[], ProgressDisplay] = ProgressDisplay) -> Rehearsal:
+def rehearse(config: Config, display: Callable[[], ProgressDisplay]) -> Rehearsal:
     """`display` makes the progress display of each upgrade phase."""
     source = Target.from_url(config.database_url)
     head = single_head()
@@ -172,11 +172,11 @@ def _revision_timing(run: RevisionRun, sampler: LockSampler | None) -> RevisionT
 
 # --- the phases -------------------------------------------------------------------------
 
-class _TimingDisplay(ProgressDisplay):
+class _TimingDisplay:
     """The usual progress display, also noting when each backfill run was first and
     last seen, to time it."""
 
-    def __init__(self, inner: ProgressDisplay):  # noqa: D107 - wraps, so no super().__init__
+    def __init__(self, inner: ProgressDisplay):
         self.inner = inner
         self.first_seen: dict[int, float] = {}
         self.last_seen: dict[int, float] = {}
@@ -415,10 +415,3 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-
-
-def report_rehearsal(config: Config) -> Rehearsal:
-    rehearsal = rehearse(config)
-    for line in report_lines(rehearsal):
-        click.echo(line)
-    return rehearsal
