@@ -12,7 +12,7 @@ backfill run is driven by one process at a time (its lease).
 """
 import click
 
-from backend.cli import controls, reports
+from backend.cli import controls as run_controls, reports
 from backend.cli.configuration import load_config
 from backend.cli.errors import one_line_errors
 from backend.migrations.errors import CommandFailed
@@ -50,15 +50,15 @@ def main(database_url, status, batched, only, no_wait, in_process, pause, resume
         raise CommandFailed("--only, --no-wait and --in-process go with --batched")
     if reason is not None and not (pause or cancel):
         raise CommandFailed("--reason goes with --pause or --cancel")
-    if reason is not None and not controls.is_storable_reason(reason):
-        raise CommandFailed(f"--reason must be text of at most {controls.REASON_MAX_LENGTH} "
+    if reason is not None and not run_controls.is_storable_reason(reason):
+        raise CommandFailed(f"--reason must be text of at most {run_controls.REASON_MAX_LENGTH} "
                                      "characters (no NUL byte, no undecodable bytes)")
     if chosen:
-        reports.report_lines(controls.control(config, chosen[0], controls[chosen[0]], reason))
+        reports.report_lines(run_controls.control(config, chosen[0], controls[chosen[0]], reason))
     elif log is not None:
-        reports.report_lines(controls.transition_log(config, log))
+        reports.report_lines(run_controls.transition_log(config, log))
     elif dry_run is not None:
-        reports.report_lines(controls.dry_run(config, dry_run))
+        reports.report_lines(run_controls.dry_run(config, dry_run))
     elif status:
         reports.report_status(config.database_url)
         reports.report_backfill_runs(config, only)

@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from backend.lint.walker import Bypass, DataStatement, Operation, RevisionScript
+from backend.lint.script import Bypass, DataStatement, Operation, RevisionScript
 
 
 @dataclass(frozen=True)

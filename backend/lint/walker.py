@@ -20,15 +20,19 @@ rules know they take their locks the safe way.
 Helper functions of the same module called from `upgrade()` are walked where they
 are called. Calls into other modules (the backfill helpers `schedule_backfill`,
 `require_backfill`, `unschedule_backfill`) are opaque: what they read is theirs.
+
+What it produces is in script.py, the value readers in ast_reading.py; this module is
+the one visitor (module reading, then one walk per entry point), kept whole because
+its cases share one context (batch blocks, gates, autocommit blocks).
 """
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
-from backend.lint import sql
+from backend.lint import ast_reading, sql
+from backend.lint.script import Bypass, DataStatement, FunctionInfo, Operation, RevisionScript
 
 ENTRY_POINTS = ("upgrade", "downgrade")
 
@@ -78,76 +82,6 @@ _SQLALCHEMY_MODULES = {"sa", "sqlalchemy"}
 _GATE = "require_backfill"
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One schema change. `operation` uses Alembic's names (create_index, alter_column, ...)."""
-    operation: str
-    function: str  # upgrade / downgrade
-    line: int
-    end_line: int
-    table: str | None  # None: not a literal the walker could resolve
-    column: str | None = None
-    index: str | None = None
-    not_null: bool = False  # add_column of a NOT NULL column, alter_column(nullable=False)
-    server_default: bool = False
-    type_change: bool = False
-    new_name: str | None = None  # rename_table's new name, alter_column(new_column_name=)
-    concurrently: bool = False
-    in_autocommit_block: bool = False
-    after_gate: bool = False
-    written_as: str = ""  # how the script wrote it, for messages
-    helper: str | None = None  # the backend.migrations.online helper that does it (set_not_null, ...)
-
-
-@dataclass(frozen=True)
-class DataStatement:
-    kind: str  # update, delete, insert-select, truncate, merge, select
-    function: str
-    line: int
-    end_line: int
-    table: str | None
-    written_as: str
-
-
-@dataclass(frozen=True)
-class Bypass:
-    """A way around the migration's lock_timeout and its retries. kind: set-timeout
-    (raw SQL changes lock_timeout), own-connection, no-timeout (a statement that
-    queues the shop inside `with lock_timeout(None):`)."""
-    kind: str
-    function: str
-    line: int
-    end_line: int
-    written_as: str
-    table: str | None = None
-    detail: str = ""  # the SET statement, for set-timeout
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    name: str
-    line: int
-    end_line: int
-    is_empty: bool  # only a docstring, `pass` or `...`
-
-
-@dataclass
-class RevisionScript:
-    path: Path
-    revision: str | None
-    functions: dict[str, FunctionInfo] = field(default_factory=dict)
-    operations: list[Operation] = field(default_factory=list)
-    data: list[DataStatement] = field(default_factory=list)
-    bypasses: list[Bypass] = field(default_factory=list)
-
-    def is_existing(self, table: str | None, line: int) -> bool:
-        """False for a table `upgrade()` created above `line`: new, so nobody else is
-        using it yet. (A table dropped, then created again, is existing at its drop.)"""
-        return table is None or not any(
-            op.function == "upgrade" and op.operation == "create_table" and op.table == table and op.line < line
-            for op in self.operations)
-
-
 def parse_script(path: Path) -> tuple[RevisionScript, str]:
     """The revision's model and its source text (the acknowledgements are in the comments)."""
     source = path.read_text(encoding="utf-8")
@@ -159,7 +93,7 @@ def parse_script(path: Path) -> tuple[RevisionScript, str]:
         if function is None:
             continue
         script.functions[name] = FunctionInfo(name, function.lineno, function.end_lineno or function.lineno,
-                                              _is_empty(function))
+                                              ast_reading.is_empty(function))
         walker = _FunctionWalker(module, name)
         walker.walk_function(function)
         script.operations.extend(walker.operations)
@@ -191,14 +125,14 @@ class _Module:
         functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
         constants: dict[str, str] = {}
         for node in tree.body:
-            target, value = _single_assignment(node)
+            target, value = ast_reading.single_assignment(node)
             if target and isinstance(value, ast.Constant) and isinstance(value.value, str):
                 constants[target] = value.value
         tables: dict[str, str] = {}
         for node in ast.walk(tree):
-            target, value = _single_assignment(node)
+            target, value = ast_reading.single_assignment(node)
             if target and isinstance(value, ast.Call):
-                table = _table_constructor_name(value, constants)
+                table = ast_reading.table_constructor_name(value, constants)
                 if table:
                     tables[target] = table
         module = cls(functions, constants, tables)
@@ -222,115 +156,9 @@ class _Module:
         """The online helper `call` calls (`set_not_null(...)`, `online.set_not_null(...)`), or None."""
         if isinstance(call.func, ast.Name):
             return self.online_names.get(call.func.id)
-        if isinstance(call.func, ast.Attribute) and _dotted(call.func.value) in self.online_modules:
+        if isinstance(call.func, ast.Attribute) and ast_reading.dotted(call.func.value) in self.online_modules:
             return call.func.attr
         return None
-
-
-def _single_assignment(node: ast.AST) -> tuple[str | None, ast.expr | None]:
-    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-        return node.targets[0].id, node.value
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-        return node.target.id, node.value
-    return None, None
-
-
-def _table_constructor_name(call: ast.Call, constants: dict[str, str]) -> str | None:
-    """"orders" for `sa.table("orders", ...)` / `sa.Table("orders", metadata, ...)`."""
-    if _callee(call) in ("table", "Table") and call.args:
-        return _string(call.args[0], constants)
-    return None
-
-
-def _callee(call: ast.Call) -> str | None:
-    """The called name: `f` for `f(...)`, `m` for `x.m(...)`."""
-    if isinstance(call.func, ast.Name):
-        return call.func.id
-    if isinstance(call.func, ast.Attribute):
-        return call.func.attr
-    return None
-
-
-def _dotted(node: ast.expr) -> str | None:
-    """`backend.migrations.online` for that attribute chain, `online` for a name."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
-
-
-def _receiver(call: ast.Call) -> ast.expr | None:
-    return call.func.value if isinstance(call.func, ast.Attribute) else None
-
-
-def _string(node: ast.expr | None, constants: dict[str, str]) -> str | None:
-    """A literal string, a module constant, an f-string of those, or `op.f("...")`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.Name):
-        return constants.get(node.id)
-    if isinstance(node, ast.JoinedStr):
-        parts = []
-        for value in node.values:
-            if isinstance(value, ast.Constant):
-                parts.append(str(value.value))
-            else:
-                parts.append(_string(value.value, constants) or "{}")  # type: ignore[union-attr]
-        return "".join(parts)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _string(node.left, constants), _string(node.right, constants)
-        return left + right if left is not None and right is not None else None
-    if isinstance(node, ast.Call) and _callee(node) == "f" and node.args:
-        return _string(node.args[0], constants)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
-        return _string(node.func.value, constants)  # "... {} ...".format(x): the template, as for f-strings
-    return None
-
-
-def _literal(node: ast.expr | None):
-    try:
-        return ast.literal_eval(node) if node is not None else None
-    except (ValueError, SyntaxError, TypeError):
-        return _NOT_LITERAL
-
-
-_NOT_LITERAL = object()
-
-
-def _keyword(call: ast.Call, name: str) -> ast.expr | None:
-    return next((kw.value for kw in call.keywords if kw.arg == name), None)
-
-
-def _argument(call: ast.Call, position: int, keyword: str | None = None) -> ast.expr | None:
-    if keyword and (value := _keyword(call, keyword)) is not None:
-        return value
-    return call.args[position] if 0 <= position < len(call.args) else None
-
-
-def _is_empty(function: ast.FunctionDef) -> bool:
-    for statement in function.body:
-        if isinstance(statement, ast.Pass):
-            continue
-        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and (
-                isinstance(statement.value.value, str) or statement.value.value is Ellipsis):
-            continue
-        return False
-    return True
-
-
-def _chain(call: ast.Call) -> Iterator[ast.Call]:
-    """`sa.update(t).where(...).values(...)` -> the calls from the outermost to `sa.update(t)`."""
-    node: ast.expr = call
-    while True:
-        if isinstance(node, ast.Call):
-            yield node
-            node = node.func
-        elif isinstance(node, ast.Attribute):
-            node = node.value
-        else:
-            return
 
 
 # --- walking one entry point ----------------------------------------------------------
@@ -371,9 +199,9 @@ class _FunctionWalker:
 
     def visit(self, node: ast.AST, context: _Context) -> None:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and isinstance(node.value, ast.Call) and _callee(node.value) == "Column":
+                and isinstance(node.value, ast.Call) and ast_reading.callee(node.value) == "Column":
             self._columns[node.targets[0].id] = node.value
-        target, value = _single_assignment(node)
+        target, value = ast_reading.single_assignment(node)
         if target and value is not None and self._is_engine(value):
             self._engines[target] = _is_engine_factory(value)
         if isinstance(node, (ast.With, ast.AsyncWith)):
@@ -396,19 +224,19 @@ class _FunctionWalker:
             call = item.context_expr
             if not isinstance(call, ast.Call):
                 continue
-            if _callee(call) == "batch_alter_table" and isinstance(item.optional_vars, ast.Name):
-                table = _string(_argument(call, 0, "table_name"), self.module.constants)
+            if ast_reading.callee(call) == "batch_alter_table" and isinstance(item.optional_vars, ast.Name):
+                table = ast_reading.string(ast_reading.argument(call, 0, "table_name"), self.module.constants)
                 inner = replace(inner, batch_tables=inner.batch_tables + ((item.optional_vars.id, table),))
-            elif _callee(call) == "autocommit_block":
+            elif ast_reading.callee(call) == "autocommit_block":
                 inner = replace(inner, in_autocommit_block=True)
             elif self.module.helper(call) == _LOCK_TIMEOUT_HELPER:
-                seconds = _argument(call, 0, "seconds")
+                seconds = ast_reading.argument(call, 0, "seconds")
                 inner = replace(inner, without_lock_timeout=isinstance(seconds, ast.Constant) and seconds.value is None)
         for statement in node.body:
             self.visit(statement, inner)
 
     def _visit_call(self, call: ast.Call, context: _Context) -> None:
-        name = _callee(call)
+        name = ast_reading.callee(call)
         if context.in_statement:  # a subquery of a statement already recorded
             self._children(call, context)
             return
@@ -423,8 +251,8 @@ class _FunctionWalker:
             self._schema_operation(call, name, context)
         elif name in ("text", "DDL") and call.args:
             self._sql_text(call, call.args[0], context, written_as=f"{name}(...)")
-        elif name in _EXECUTE_METHODS and call.args and not _is_text_call(call.args[0]):
-            self._sql_text(call, call.args[0], context, written_as=f"{_describe_receiver(call)}.{name}(...)")
+        elif name in _EXECUTE_METHODS and call.args and not ast_reading.is_text_call(call.args[0]):
+            self._sql_text(call, call.args[0], context, written_as=f"{ast_reading.describe_receiver(call)}.{name}(...)")
         self._children(call, context)
         if name == _GATE:
             self.gate_seen = True
@@ -434,12 +262,12 @@ class _FunctionWalker:
     # --- schema operations ---
 
     def _schema_operation(self, call: ast.Call, name: str, context: _Context) -> None:
-        receiver = _receiver(call)
+        receiver = ast_reading.receiver(call)
         in_batch, table = (context.batch_table(receiver.id) if isinstance(receiver, ast.Name)
                            else (False, None))
         if isinstance(receiver, ast.Name) and receiver.id == "op":
             shift = 0
-            table = _string(_argument(call, _TABLE_ARG[name], _TABLE_KEYWORD.get(name, "table_name")),
+            table = ast_reading.string(ast_reading.argument(call, _TABLE_ARG[name], _TABLE_KEYWORD.get(name, "table_name")),
                             self.module.constants)
         elif in_batch:
             shift = 1  # batch_op.add_column(column): no table argument
@@ -448,38 +276,38 @@ class _FunctionWalker:
         written_as = f"{receiver.id}.{name}(...)"
         facts: dict = {}
         if name == "add_column":
-            column = _argument(call, 1 - shift, "column")
+            column = ast_reading.argument(call, 1 - shift, "column")
             if isinstance(column, ast.Name):
                 column = self._columns.get(column.id, column)
-            facts.update(_column_facts(column, self.module.constants))
+            facts.update(ast_reading.column_facts(column, self.module.constants))
         elif name in ("drop_column", "alter_column"):
-            facts["column"] = _string(_argument(call, 1 - shift, "column_name"), self.module.constants)
+            facts["column"] = ast_reading.string(ast_reading.argument(call, 1 - shift, "column_name"), self.module.constants)
         if name in _INDEX_NAME_ARG:
-            facts["index"] = _string(_argument(call, 0), self.module.constants)
-            facts["concurrently"] = _literal(_keyword(call, "postgresql_concurrently")) is True
+            facts["index"] = ast_reading.string(ast_reading.argument(call, 0), self.module.constants)
+            facts["concurrently"] = ast_reading.literal(ast_reading.keyword(call, "postgresql_concurrently")) is True
         if name == "alter_column":
-            facts["not_null"] = _literal(_keyword(call, "nullable")) is False
-            facts["type_change"] = _keyword(call, "type_") is not None
-            facts["new_name"] = _string(_keyword(call, "new_column_name"), self.module.constants) or (
-                "?" if _keyword(call, "new_column_name") is not None else None)
+            facts["not_null"] = ast_reading.literal(ast_reading.keyword(call, "nullable")) is False
+            facts["type_change"] = ast_reading.keyword(call, "type_") is not None
+            facts["new_name"] = ast_reading.string(ast_reading.keyword(call, "new_column_name"), self.module.constants) or (
+                "?" if ast_reading.keyword(call, "new_column_name") is not None else None)
         if name == "rename_table":
-            facts["new_name"] = _string(_argument(call, 1, "new_table_name"), self.module.constants) or "?"
+            facts["new_name"] = ast_reading.string(ast_reading.argument(call, 1, "new_table_name"), self.module.constants) or "?"
         self._add_operation(name, call, table, context, written_as, **facts)
 
     def _helper_operation(self, call: ast.Call, helper: str, context: _Context) -> None:
         """An online helper, recorded as the Alembic operation it performs."""
         spec = _HELPERS[helper]
-        table = _string(_argument(call, spec.table_arg, spec.table_keyword), self.module.constants)
+        table = ast_reading.string(ast_reading.argument(call, spec.table_arg, spec.table_keyword), self.module.constants)
         facts: dict = {"helper": helper}
         if helper == "add_column":
-            column = _argument(call, 1, "column")
+            column = ast_reading.argument(call, 1, "column")
             if isinstance(column, ast.Name):
                 column = self._columns.get(column.id, column)
-            facts.update(_column_facts(column, self.module.constants))
+            facts.update(ast_reading.column_facts(column, self.module.constants))
         elif helper == "set_not_null":
-            facts.update(column=_string(_argument(call, 1, "column"), self.module.constants), not_null=True)
+            facts.update(column=ast_reading.string(ast_reading.argument(call, 1, "column"), self.module.constants), not_null=True)
         elif spec.operation in _INDEX_NAME_ARG:
-            facts.update(index=_string(_argument(call, 0, "name"), self.module.constants), concurrently=True)
+            facts.update(index=ast_reading.string(ast_reading.argument(call, 0, "name"), self.module.constants), concurrently=True)
         written_as = f"{ast.unparse(call.func)}(...)"
         self._add_operation(spec.operation, call, table, context, written_as, queues_shop=spec.queues_shop, **facts)
 
@@ -505,8 +333,8 @@ class _FunctionWalker:
     def _own_connection(self, call: ast.Call) -> None:
         """`create_engine(...)`, `x.connect()`, `engine.begin()`, `bind.engine.connect()`:
         statements on such a connection have no lock_timeout and no retry."""
-        name = _callee(call)
-        receiver = _receiver(call)
+        name = ast_reading.callee(call)
+        receiver = ast_reading.receiver(call)
         if name in _ENGINE_FACTORIES:
             opens = True
         elif name in _CONNECTION_OPENERS or name == "begin":
@@ -533,7 +361,7 @@ class _FunctionWalker:
     # --- SQL text ---
 
     def _sql_text(self, call: ast.Call, argument: ast.expr, context: _Context, written_as: str) -> None:
-        text = _string(argument, self.module.constants)
+        text = ast_reading.string(argument, self.module.constants)
         if text is None:
             return
         for change in sql.ddl_statements(text):
@@ -561,9 +389,9 @@ class _FunctionWalker:
     def _core_statement(self, call: ast.Call) -> bool:
         """Record `sa.update(t)...`, `t.delete()`, `sa.insert(t).from_select(...)`,
         `sa.select(...)` once, at the outermost call of the chain."""
-        calls = list(_chain(call))
+        calls = list(ast_reading.chain(call))
         root = calls[-1]
-        methods = {_callee(c) for c in calls}
+        methods = {ast_reading.callee(c) for c in calls}
         kind, table = self._core_root(root)
         if kind is None:
             return False
@@ -573,12 +401,12 @@ class _FunctionWalker:
             if "from_select" not in methods:
                 return False
             kind = "insert-select"
-        self._add_data(kind, call, table, f"{_describe_root(root)}")
+        self._add_data(kind, call, table, f"{ast_reading.describe_root(root)}")
         return True
 
     def _core_root(self, root: ast.Call) -> tuple[str | None, str | None]:
-        name = _callee(root)
-        receiver = _receiver(root)
+        name = ast_reading.callee(root)
+        receiver = ast_reading.receiver(root)
         if name not in ("update", "delete", "insert", "select"):
             return None, None
         if isinstance(root.func, ast.Name) or (isinstance(receiver, ast.Name) and receiver.id in _SQLALCHEMY_MODULES):
@@ -593,12 +421,12 @@ class _FunctionWalker:
         if isinstance(node, ast.Name):
             return self.module.tables.get(node.id)
         if isinstance(node, ast.Call):
-            return _table_constructor_name(node, self.module.constants)
+            return ast_reading.table_constructor_name(node, self.module.constants)
         return None
 
 
 def _is_engine_factory(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and _callee(node) in _ENGINE_FACTORIES
+    return isinstance(node, ast.Call) and ast_reading.callee(node) in _ENGINE_FACTORIES
 
 
 def _selected_table(select: ast.Call, module: _Module) -> str | None:
@@ -607,34 +435,3 @@ def _selected_table(select: ast.Call, module: _Module) -> str | None:
         if isinstance(node, ast.Name) and node.id in module.tables:
             return module.tables[node.id]
     return None
-
-
-def _is_text_call(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and _callee(node) in ("text", "DDL")
-
-
-def _describe_receiver(call: ast.Call) -> str:
-    receiver = _receiver(call)
-    try:
-        return ast.unparse(receiver) if receiver is not None else "?"
-    except Exception:  # pragma: no cover - unparse handles every expression
-        return "?"
-
-
-def _describe_root(root: ast.Call) -> str:
-    return f"{ast.unparse(root.func)}(...)"
-
-
-def _column_facts(node: ast.expr | None, constants: dict[str, str]) -> dict:
-    """Name, NOT NULL and server default of an `sa.Column(...)` argument."""
-    if not (isinstance(node, ast.Call) and _callee(node) == "Column"):
-        return {"column": None}
-    name = _string(node.args[0], constants) if node.args else _string(_keyword(node, "name"), constants)
-    nullable = _literal(_keyword(node, "nullable"))
-    primary_key = _literal(_keyword(node, "primary_key"))
-    default = _keyword(node, "server_default")
-    return {
-        "column": name,
-        "not_null": nullable is False or (primary_key is True and nullable is not True),
-        "server_default": default is not None and _literal(default) is not None,
-    }
