@@ -502,7 +502,7 @@ def test_resume_applies_to_paused_runs_only(client, service):
     refused = client.post(f"/api/backfills/{run_id}/resume", headers=AUTH)
 
     assert refused.status_code == 409
-    assert "resume applies to a paused run" in error_of(refused)["message"]
+    assert "it cannot become running (only a paused run can be resumed)" in error_of(refused)["message"]
     assert status_of(client, run_id) == "pending"
 
 
@@ -581,11 +581,16 @@ def test_resume_and_retry_take_no_reason(client, service):
 
 
 def test_controls_of_celery_runs_dispatch_their_batches_at_once(db_url, service, monkeypatch):
+    """Through wsgi.create_app, as gunicorn builds the app: with a broker configured it
+    hands the app the Celery dispatcher, whose sending (worker.tasks.dispatch) is replaced."""
     import worker.tasks
+    import wsgi
 
     sent: list[list[int]] = []
     monkeypatch.setattr(worker.tasks, "dispatch", lambda ids, *a, **k: sent.append(list(ids)))
-    app = make_app(db_url, CELERY_BROKER_URL="redis://127.0.0.1:1/0")  # never reached: dispatch is replaced
+    app = wsgi.create_app(Config.from_env({  # the broker is never reached: dispatch is replaced
+        "DATABASE_URL": db_url, "BACKFILL_MODULES": "tests.backfills_for_tests", "ADMIN_API_TOKEN": f"ops:{SECRET}",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}))
     client = app.test_client()
     try:
         run_id = new_run(service)

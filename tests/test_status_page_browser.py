@@ -37,7 +37,7 @@ ROWS = 400  # test_touch_slow: batches of 5 rows, 0.3 s each, 2 in parallel: abo
 SERVE = """
 import sys
 from werkzeug.serving import make_server
-from backend import create_app
+from wsgi import create_app  # as gunicorn: with the Celery dispatcher (a broker is configured)
 
 server = make_server("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True)
 print("serving", flush=True)

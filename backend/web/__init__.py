@@ -3,17 +3,22 @@ from __future__ import annotations
 
 from flask import Flask
 
+from backend.backfill.dispatcher import Dispatcher
 from backend.config import Config
 from backend.db import create_db_engine
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_app(config: Config | None = None, dispatcher: Dispatcher | None = None) -> Flask:
+    """`dispatcher` hands the batches of a resumed or retried Celery run to the workers
+    at once (wsgi.py passes the Celery one when a broker is configured); without it the
+    workers' recovery pass picks them up."""
     config = config or Config.from_env()
     from backend.backfill.service import check_configuration
 
     check_configuration(config)  # BACKFILL_MODULES and health check names, before serving
     app = Flask(__name__)
     app.config["SHOP"] = config
+    app.extensions["backfill_dispatcher"] = dispatcher
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # JSON bodies here are small; refuse floods (413)
     app.json.ensure_ascii = False  # product names in every script, readable as is
     app.json.sort_keys = False

@@ -36,7 +36,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from backend.backfill import controls
+from backend.backfill.dispatcher import SendBatches
+from backend.backfill.policy import RunPolicy
+from backend.backfill.registry import load_catalog
 from backend.backfill.runs import RunNotFound
+from backend.backfill.service import BackfillService
 from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus
 from backend.shop.validation import clean_text
 from backend.web.backfills import view as view
@@ -108,7 +113,7 @@ def _run_not_found(exc: RunNotFound):
 @bp.errorhandler(IllegalTransition)
 def _illegal_transition(exc: IllegalTransition):
     return error_response(409, "illegal_transition", str(exc),
-                          {"status": exc.current, "actions": view.legal_actions(exc.current)})
+                          {"status": exc.current, "actions": controls.possible(exc.current)})
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -153,14 +158,11 @@ def _not_modified(etag: str) -> Response | None:
     return None
 
 
-def _service():
+def _service() -> BackfillService:
     """The engine's BackfillService on the app's database (its catalog and settings),
-    created at first use; imported here so that the app starts without the executor."""
+    created at first use."""
     service = current_app.extensions.get("backfill_service")
     if service is None:
-        from backend.backfill.registry import load_catalog
-        from backend.backfill.service import BackfillService
-
         config = current_app.config["SHOP"]
         service = BackfillService(get_engine(), load_catalog(config.backfill_modules))
         current_app.extensions["backfill_service"] = service
@@ -172,23 +174,21 @@ def _schedule_for(name: str):
     service = _service()
     if name not in service.catalog:
         return None
-    from backend.backfill.policy import RunPolicy
-
     return RunPolicy.of(service.catalog.get(name), service.settings).schedule
 
 
-def _dispatch():
-    """worker.tasks.dispatch when a broker is configured. A failure to reach it does
-    not undo the control (it is committed): the beat's recovery re-sends the batches."""
-    if not current_app.config["SHOP"].celery_broker_url:
+def _dispatch() -> SendBatches | None:
+    """The dispatcher the app was created with (wsgi.py hands in the Celery one when a
+    broker is configured). A failure to reach it does not undo the control (it is
+    committed): the beat's recovery re-sends the batches."""
+    dispatcher = current_app.extensions.get("backfill_dispatcher")
+    if dispatcher is None:
         return None
-    from worker.tasks import dispatch
-
     app = current_app._get_current_object()
 
-    def send(*args, **kwargs):
+    def send(batch_ids):
         try:
-            dispatch(*args, **kwargs)
+            dispatcher.send(batch_ids)
         except Exception:
             app.logger.exception("could not dispatch batches; the recovery beat will re-send them")
 
@@ -207,7 +207,7 @@ def _control_reason(action: str) -> str | None:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(payload, dict):
         raise _invalid("the body must be a JSON object")
-    allowed = {"reason"} if action in view.TAKES_REASON else set()
+    allowed = {"reason"} if controls.get(action).takes_reason else set()
     unknown = sorted(set(payload) - allowed)
     if unknown:
         hint = "" if allowed else f"; {action} takes no reason (the engine records its own)"
@@ -219,8 +219,8 @@ def _control_reason(action: str) -> str | None:
     if not isinstance(reason, str) or clean_text(reason) is None:
         message = "reason must be a string of valid text"
         raise _invalid(message, fields={"reason": message})
-    if len(reason) > view.REASON_MAX_LENGTH:  # as sent, as the OpenAPI document says
-        message = f"reason must be at most {view.REASON_MAX_LENGTH} characters"
+    if len(reason) > controls.REASON_MAX_LENGTH:  # as sent, as the OpenAPI document says
+        message = f"reason must be at most {controls.REASON_MAX_LENGTH} characters"
         raise _invalid(message, fields={"reason": message})
     return reason.strip() or None
 
@@ -285,12 +285,11 @@ def list_transitions(run_id: int):
 
 def _control(run_id: int, action: str):
     reason = _control_reason(action)
-    view.control(_service(), run_id, action, actor=g.backfills_actor, reason=reason,
-                 dispatch=_dispatch() if action in ("resume", "retry") else None)
+    controls.get(action).apply(_service(), run_id, actor=g.backfills_actor, reason=reason, dispatch=_dispatch())
     return _one_run(lambda connection: view.get_run(connection, run_id), conditional=False)
 
 
-for _action in view.ACTIONS:
+for _action in controls.NAMES:
     bp.add_url_rule(f"/{RUN_ID}/{_action}", endpoint=f"control_{_action}", view_func=_control,
                     methods=["POST"], defaults={"action": _action})
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from backend.backfill import controls
 from backend.backfill.stall import STALL_SECONDS
 from backend.backfill.state import BatchStatus, RunStatus
 
-ACTION_NAMES = ("pause", "resume", "cancel", "retry")
 BIGINT_MAX = 2**63 - 1
 NO_NUL = "^[^\\u0000]*$"
 
@@ -52,7 +52,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "RunStatus": {"type": "string", "enum": list(RunStatus.ALL)},
     "BatchStatus": {"type": "string", "enum": list(BatchStatus.ALL)},
-    "Action": {"type": "string", "enum": list(ACTION_NAMES)},
+    "Action": {"type": "string", "enum": list(controls.NAMES)},
     "Run": _object({
         "id": {"type": "integer", "format": "int64", "minimum": 1},
         "name": {"type": "string", "description": "the backfill's name in the catalog"},
@@ -144,7 +144,7 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "reason": {"type": ["string", "null"], "maxLength": 500, "pattern": NO_NUL,
+            "reason": {"type": ["string", "null"], "maxLength": controls.REASON_MAX_LENGTH, "pattern": NO_NUL,
                        "description": "kept in the transition log"},
         },
     },
@@ -207,17 +207,11 @@ def _common(*codes: str) -> dict[str, Any]:
     return {code: _ref("responses", names[code]) for code in codes}
 
 
-def _control_operation(action: str) -> dict[str, Any]:
-    takes_reason = action in ("pause", "cancel")
-    summaries = {
-        "pause": "Pause: no new batch starts; batches in flight finish",
-        "resume": "Resume a paused run from its durable cursor",
-        "cancel": "Cancel the run (final); batches in flight finish",
-        "retry": "Retry a failed run: its failed batches run again with fresh attempts",
-    }
+def _control_operation(control: controls.Control) -> dict[str, Any]:
+    takes_reason = control.takes_reason
     return {
-        "operationId": f"{action}Run",
-        "summary": summaries[action],
+        "operationId": f"{control.name}Run",
+        "summary": control.summary,
         "tags": ["controls"],
         "parameters": [_ref("parameters", "RunId")],
         "requestBody": {
@@ -289,8 +283,8 @@ def _build() -> dict[str, Any]:
                           **_common("401", "404", "503")},
         }},
     }
-    for action in ACTION_NAMES:
-        paths[f"/api/backfills/{{run_id}}/{action}"] = {"post": _control_operation(action)}
+    for control in controls.CONTROLS:
+        paths[f"/api/backfills/{{run_id}}/{control.name}"] = {"post": _control_operation(control)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -302,7 +296,7 @@ def _build() -> dict[str, Any]:
         },
         "security": [{"adminToken": []}],
         "tags": [{"name": "runs", "description": "progress, batches, transition log"},
-                 {"name": "controls", "description": "pause, resume, cancel, retry"}],
+                 {"name": "controls", "description": ", ".join(controls.NAMES)}],
         "paths": paths,
         "components": {
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",

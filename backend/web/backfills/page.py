@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
+from backend.backfill import controls
+
 bp = Blueprint("backfills_page", __name__)
 
 POLL_INTERVAL_MS = 1500
+# The page's buttons, one per control; the JavaScript shows those a run's `actions`
+# (from the API) lists. The ones that ask to confirm (final) come last.
+BUTTONS = tuple(sorted(controls.CONTROLS, key=lambda control: control.confirm is not None))
 
 # Scripts and styles from our own origin only: no inline code, so an injected
 # string can never run, and the token in sessionStorage stays out of reach.
@@ -24,7 +29,8 @@ CONTENT_SECURITY_POLICY = (
 
 @bp.get("/admin/backfills")
 def status_page() -> Response:
-    response = Response(render_template("backfills/status.html", poll_interval_ms=POLL_INTERVAL_MS))
+    response = Response(render_template("backfills/status.html", poll_interval_ms=POLL_INTERVAL_MS,
+                                        controls=BUTTONS))
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -26,56 +26,18 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backend.backfill import progress, runs, stall
+from backend.backfill import controls, progress, runs, stall
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.state import (
-    ALLOWED_TRANSITIONS,
-    BatchStatus,
-    IllegalTransition,
-    RunStatus,
-    backfill_batches,
-    backfill_runs,
-)
+from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 
 RATE_WINDOW = progress.RATE_WINDOW  # rows per second over the batches finished in this window
 RATE_TICK_SECONDS = 5
 BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
-REASON_MAX_LENGTH = runs.REASON_MAX_LENGTH
 REPRESENTATION_VERSION = "v2"  # part of every ETag: bump it when the JSON shape changes
 
 Run = Mapping[str, Any]
-Dispatch = Callable[[Iterable[int]], None]
 ScheduleFor = Callable[[str], Any]  # backfill name -> its WindowSchedule, or None when unknown
-
-# The controls and the statuses they apply to. Pause and cancel follow the engine's
-# status machine; resume applies to a paused run only (a pending run is started by
-# its executor, a waiting one by its window, a failed one by retry), and retry to a
-# failed run only (it puts the failed batches back).
-ACTIONS: dict[str, tuple[str, ...]] = {
-    "pause": tuple(s for s in RunStatus.ALL if RunStatus.PAUSED in ALLOWED_TRANSITIONS[s]),
-    "resume": (RunStatus.PAUSED,),
-    "cancel": tuple(s for s in RunStatus.ALL if RunStatus.CANCELLED in ALLOWED_TRANSITIONS[s]),
-    "retry": (RunStatus.FAILED,),
-}
-TARGET = {"pause": RunStatus.PAUSED, "resume": RunStatus.RUNNING, "cancel": RunStatus.CANCELLED,
-          "retry": RunStatus.RUNNING}
-TAKES_REASON = ("pause", "cancel")  # the engine records its own reason for resume and retry
-
-
-def legal_actions(status: str) -> list[str]:
-    return [action for action, statuses in ACTIONS.items() if status in statuses]
-
-
-class ActionNotAllowed(IllegalTransition):
-    """A control that does not apply to the run's current status."""
-
-    def __init__(self, run_id: int, current: str, action: str):
-        self.run_id, self.current, self.target, self.action = run_id, current, TARGET[action], action
-        applies = " or ".join(ACTIONS[action])
-        allowed = ", ".join(legal_actions(current)) or "none, it is finished"
-        Exception.__init__(self, f"run {run_id} is {current}; {action} applies to a {applies} run "
-                                 f"(possible now: {allowed})")
 
 
 # --- time -------------------------------------------------------------------------------
@@ -273,7 +235,7 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
         "heartbeat_at": iso(run["heartbeat_at"]),
         "finished_at": iso(run["finished_at"]),
         "stalled": stalled,
-        "actions": legal_actions(status),
+        "actions": controls.possible(status),
     }
 
 
@@ -340,26 +302,3 @@ def transition_view(row: Mapping[str, Any]) -> dict[str, Any]:
 def transitions_view(connection: Connection, run_id: int) -> list[dict[str, Any]]:
     runs.get_run(connection, run_id)
     return [transition_view(row) for row in runs.transitions(connection, run_id)]
-
-
-# --- controls ---------------------------------------------------------------------------
-
-def control(service, run_id: int, action: str, *, actor: str, reason: str | None = None,
-            dispatch: Dispatch | None = None) -> None:
-    """Apply a control through the engine's BackfillService. Raises RunNotFound, or
-    IllegalTransition when the run's status does not allow it."""
-    current = service.get_run(run_id)["status"]
-    if current not in ACTIONS[action]:
-        # The engine's machine would let a pending or failed run "resume" into
-        # running without its bounds or its failed batches: refuse it here.
-        raise ActionNotAllowed(run_id, current, action)
-    if action == "pause":
-        service.pause(run_id, actor=actor, reason=reason)
-    elif action == "cancel":
-        service.cancel(run_id, actor=actor, reason=reason)
-    elif action == "resume":
-        service.resume(run_id, actor=actor, dispatch=dispatch)
-    elif action == "retry":
-        service.retry_failed(run_id, actor=actor, dispatch=dispatch)
-    else:  # pragma: no cover - the routes only pass known actions
-        raise ValueError(action)

@@ -7,7 +7,6 @@
   var TOKEN_KEY = "backfills.adminToken";
   var API = document.body.dataset.api;
   var INTERVAL = Number(document.body.dataset.pollInterval) || 1500;
-  var LABELS = { pause: "Pause", resume: "Resume", retry: "Retry", cancel: "Cancel" };
 
   var $ = function (id) { return document.getElementById(id); };
   var els = {
@@ -125,7 +124,7 @@
     label.textContent = "Progress of " + run.name + " (run " + run.id + ")";
     field(card, "actions").setAttribute("aria-label", "Controls of " + run.name + " (run " + run.id + ")");
     card.querySelectorAll("button[data-action]").forEach(function (button) {
-      button.setAttribute("aria-label", LABELS[button.dataset.action] + " " + run.name + " (run " + run.id + ")");
+      button.setAttribute("aria-label", button.textContent + " " + run.name + " (run " + run.id + ")");
     });
     return card;
   }
@@ -214,9 +213,10 @@
 
   async function act(button) {
     var card = button.closest(".run");
-    var id = card.dataset.runId, action = button.dataset.action;
+    var id = card.dataset.runId, action = button.dataset.action, label = button.textContent;
     var name = field(card, "name").textContent;
-    if (action === "cancel" && !window.confirm("Cancel run " + id + " (" + name + ")? A cancelled run cannot be resumed.")) {
+    var question = button.dataset.confirm;  // the server's controls say which ones ask first
+    if (question && !window.confirm(label + " run " + id + " (" + name + ")? " + question)) {
       return;
     }
     button.disabled = true;
@@ -227,9 +227,9 @@
       if (response.ok) {
         var run = await response.json();
         showMessage(card, "");
-        announce(LABELS[action] + " of run " + id + " accepted: it is " + run.status + ".");
+        announce(label + " of run " + id + " accepted: it is " + run.status + ".");
       } else {
-        var message = LABELS[action] + " refused: " + await errorMessage(response);
+        var message = label + " refused: " + await errorMessage(response);
         showMessage(card, message);
         announce("Run " + id + ": " + message);
       }

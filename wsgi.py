@@ -1,0 +1,30 @@
+"""The web app as gunicorn serves it: `gunicorn 'wsgi:create_app()'` (see the
+Dockerfile); run.py serves the same app with Flask's development server.
+
+This is where the app meets the Celery workers: with CELERY_BROKER_URL set, it is
+handed the workers' dispatcher, so that resuming or retrying a Celery run from the
+operations API sends its batches at once (without a broker the workers' recovery
+pass, or the next `run_migrations.py --batched`, picks them up). backend/ itself
+never imports worker/.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from backend.backfill.dispatcher import Dispatcher
+from backend.config import Config
+from backend.web import create_app as create_web_app
+
+
+def celery_dispatcher(config: Config) -> Dispatcher | None:
+    """The workers' dispatcher when a broker is configured, else None."""
+    if not config.celery_broker_url:
+        return None
+    from worker.dispatcher import CeleryDispatcher  # builds the Celery app: only with a broker
+
+    return CeleryDispatcher()
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    return create_web_app(config, dispatcher=celery_dispatcher(config))
