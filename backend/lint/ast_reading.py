@@ -79,12 +79,12 @@ def literal(node: ast.expr | None):
 NOT_LITERAL = object()
 
 
-def keyword(call: ast.Call, name: str) -> ast.expr | None:
+def keyword_value(call: ast.Call, name: str) -> ast.expr | None:
     return next((kw.value for kw in call.keywords if kw.arg == name), None)
 
 
 def argument(call: ast.Call, position: int, keyword: str | None = None) -> ast.expr | None:
-    if keyword and (value := keyword(call, keyword)) is not None:
+    if keyword and (value := keyword_value(call, keyword)) is not None:
         return value
     return call.args[position] if 0 <= position < len(call.args) else None
 
@@ -133,10 +133,10 @@ def column_facts(node: ast.expr | None, constants: dict[str, str]) -> dict:
     """Name, NOT NULL and server default of an `sa.Column(...)` argument."""
     if not (isinstance(node, ast.Call) and callee(node) == "Column"):
         return {"column": None}
-    name = string(node.args[0], constants) if node.args else string(keyword(node, "name"), constants)
-    nullable = literal(keyword(node, "nullable"))
-    primary_key = literal(keyword(node, "primary_key"))
-    default = keyword(node, "server_default")
+    name = string(node.args[0], constants) if node.args else string(keyword_value(node, "name"), constants)
+    nullable = literal(keyword_value(node, "nullable"))
+    primary_key = literal(keyword_value(node, "primary_key"))
+    default = keyword_value(node, "server_default")
     return {
         "column": name,
         "not_null": nullable is False or (primary_key is True and nullable is not True),

@@ -284,12 +284,12 @@ class _FunctionWalker:
             facts["column"] = ast_reading.string(ast_reading.argument(call, 1 - shift, "column_name"), self.module.constants)
         if name in _INDEX_NAME_ARG:
             facts["index"] = ast_reading.string(ast_reading.argument(call, 0), self.module.constants)
-            facts["concurrently"] = ast_reading.literal(ast_reading.keyword(call, "postgresql_concurrently")) is True
+            facts["concurrently"] = ast_reading.literal(ast_reading.keyword_value(call, "postgresql_concurrently")) is True
         if name == "alter_column":
-            facts["not_null"] = ast_reading.literal(ast_reading.keyword(call, "nullable")) is False
-            facts["type_change"] = ast_reading.keyword(call, "type_") is not None
-            facts["new_name"] = ast_reading.string(ast_reading.keyword(call, "new_column_name"), self.module.constants) or (
-                "?" if ast_reading.keyword(call, "new_column_name") is not None else None)
+            facts["not_null"] = ast_reading.literal(ast_reading.keyword_value(call, "nullable")) is False
+            facts["type_change"] = ast_reading.keyword_value(call, "type_") is not None
+            facts["new_name"] = ast_reading.string(ast_reading.keyword_value(call, "new_column_name"), self.module.constants) or (
+                "?" if ast_reading.keyword_value(call, "new_column_name") is not None else None)
         if name == "rename_table":
             facts["new_name"] = ast_reading.string(ast_reading.argument(call, 1, "new_table_name"), self.module.constants) or "?"
         self._add_operation(name, call, table, context, written_as, **facts)
