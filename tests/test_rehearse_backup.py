@@ -23,6 +23,7 @@ from backend.db import create_db_engine
 from backend.migrations import alembic_api
 from backend.cli.configuration import load_config
 from backend.cli.progress_display import ProgressDisplay
+from backend.cli import rehearsal_report
 from backend.migrations.safety import rehearsal as rehearsal_module
 from backend.migrations.safety.databases import throwaway_copy
 from backend.migrations.safety.timing import LockSampler, TransactionClock
@@ -172,7 +173,7 @@ def test_online_revisions_hold_what_blocks_the_shop_for_an_instant_under_lock_ti
             long_parts += [lock for lock in revision.locks if lock.mode == "ShareUpdateExclusiveLock"]
     assert long_parts and all(lock.effect == "blocks neither" for lock in long_parts)
 
-    report = "\n".join(rehearsal_module.report_lines(rehearsal))
+    report = "\n".join(rehearsal_report.report_lines(rehearsal))
     assert "lock_timeout 150 ms (none in its autocommit steps), no lock wait" in report
     assert "(blocks neither)" in report
     bound = BOUND_LINE.search(report)
@@ -239,7 +240,7 @@ def test_a_revision_blocked_by_a_shop_transaction_shows_its_retried_lock_waits(s
     others = [r for phase in (upgrade, downgrade, again) for r in phase.values() if r is not waited]
     assert all(r.lock_waits == () for r in others)
 
-    lines = rehearsal_module.report_lines(rehearsal)
+    lines = rehearsal_report.report_lines(rehearsal)
     at = next(i for i, line in enumerate(lines) if line.startswith("  0003_orders_total_cents"))
     count = len(waited.lock_waits)
     assert lines[at + 1].strip() == f"lock_timeout 150 ms, {count} lock wait{'s' if count > 1 else ''} (retried)"

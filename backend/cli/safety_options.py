@@ -60,7 +60,8 @@ def _run(action: Callable, *args) -> None:
 
 
 def _rehearse(database_url: str | None) -> None:
-    from backend.migrations.safety.rehearsal import rehearse, report_lines  # copies and samplers: only when asked
+    from backend.cli.rehearsal_report import report_lines
+    from backend.migrations.safety.rehearsal import rehearse  # copies and samplers: only when asked
 
     for line in report_lines(rehearse(load_config(database_url), display=ProgressDisplay)):
         click.echo(line)
