@@ -23,7 +23,7 @@ def main(host: str, port: int, migrate: bool, database_url: str | None) -> None:
     if migrate:
         report_upgrade(config.database_url)
 
-    from backend import create_app  # after migrating: the app may read the schema at start-up
+    from wsgi import create_app  # after migrating: the app may read the schema at start-up
 
     create_app(config).run(host=host, port=port, debug=False, use_reloader=False)
 

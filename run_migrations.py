@@ -17,6 +17,7 @@ from backend.cli.configuration import load_config
 from backend.cli.errors import one_line_errors
 from backend.migrations.errors import CommandFailed
 from backend.cli.safety_options import safety_options
+from wiring import celery_dispatcher
 
 
 @click.command()
@@ -54,7 +55,8 @@ def main(database_url, status, batched, only, no_wait, in_process, pause, resume
         raise CommandFailed(f"--reason must be text of at most {run_controls.REASON_MAX_LENGTH} "
                                      "characters (no NUL byte, no undecodable bytes)")
     if chosen:
-        reports.report_lines(run_controls.control(config, chosen[0], controls[chosen[0]], reason))
+        reports.report_lines(run_controls.control(config, chosen[0], controls[chosen[0]], reason,
+                                                  dispatcher=celery_dispatcher(config)))
     elif log is not None:
         reports.report_lines(run_controls.transition_log(config, log))
     elif dry_run is not None:
@@ -63,7 +65,8 @@ def main(database_url, status, batched, only, no_wait, in_process, pause, resume
         reports.report_status(config.database_url)
         reports.report_backfill_runs(config, only)
     elif batched:
-        reports.report_batched(config, only=only, no_wait=no_wait, in_process=in_process)
+        reports.report_batched(config, only=only, no_wait=no_wait,
+                               dispatcher=None if in_process else celery_dispatcher(config))
     else:
         reports.report_upgrade(config.database_url)
 

@@ -11,18 +11,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.backfill.dispatcher import Dispatcher
 from backend.config import Config
 from backend.web import create_app as create_web_app
-
-
-def celery_dispatcher(config: Config) -> Dispatcher | None:
-    """The workers' dispatcher when a broker is configured, else None."""
-    if not config.celery_broker_url:
-        return None
-    from worker.dispatcher import CeleryDispatcher  # builds the Celery app: only with a broker
-
-    return CeleryDispatcher()
+from wiring import celery_dispatcher
 
 
 def create_app(config: Config | None = None) -> Flask:

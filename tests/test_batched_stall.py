@@ -86,7 +86,7 @@ class Recorder:
             self.worker_back = True
 
 
-def test_following_a_run_nobody_works_on_says_so_once_and_keeps_following(sqlite_url, monkeypatch):
+def test_following_a_run_nobody_works_on_says_so_once_and_keeps_following(sqlite_url):
     service = touch_service(sqlite_url)
     try:
         insert_rows(service.engine, range(1, 31))
@@ -94,9 +94,9 @@ def test_following_a_run_nobody_works_on_says_so_once_and_keeps_following(sqlite
         service.start(run_id, executor="celery")
         assert service.advance(run_id)  # pending batches, dispatched to no one
         dispatched = []
-        monkeypatch.setattr("worker.tasks.dispatch", lambda ids, countdown=0.0: dispatched.extend(ids))
         display = Recorder(service, run_id)
-        progress = batched._follow(service, run_id, display, 0.02, stall_seconds=0.3, broker_url=BROKER)
+        progress = batched._follow(service, run_id, display, 0.02, send=dispatched.extend, stall_seconds=0.3,
+                                   broker_url=BROKER)
         assert progress.status == RunStatus.COMPLETED
         stalled = [m for m in display.messages if "no worker has taken a batch" in m]
         assert len(stalled) == 1, display.messages

@@ -3,16 +3,15 @@ controls on the command line, over the engine's API (the HTTP API calls the same
 from __future__ import annotations
 
 import getpass
-from typing import Callable
 
-from backend.backfill import runs
+from backend.backfill import controls
+from backend.backfill.dispatcher import Dispatcher
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
+from backend.backfill.state import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.shop.validation import clean_text
-
-ACTIONS = ("pause", "resume", "cancel", "retry")
 
 
 def cli_actor() -> str:
@@ -26,7 +25,7 @@ def open_service(config: Config) -> BackfillService:
     return BackfillService.from_config(config, engine=create_db_engine(config.database_url))
 
 
-REASON_MAX_LENGTH = runs.REASON_MAX_LENGTH
+REASON_MAX_LENGTH = controls.REASON_MAX_LENGTH
 
 
 def is_storable_reason(reason: str) -> bool:
@@ -53,31 +52,19 @@ def resolve_run(service: BackfillService, ref: str) -> int:
     return found[-1]["id"]
 
 
-def _celery_dispatch(config: Config) -> Callable | None:
-    if not config.celery_broker_url:
-        return None
-    from worker.tasks import dispatch
-
-    return dispatch
-
-
-def control(config: Config, action: str, ref: str, reason: str | None = None) -> list[str]:
+def control(config: Config, action: str, ref: str, reason: str | None = None,
+            dispatcher: Dispatcher | None = None) -> list[str]:
+    """Apply the control named `action` (backend/backfill/controls.py) to the run `ref`.
+    With a dispatcher (a broker is configured), a resumed or retried Celery run's
+    batches go to the workers at once."""
+    chosen = controls.get(action)
     service = open_service(config)
     try:
         run_id = resolve_run(service, ref)
-        actor = cli_actor()
-        if action == "pause":
-            run = service.pause(run_id, actor=actor, reason=reason)
-        elif action == "cancel":
-            run = service.cancel(run_id, actor=actor, reason=reason)
-        elif action == "resume":
-            run = service.resume(run_id, actor=actor, dispatch=_celery_dispatch(config))
-        elif action == "retry":
-            run = service.retry_failed(run_id, actor=actor, dispatch=_celery_dispatch(config))
-        else:
-            raise ValueError(f"unknown action {action!r}")
+        run = chosen.apply(service, run_id, actor=cli_actor(), reason=reason,
+                           dispatch=dispatcher.send if dispatcher is not None else None)
         lines = [f"run {run_id} ({run['name']}) is now {run['status']}"]
-        if action in ("resume", "retry") and run["executor"] != "celery":
+        if chosen.target == RunStatus.RUNNING and run["executor"] != "celery":
             lines.append("continue it here with: python run_migrations.py --batched --only " + run["name"])
         return lines
     finally:

@@ -8,6 +8,7 @@ from typing import Iterable
 import click
 from sqlalchemy.engine import make_url
 
+from backend.backfill.dispatcher import Dispatcher
 from backend.backfill.registry import load_catalog
 from backend.cli.progress_display import ProgressDisplay
 from backend.cli.runs_table import runs_table
@@ -43,11 +44,12 @@ def _require_existing_sqlite_file(database_url: str) -> None:
 
 
 def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = False,
-                   in_process: bool = False) -> None:
-    """Schema and backfills to head, in batches, with a live progress display."""
-    broker = None if in_process else config.celery_broker_url
+                   dispatcher: Dispatcher | None = None) -> None:
+    """Schema and backfills to head, in batches, with a live progress display: on the
+    workers with a dispatcher, in this process without one."""
+    broker = config.celery_broker_url if dispatcher is not None else None
     _check_backfillnames(config, only)
-    options = BatchedOptions(only=tuple(only), no_wait=no_wait, broker_url=broker)
+    options = BatchedOptions(only=tuple(only), no_wait=no_wait, dispatcher=dispatcher, broker_url=broker)
     display = ProgressDisplay()
     result = migrate_batched(config, options, display,
                              on_applied=lambda revision: display.message(f"applied {revision}"))

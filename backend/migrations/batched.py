@@ -2,8 +2,9 @@
 
 Applies the revisions; where one requires a backfill to be finished (its gate
 raises BackfillNotFinished), completes that backfill in batches and retries; at
-head, runs the remaining unfinished backfills. In-process without a broker, on the
-Celery workers when CELERY_BROKER_URL is set.
+head, runs the remaining unfinished backfills. In-process without a dispatcher, on
+the workers with one (run_migrations.py hands in the Celery dispatcher when
+CELERY_BROKER_URL is set).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
+from backend.backfill.dispatcher import Dispatcher, SendBatches
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.ops import BackfillNotFinished
 from backend.backfill.progress import Progress
@@ -25,7 +27,6 @@ from backend.migrations.errors import BatchedMigrationFailed
 from backend.migrations.upgrade import Revision
 
 
-# Rows written by an old app version during a rolling deploy can need a second run;
 class ProgressDisplay(Protocol):
     """Where --batched shows what it does (backend/cli/progress_display.py on the
     command line, a timing wrapper in the rehearsal)."""
@@ -35,6 +36,7 @@ class ProgressDisplay(Protocol):
     def close(self) -> None: ...
 
 
+# Rows written by an old app version during a rolling deploy can need a second run;
 # a gate still closed after this many is a backfill that leaves rows behind.
 MAX_PASSES_PER_GATE = 3
 
@@ -48,7 +50,8 @@ MAX_PASSES_PER_GATE = 3
 class BatchedOptions:
     only: tuple[str, ...] = ()
     no_wait: bool = False
-    broker_url: str | None = None
+    dispatcher: Dispatcher | None = None  # the workers' (run there), or None (run here)
+    broker_url: str | None = None  # named when the workers do not take the batches
     poll_interval: float = 1.0
     stall_seconds: float = STALL_SECONDS
 
@@ -133,14 +136,14 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
             raise BatchedMigrationFailed(
                 f"backfill {run['name']} (run {run_id}) is paused; resume it with: "
                 f"python run_migrations.py --resume {run_id}")
-        if options.broker_url:
-            _start_on_workers(service, run_id)
+        if options.dispatcher is not None:
+            _start_on_workers(service, run_id, options.dispatcher)
             result.dispatched.append(run_id)
             if options.no_wait:
                 display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
                 finished_all = False
                 continue
-            progress = _follow(service, run_id, display, options.poll_interval,
+            progress = _follow(service, run_id, display, options.poll_interval, send=options.dispatcher.send,
                                stall_seconds=options.stall_seconds, broker_url=options.broker_url)
         else:
             progress = run_in_process(service, run_id, on_progress=display.update, wait=not options.no_wait,
@@ -163,24 +166,20 @@ def _waiting_line(progress: Progress, until) -> str:
     return f"backfill {progress.name} (run {progress.run_id}) waits: {progress.wait_reason}; continues at {when}"
 
 
-def _start_on_workers(service: BackfillService, run_id: int) -> None:
+def _start_on_workers(service: BackfillService, run_id: int, dispatcher: Dispatcher) -> None:
     """Mark the run started for the workers in the database, then tell them. Should the
     message be lost (Redis restarted before a worker took it), the run is already
     running on the Celery executor, and the recovery (beat, or _follow) hands out its
     batches from the database."""
-    from worker.tasks import start_run  # only needed with a broker
-
     service.start(run_id, executor="celery")
-    start_run.delay(run_id)
+    dispatcher.start(run_id)
 
 
 def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, poll_interval: float, *,
-            stall_seconds: float = STALL_SECONDS, broker_url: str | None = None) -> Progress:
+            send: SendBatches, stall_seconds: float = STALL_SECONDS, broker_url: str | None = None) -> Progress:
     """Watch a run executed by the workers; also re-dispatch what a lost message left
     behind, so that following works even before a beat process is started. Says once
     when the run has stalled (StallWatch), and again when it moves on."""
-    from worker.tasks import dispatch
-
     last_recovery = time.monotonic()
     announced = None
     stall = StallWatch(stall_seconds)
@@ -198,7 +197,7 @@ def _follow(service: BackfillService, run_id: int, display: ProgressDisplay, pol
         elif change == "moving":
             display.message(f"backfill {progress.name} (run {run_id}): workers are taking its batches again")
         if time.monotonic() - last_recovery >= service.settings.redispatch_after_seconds:
-            service.recover(dispatch)
+            service.recover(send)
             last_recovery = time.monotonic()
         time.sleep(poll_interval)
 
