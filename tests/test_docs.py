@@ -4,9 +4,9 @@ For each page:
 - every relative link (`[text](path#anchor)`) and every path in backticks under one
   of the project's rooms (`backend/...`, `docs/...`, `bench/...`) points at an
   existing file, and at an existing heading when an anchor is given;
-- every dotted module in backticks (`backend.migrations.online`, `worker.tasks.recover`)
-  and every `python -m <module>` of ours imports from a file that exists, and a
-  trailing name is defined in that module;
+- every dotted module in backticks (`backend.migrations.online`, `worker.tasks.recover`),
+  every `python -m <module>` of ours and every `gunicorn 'module:factory()'` names a
+  file that exists, and a trailing name is defined in that module;
 - every `--flag` is an option of one of our command lines (read from the click and
   argparse definitions in the source, so a renamed option fails here), or belongs to
   a tool listed in OTHER_TOOLS_FLAGS;
@@ -58,6 +58,7 @@ CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 FLAG = re.compile(r"(?<![\w/-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 ENV_NAME = re.compile(r"(?<![\w.-])[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?![\w(])")
 PYTHON_M = re.compile(r"python3?\s+-m\s+([A-Za-z_][\w.]*)")
+APP_TARGET = re.compile(r"gunicorn\b.*?'([A-Za-z_][\w.]*):([A-Za-z_]\w*)\(")
 DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
@@ -241,6 +242,9 @@ def problems(page: Path, text: str, facts: Known) -> list[str]:
                     found.append(f"{name}:{number}: module {span.strip()}: {problem}")
     other_flags = set().union(*OTHER_TOOLS_FLAGS.values())
     for number, line in enumerate(text.splitlines(), 1):
+        for module, factory in APP_TARGET.findall(line):
+            if problem := module_problem(f"{module}.{factory}"):
+                found.append(f"{name}:{number}: gunicorn '{module}:{factory}()': {problem}")
         for module in PYTHON_M.findall(line):
             if module.split(".")[0] in MODULE_ROOMS and (problem := module_problem(module)):
                 found.append(f"{name}:{number}: python -m {module}: {problem}")
@@ -288,6 +292,7 @@ def test_a_page_naming_what_does_not_exist_fails(tmp_path):
         "python run_migrations.py --batched --no-such-flag   # BACKFILL_NO_SUCH_SETTING=1",
         "python -m bench.no_such_tool",
         "celery -A worker worker --concurrency 2; export DATABASE_URL CI",
+        "gunicorn 'wsgi:create_app()'; gunicorn --workers 3 'wsgi:no_such_factory()'",
         "```",
     ])
     found = problems(page, text, known())
@@ -301,6 +306,7 @@ def test_a_page_naming_what_does_not_exist_fails(tmp_path):
         "fake.md:6: flag --no-such-flag is no option of our command lines",
         "fake.md:6: BACKFILL_NO_SUCH_SETTING is not read by the code",
         "fake.md:7: python -m bench.no_such_tool: no_such_tool is not defined in bench/__init__.py",
+        "fake.md:9: gunicorn 'wsgi:no_such_factory()': no_such_factory is not defined in wsgi.py",
     ]
 
 
