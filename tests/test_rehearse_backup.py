@@ -26,7 +26,8 @@ from backend.cli.progress_display import ProgressDisplay
 from backend.cli import rehearsal_report
 from backend.migrations.safety import rehearsal as rehearsal_module
 from backend.migrations.safety.databases import throwaway_copy
-from backend.migrations.safety.timing import LockSampler, TransactionClock
+from backend.migrations.safety.locks import LockSampler
+from backend.migrations.safety.timing import TransactionClock
 from tests.conftest import POSTGRES_ADMIN_URL, create_pg_database, drop_pg_database
 from tests.shop_data import seed_shop
 from tests.test_entry_scripts import HEAD, REVISIONS, assert_one_line_error, run_script

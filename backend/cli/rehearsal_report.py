@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from backend.migrations.safety.rehearsal import SAMPLING_INTERVAL, Rehearsal, RevisionTiming, duration_text
-from backend.migrations.safety.timing import DEFAULT, LockHeld
+from backend.migrations.safety.locks import LockHeld
+from backend.migrations.safety.timing import DEFAULT
 
 WAITS_SHOWN = 3  # lock wait messages printed per revision
 

@@ -34,8 +34,8 @@ from backend.migrations.errors import CommandFailed, error_message
 from backend.migrations.upgrade import single_head
 from backend.migrations.batched import ProgressDisplay
 from backend.migrations.safety.databases import Copy, Target, throwaway_copy
-from backend.migrations.safety.timing import (LockHeld, LockSampler, RevisionRun, TransactionClock, longest,
-                                          longest_blocking, worst)
+from backend.migrations.safety.locks import LockHeld, LockSampler, longest, longest_blocking, worst
+from backend.migrations.safety.timing import RevisionRun, TransactionClock
 
 SAMPLING_INTERVAL = 0.002
 
