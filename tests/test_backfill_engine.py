@@ -13,7 +13,8 @@ from backend.backfill.clock import utcnow
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.keys import KeyRange
 from backend.backfill import runs
-from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
+from backend.backfill.state import backfill_batches, backfill_runs
 from tests.backfill_helpers import insert_rows, touch_service, touched
 
 

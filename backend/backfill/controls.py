@@ -1,7 +1,7 @@
 """The operator's controls of a run: pause, resume, cancel and retry.
 
 The one list of them. Each says which service call it makes, the status it moves the
-run to, the statuses it applies to (derived from the transition table in state.py,
+run to, the statuses it applies to (derived from the transition table in model.py,
 the authority on what may happen to a run) and whether it takes a reason. The CLI
 (`run_migrations.py --pause ...`), the HTTP API, its OpenAPI document and the status
 page's buttons are all built from it. The service itself refuses a control that does
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from backend.backfill.dispatcher import SendBatches
 from backend.backfill.runs import REASON_MAX_LENGTH
-from backend.backfill.state import ALLOWED_TRANSITIONS, RunStatus
+from backend.backfill.model import ALLOWED_TRANSITIONS, RunStatus
 
 if TYPE_CHECKING:
     from backend.backfill.service import BackfillService

@@ -7,13 +7,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import utcnow
-from backend.backfill.state import (
-    RunStatus,
-    backfill_batches,
-    backfill_runs,
-    backfill_transitions,
-    check_transition,
-)
+from backend.backfill.model import RunStatus, check_transition
+from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions
 
 Run = Mapping[str, Any]
 

@@ -16,7 +16,8 @@ from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
+from backend.backfill.state import backfill_batches, backfill_runs
 from backend.config import Config
 from backend.db import create_db_engine, write_transaction
 

@@ -1,13 +1,16 @@
-"""The engine's durable state: one row per run, one row per batch, and the rules
-for moving a run between statuses.
+"""The engine's durable state: one row per run, one row per batch, and the log of
+every run's status changes.
 
 These tables are defined with SQLAlchemy Core on their own MetaData so that the
-engine never depends on the shop's ORM models.
+engine never depends on the shop's ORM models. What a row means, its statuses and
+the rules for moving a run between them are in model.py; the writes to these
+tables are in runs.py and batches.py.
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from backend.backfill.model import BatchStatus, RunStatus
 from backend.models.base import NAMING_CONVENTION
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
@@ -16,65 +19,12 @@ _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _Timestamp = sa.DateTime(timezone=True)
 
 
-class RunStatus:
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSED = "paused"
-    WAITING = "waiting"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    ALL = (PENDING, RUNNING, PAUSED, WAITING, COMPLETED, FAILED, CANCELLED)
-    ACTIVE = (PENDING, RUNNING, PAUSED, WAITING)
-    FINISHED = (COMPLETED, FAILED, CANCELLED)
-
-
-class BatchStatus:
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-    ALL = (PENDING, RUNNING, SUCCEEDED, FAILED)
-    IN_FLIGHT = (PENDING, RUNNING)
-
-
-# Allowed moves. `failed -> running` is "retry the failed batches"; finished runs
-# are otherwise terminal, so a completed run is never silently re-opened.
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.COMPLETED}),
-    RunStatus.RUNNING: frozenset(
-        {RunStatus.PAUSED, RunStatus.WAITING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
-    ),
-    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
-    RunStatus.WAITING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.FAILED}),
-    RunStatus.FAILED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
-    RunStatus.COMPLETED: frozenset(),
-    RunStatus.CANCELLED: frozenset(),
-}
-
-
-class IllegalTransition(Exception):
-    """A run was asked to move to a status its current status does not allow."""
-
-    def __init__(self, run_id: int, current: str, target: str, hint: str | None = None):
-        self.run_id, self.current, self.target = run_id, current, target
-        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(current, ()))) or "none, it is finished"
-        super().__init__(f"run {run_id} is {current}; it cannot become {target} ({hint or 'allowed: ' + allowed})")
-
-
-def check_transition(run_id: int, current: str, target: str) -> None:
-    if target not in ALLOWED_TRANSITIONS.get(current, frozenset()):
-        raise IllegalTransition(run_id, current, target)
-
-
 backfill_runs = sa.Table(
     "backfill_runs",
     metadata,
     sa.Column("id", _Id, primary_key=True),
     sa.Column("name", sa.String(100), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False, server_default=RunStatus.PENDING, index=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default=RunStatus.PENDING.value, index=True),
     sa.Column("scheduled_by", sa.String(64), nullable=True),  # the Alembic revision, if any
     sa.Column("executor", sa.String(16), nullable=True),  # "inprocess" or "celery" once started
     sa.Column("key_type", sa.String(8), nullable=False, server_default="int"),
@@ -114,7 +64,7 @@ backfill_batches = sa.Table(
     sa.Column("key_after", sa.String(255), nullable=True),
     sa.Column("key_end", sa.String(255), nullable=False),
     sa.Column("rows_in_range", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, server_default=BatchStatus.PENDING),
+    sa.Column("status", sa.String(16), nullable=False, server_default=BatchStatus.PENDING.value),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("batch_size", sa.Integer, nullable=False),
     sa.Column("rows_affected", sa.Integer, nullable=True),

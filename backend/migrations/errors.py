@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from backend.backfill.registry import UnknownBackfill
 from backend.backfill.runs import RunNotFound
 from backend.backfill.settings import SettingsError
-from backend.backfill.state import IllegalTransition
+from backend.backfill.model import IllegalTransition
 from backend.config import ConfigError
 from backend.migrations.lock_retries import LockRetriesExhausted
 

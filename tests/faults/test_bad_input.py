@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import run_migrations
 from backend.backfill.registry import UnknownBackfill
 from backend.backfill.runs import RunNotFound
-from backend.backfill.state import IllegalTransition, RunStatus
+from backend.backfill.model import IllegalTransition, RunStatus
 from backend.migrations.alembic_api import current_revisions, upgrade
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service

@@ -42,7 +42,7 @@ from backend.backfill.policy import RunPolicy
 from backend.backfill.registry import load_catalog
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
-from backend.backfill.state import BatchStatus, IllegalTransition, RunStatus
+from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
 from backend.shop.validation import clean_text
 from backend.web.backfills import view as view
 from backend.web.backfills.openapi import openapi_document

@@ -1,0 +1,104 @@
+"""The engine's domain model: runs, batches and transitions built from their rows,
+the status enums, and the transition table as the one authority on what may happen
+to a run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from backend.backfill import runs
+from backend.backfill.model import (
+    ALLOWED_TRANSITIONS,
+    Batch,
+    BatchStatus,
+    IllegalTransition,
+    Run,
+    RunStatus,
+    Transition,
+    check_transition,
+)
+from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions, metadata
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def run_row(**overrides):
+    row = {column.name: None for column in backfill_runs.columns}
+    row.update(id=7, name="orders_total_cents", status="running", key_type="int", batch_size=1000,
+               max_parallel=2, rows_total_exact=True, rows_scanned=10, rows_done=9, batches_done=1,
+               batches_failed=0, created_at=NOW, updated_at=NOW)
+    row.update(overrides)
+    return row
+
+
+@pytest.mark.parametrize("value, table", [(Run, backfill_runs), (Batch, backfill_batches),
+                                          (Transition, backfill_transitions)])
+def test_each_value_has_one_field_per_column_of_its_table(value, table):
+    assert [field.name for field in dataclasses.fields(value)] == [column.name for column in table.columns]
+
+
+def test_a_run_is_built_from_its_row_with_its_status_as_the_enum():
+    run = Run.from_row(run_row(status="paused", last_error="boom"))
+    assert run.status is RunStatus.PAUSED
+    assert (run.id, run.name, run.batch_size, run.last_error, run.created_at) == (
+        7, "orders_total_cents", 1000, "boom", NOW)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.status = RunStatus.RUNNING  # type: ignore[misc]
+    assert not hasattr(run, "__dict__")  # slots: a run per batch is cheap
+
+
+def test_a_row_with_an_unknown_status_is_refused():
+    with pytest.raises(ValueError, match="'sleeping' is not a valid RunStatus"):
+        Run.from_row(run_row(status="sleeping"))
+
+
+def test_statuses_read_as_the_strings_stored_and_sent():
+    assert RunStatus.RUNNING == "running" and f"{RunStatus.RUNNING}" == "running"
+    assert json.dumps({"status": BatchStatus.SUCCEEDED}) == '{"status": "succeeded"}'
+    assert [str(status) for status in RunStatus.ALL] == [
+        "pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
+    assert set(RunStatus.ACTIVE) | set(RunStatus.FINISHED) == set(RunStatus)
+    assert not set(RunStatus.ACTIVE) & set(RunStatus.FINISHED)
+    assert BatchStatus.IN_FLIGHT == (BatchStatus.PENDING, BatchStatus.RUNNING)
+
+
+def test_the_groupings_work_in_sql():
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        for status in ("pending", "waiting", "completed"):
+            runs.create_run(connection, "touch", batch_size=1, max_parallel=1, key_type="int")
+        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == 3).values(status="completed"))
+        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == 2).values(status="waiting"))
+        active = connection.execute(sa.select(backfill_runs.c.id).where(
+            backfill_runs.c.status.in_(RunStatus.ACTIVE))).scalars().all()
+    assert sorted(active) == [1, 2]
+
+
+@pytest.mark.parametrize("current", list(RunStatus))
+@pytest.mark.parametrize("target", list(RunStatus))
+def test_a_run_asks_the_transition_table_what_it_may_become(current, target):
+    run = Run.from_row(run_row(status=current.value))
+    allowed = target in ALLOWED_TRANSITIONS[current]
+    assert run.can(target) is allowed
+    if allowed:
+        check_transition(run.id, run.status, target)
+    else:
+        with pytest.raises(IllegalTransition):
+            check_transition(run.id, run.status, target)
+
+
+def test_finished_runs_can_become_nothing_and_active_ones_are_not_finished():
+    for status in RunStatus:
+        run = Run.from_row(run_row(status=status.value))
+        assert run.is_finished == (status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED))
+        assert run.is_active == (not run.is_finished)
+    completed = Run.from_row(run_row(status="completed"))
+    assert not any(completed.can(target) for target in RunStatus)
+    failed = Run.from_row(run_row(status="failed"))
+    assert failed.can(RunStatus.RUNNING)  # retry its failed batches
+
