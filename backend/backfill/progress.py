@@ -1,4 +1,10 @@
-"""A run's progress as operators read it: rows, percent, recent rate and ETA.
+"""A run's progress as operators read it: rows, percent, recent rate, ETA and the
+maintenance windows still needed.
+
+The one place these are computed, over the same RATE_WINDOW: `snapshot` for the
+CLI's progress display, `--batched` and `--status`; `pace` and `percent_done` for the
+operations API and the status page (backend/web/backfills/view.py), which read the
+recent work of many runs in one aggregate query of their own (`in_rate_window`).
 
 The rate is measured over the batches finished in a recent wall-clock interval,
 not from the batch size, so the ETA stays honest when batch sizes change.
@@ -13,12 +19,75 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.estimate import window_plan
+from backend.backfill.estimate import WindowPlan, window_plan
 from backend.backfill.runs import get_run
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches
 from backend.backfill.windows import WindowSchedule
 
 RATE_WINDOW = timedelta(seconds=60)
+
+
+def in_rate_window(as_of: datetime) -> sa.ColumnElement[bool]:
+    """The batches the rate counts: those that succeeded in the RATE_WINDOW up to `as_of`."""
+    batches = backfill_batches
+    return sa.and_(batches.c.status == BatchStatus.SUCCEEDED, batches.c.finished_at >= as_of - RATE_WINDOW,
+                   batches.c.finished_at <= as_of)
+
+
+@dataclass(frozen=True)
+class RecentWork:
+    """What a run's batches in the rate window did: keys walked, and when the first
+    of them started."""
+
+    rows: int = 0
+    first_start: datetime | None = None
+
+    def rows_per_second(self, as_of: datetime) -> float | None:
+        if not self.rows or self.first_start is None:
+            return None
+        # From the first counted batch's start, even before the window: all its rows
+        # count, so its whole duration must (a batch longer than the window would
+        # otherwise show a rate many times too high).
+        elapsed = (as_of - self.first_start).total_seconds()
+        return self.rows / elapsed if elapsed > 0 else None
+
+
+def recent_work(connection: Connection, run_id: int, as_of: datetime) -> RecentWork:
+    rows, first_start = connection.execute(
+        sa.select(sa.func.sum(backfill_batches.c.rows_in_range), sa.func.min(backfill_batches.c.started_at))
+        .where(backfill_batches.c.run_id == run_id, in_rate_window(as_of))
+    ).one()
+    return RecentWork(int(rows or 0), as_utc(first_start))
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast a run moves and when it should be done, as of a moment."""
+
+    rows_per_second: float | None = None
+    eta_seconds: float | None = None  # from that moment
+    plan: WindowPlan | None = None  # the rest spread over the maintenance windows (None: no windows)
+
+    @property
+    def rows_per_second_shown(self) -> float | None:
+        return round(self.rows_per_second, 1) if self.rows_per_second else None
+
+    @property
+    def eta_seconds_shown(self) -> float | None:
+        return round(self.eta_seconds, 1) if self.eta_seconds is not None else None
+
+
+STILL = Pace()  # a run that is not moving (not running, or stalled): no rate, no ETA
+
+
+def pace(rows_scanned: int, rows_total: int | None, recent: RecentWork, as_of: datetime,
+         schedule: WindowSchedule | None = None) -> Pace:
+    """The pace of a running run: its recent rate, the time the rest takes at that
+    rate, and with its `schedule` the windows that needs."""
+    rate = recent.rows_per_second(as_of)
+    eta = max(rows_total - rows_scanned, 0) / rate if rate and rows_total is not None else None
+    plan = window_plan(schedule, as_of, eta) if schedule is not None and eta is not None else None
+    return Pace(rate, eta, plan)
 
 
 @dataclass(frozen=True)
@@ -57,47 +126,23 @@ def percent_done(status: str, scanned: int, total: int | None) -> float | None:
     return round(min(scanned / total * 100.0, 99.9), 1)
 
 
-def recent_rate(connection: Connection, run_id: int, now: datetime) -> float | None:
-    since = now - RATE_WINDOW
-    rows, first_start = connection.execute(
-        sa.select(sa.func.sum(backfill_batches.c.rows_in_range), sa.func.min(backfill_batches.c.started_at))
-        .where(
-            backfill_batches.c.run_id == run_id,
-            backfill_batches.c.status == BatchStatus.SUCCEEDED,
-            backfill_batches.c.finished_at >= since,
-        )
-    ).one()
-    if not rows or first_start is None:
-        return None
-    # From the first counted batch's start, even before the window: all its rows
-    # count, so its whole duration must (a batch longer than the window would
-    # otherwise show a rate many times too high).
-    elapsed = (now - as_utc(first_start)).total_seconds()
-    return float(rows) / elapsed if elapsed > 0 else None
-
-
 def snapshot(connection: Connection, run_id: int, schedule: WindowSchedule | None = None) -> Progress:
     run = get_run(connection, run_id)
     now = utcnow()
-    rate = recent_rate(connection, run_id, now) if run["status"] == RunStatus.RUNNING else None
     total = run["rows_total"]
-    eta = None
-    if rate and total is not None and run["status"] == RunStatus.RUNNING:
-        eta = max(total - run["rows_scanned"], 0) / rate
-    plan = None
-    if schedule is not None and eta is not None:
-        plan = window_plan(schedule, now, eta)
+    moving = pace(run["rows_scanned"], total, recent_work(connection, run_id, now), now, schedule) \
+        if run["status"] == RunStatus.RUNNING else STILL
     return Progress(
         run_id=run["id"], name=run["name"], status=run["status"],
         rows_done=run["rows_done"], rows_scanned=run["rows_scanned"], rows_total=total,
         rows_total_exact=bool(run["rows_total_exact"]),
         percent=percent_done(run["status"], run["rows_scanned"], total),
-        rows_per_second=round(rate, 1) if rate else None,
-        eta_seconds=round(eta, 1) if eta is not None else None,
+        rows_per_second=moving.rows_per_second_shown,
+        eta_seconds=moving.eta_seconds_shown,
         batch_size=run["batch_size"], batches_done=run["batches_done"], batches_failed=run["batches_failed"],
         last_error=run["last_error"],
         wait_reason=run["wait_reason"],
         next_window_at=as_utc(run["next_window_at"]),
-        windows_remaining=plan.windows if plan else None,
-        estimated_finish_at=plan.finish_at if plan else None,
+        windows_remaining=moving.plan.windows if moving.plan else None,
+        estimated_finish_at=moving.plan.finish_at if moving.plan else None,
     )

@@ -30,7 +30,6 @@ from backend.backfill import controls, progress, runs, stall
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 
-RATE_WINDOW = progress.RATE_WINDOW  # rows per second over the batches finished in this window
 RATE_TICK_SECONDS = 5
 BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
@@ -108,8 +107,7 @@ def list_runs(connection: Connection, status: str | None = None) -> list[Run]:
 class BatchStats:
     in_flight: int = 0  # pending or running
     running: int = 0
-    recent_rows: int = 0  # keys walked by the batches finished in the rate window
-    recent_first_start: datetime | None = None
+    recent: progress.RecentWork = progress.RecentWork()  # the batches finished in the rate window
     # For the stall rule (backend.backfill.stall), among the batches in flight or
     # finished in the rate window (STALL_SECONDS is shorter than that window):
     held: int = 0  # running with a live lease
@@ -125,12 +123,7 @@ def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) ->
     running = [run["id"] for run in rows if run["status"] == RunStatus.RUNNING]
     b = backfill_batches
     in_flight = b.c.status.in_(BatchStatus.IN_FLIGHT)
-    recent = sa.and_(
-        b.c.run_id.in_(running) if running else sa.false(),
-        b.c.status == BatchStatus.SUCCEEDED,
-        b.c.finished_at >= as_of - RATE_WINDOW,
-        b.c.finished_at <= as_of,
-    )
+    recent = sa.and_(b.c.run_id.in_(running) if running else sa.false(), progress.in_rate_window(as_of))
     query = (
         sa.select(
             b.c.run_id,
@@ -147,30 +140,11 @@ def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) ->
         .group_by(b.c.run_id)
     )
     return {
-        row.run_id: BatchStats(int(row.in_flight or 0), int(row.running or 0), int(row.recent_rows or 0),
-                               as_utc(row.recent_first_start), int(row.held or 0), as_utc(row.last_claimed_at),
-                               as_utc(row.last_finished_at))
+        row.run_id: BatchStats(int(row.in_flight or 0), int(row.running or 0),
+                               progress.RecentWork(int(row.recent_rows or 0), as_utc(row.recent_first_start)),
+                               int(row.held or 0), as_utc(row.last_claimed_at), as_utc(row.last_finished_at))
         for row in connection.execute(query)
     }
-
-
-def _rate(stats: BatchStats, as_of: datetime) -> float | None:
-    if not stats.recent_rows or stats.recent_first_start is None:
-        return None
-    # From the first counted batch's start, even before the window (see
-    # backend.backfill.progress.recent_rate).
-    elapsed = (as_of - stats.recent_first_start).total_seconds()
-    return stats.recent_rows / elapsed if elapsed > 0 else None
-
-
-def _window_plan(schedule, as_of: datetime, eta: float | None):
-    """The engine's spread of the remaining work over the maintenance windows
-    (None when the backfill may run at any time)."""
-    if schedule is None or eta is None:
-        return None
-    from backend.backfill.estimate import window_plan
-
-    return window_plan(schedule, as_of, eta)
 
 
 def stall_view(run: Run, stats: BatchStats, as_of: datetime) -> dict[str, Any] | None:
@@ -197,12 +171,10 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
     stats = stats or BatchStats()
     status = run["status"]
     stalled = stall_view(run, stats, as_of)
-    rate = _rate(stats, as_of) if status == RunStatus.RUNNING and stalled is None else None
     total = run["rows_total"]
-    eta = None
-    if rate and total is not None:
-        eta = max(total - run["rows_scanned"], 0) / rate
-    plan = _window_plan(schedule, as_of, eta)
+    moving = progress.pace(run["rows_scanned"], total, stats.recent, as_of, schedule) \
+        if status == RunStatus.RUNNING and stalled is None else progress.STILL
+    eta, plan = moving.eta_seconds, moving.plan
     return {
         "id": run["id"],
         "name": run["name"],
@@ -214,8 +186,8 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
         "rows_total": total,
         "rows_total_exact": bool(run["rows_total_exact"]),
         "percent": progress.percent_done(status, run["rows_scanned"], total),
-        "rows_per_second": round(rate, 1) if rate else None,
-        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "rows_per_second": moving.rows_per_second_shown,
+        "eta_seconds": moving.eta_seconds_shown,
         "eta_at": iso(as_of + timedelta(seconds=eta)) if eta is not None else None,
         "windows_remaining": plan.windows if plan else None,
         "estimated_finish_at": iso(plan.finish_at) if plan else None,
