@@ -22,7 +22,7 @@ from backend.text import slugify, with_suffix
 
 SELECT_PAGE = ("SELECT id, locale, name FROM product_translations WHERE id > %s AND slug IS NULL "
                "ORDER BY id LIMIT %s FOR NO KEY UPDATE")
-LOCK_LOCALE = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+LOCK_LOCALES = "SELECT count(pg_advisory_xact_lock(%s, hashtext(l.locale))) FROM unnest(%s::text[]) AS l (locale)"
 TAKEN = ("SELECT t.locale, t.slug FROM product_translations t "
          "JOIN unnest(%s::text[], %s::text[]) AS c (locale, slug) ON t.locale = c.locale AND t.slug = c.slug")
 UPDATE_PAGE = ("UPDATE product_translations AS t SET slug = v.slug FROM (VALUES %s) AS v (id, slug) "
@@ -70,8 +70,7 @@ def run(dsn: str, page_size: int) -> dict:
                 if not page:
                     connection.rollback()
                     break
-                for locale in sorted({locale for _, locale, _ in page}):
-                    cursor.execute(LOCK_LOCALE, (SLUG_LOCK_NAMESPACE, locale))
+                cursor.execute(LOCK_LOCALES, (SLUG_LOCK_NAMESPACE, sorted({locale for _, locale, _ in page})))
                 slugs = pick_slugs(cursor, [(locale, slugify(name, locale)) for _, locale, name in page])
                 execute_values(cursor, UPDATE_PAGE, [(id_, slug) for (id_, _, _), slug in zip(page, slugs)],
                                page_size=len(page))

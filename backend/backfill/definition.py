@@ -123,7 +123,7 @@ class RowBackfill(Backfill):
             # The lock the UPDATE below takes anyway: the shop's inserts of rows that
             # reference these (an order's items) need not wait for the batch.
             query = query.with_for_update(key_share=True)
-        rows = [dict(row._mapping) for row in connection.execute(query)]
+        rows = connection.execute(query).mappings().all()  # read-only mappings: a third of dict()'s cost
         if not rows:
             return 0
         bounds = (rows[0][self.key], rows[-1][self.key])  # in the database's own order

@@ -44,9 +44,9 @@ class TranslationSlugs(RowBackfill):
         return self._floors
 
     def batch_context(self, connection, rows):
-        lock_locales(connection, (row["locale"] for row in rows))
-        slugs = free_slugs(connection, [(row["locale"], slugify(row["name"], row["locale"])) for row in rows],
-                           self.floors(connection))
+        wanted = [(row["locale"], slugify(row["name"], row["locale"])) for row in rows]  # before the lock: pure
+        lock_locales(connection, (locale for locale, _ in wanted))
+        slugs = free_slugs(connection, wanted, self.floors(connection))
         return {row["id"]: slug for row, slug in zip(rows, slugs)}
 
     def transform(self, row, slugs):
