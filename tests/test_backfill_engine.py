@@ -203,7 +203,7 @@ def test_the_engine_core_imports_no_flask():
     import subprocess
     import sys
 
-    code = ("import sys, backend.backfill.service, backend.backfill.inprocess, backend.backfill.ops, "
+    code = ("import sys, backend.backfill.service, backend.backfill.inprocess, backend.migrations.backfill_ops, "
             "backend.shipped_backfills, worker.tasks; print('flask' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -8,7 +8,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from backend.backfill.ops import BackfillNotFinished
+from backend.migrations.backfill_ops import BackfillNotFinished
 from backend.backfill.state import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
@@ -129,7 +129,7 @@ def test_a_backfill_without_a_pending_filter_passes_its_gate_only_once_its_run_c
     """Without a filter the gate cannot tell done rows from the others: a pending run
     over a table with rows is not work already done."""
     from backend.backfill.inprocess import run_in_process
-    from backend.backfill.ops import _gate_problem
+    from backend.migrations.backfill_ops import _gate_problem
     from tests.backfill_helpers import insert_rows, touch_service, touched
 
     monkeypatch.setenv("BACKFILL_MODULES", "tests.backfills_for_tests")

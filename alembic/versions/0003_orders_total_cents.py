@@ -10,7 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-from backend.backfill.ops import schedule_backfill, unschedule_backfill
+from backend.migrations.backfill_ops import schedule_backfill, unschedule_backfill
 
 revision: str = "0003_orders_total_cents"
 down_revision: Union[str, Sequence[str], None] = "0002_backfill_state"

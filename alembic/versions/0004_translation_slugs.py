@@ -10,7 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-from backend.backfill.ops import schedule_backfill, unschedule_backfill
+from backend.migrations.backfill_ops import schedule_backfill, unschedule_backfill
 from backend.migrations.online import add_column, create_index, drop_index
 
 revision: str = "0004_translation_slugs"

@@ -10,7 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-from backend.backfill.ops import require_backfill
+from backend.migrations.backfill_ops import require_backfill
 from backend.migrations.online import set_not_null
 
 revision: str = "0006_orders_total_not_null"

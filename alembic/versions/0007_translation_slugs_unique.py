@@ -10,7 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-from backend.backfill.ops import require_backfill
+from backend.migrations.backfill_ops import require_backfill
 from backend.migrations.online import add_unique_constraint, create_index, drop_index, set_not_null
 
 revision: str = "0007_translation_slugs_unique"

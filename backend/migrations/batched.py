@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from backend.backfill.dispatcher import Dispatcher, SendBatches
 from backend.backfill.inprocess import run_in_process
-from backend.backfill.ops import BackfillNotFinished
+from backend.migrations.backfill_ops import BackfillNotFinished
 from backend.backfill.progress import Progress
 from backend.backfill.service import BackfillService
 from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch

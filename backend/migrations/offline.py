@@ -1,4 +1,4 @@
-"""The backfill helpers of backend.backfill.ops as SQL, for offline mode.
+"""The backfill helpers of backend.migrations.backfill_ops as SQL, for offline mode.
 
 `alembic upgrade head --sql` has no connection to read runs from: it writes the
 script a DBA reviews and runs later with psql. So the schedule becomes an INSERT
@@ -101,7 +101,7 @@ $gate$"""
 
 
 def _gate_check(name: str, backfill: Backfill) -> str:
-    """The checks of backend.backfill.ops._gate_problem for one backfill, in PL/pgSQL."""
+    """The checks of backend.migrations.backfill_ops._gate_problem for one backfill, in PL/pgSQL."""
     has_filter = backfill.pending_filter() is not None
     completed_ok = "gate_status = 'completed'" + (" AND gate_left = 0" if has_filter else "")
     quoted = _sql_string(name)

@@ -2,7 +2,7 @@
 import sqlalchemy as sa
 from alembic import op
 
-from backend.backfill.ops import require_backfill
+from backend.migrations.backfill_ops import require_backfill
 
 revision = "m003_not_null_without_gate"
 down_revision = None

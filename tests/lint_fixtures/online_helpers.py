@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import backend.migrations.online
-from backend.backfill.ops import require_backfill
+from backend.migrations.backfill_ops import require_backfill
 from backend.migrations import online
 from backend.migrations.online import add_column, add_foreign_key, add_unique_constraint, create_index, drop_index
 from backend.migrations.online import set_not_null as require_value

@@ -25,11 +25,11 @@ from alembic import op
 from alembic.util import CommandError
 
 from backend.backfill import runs
-from backend.migrations import offline
-from backend.backfill.registry import load_catalog
 from backend.backfill.clock import utcnow
-from backend.backfill.state import RunStatus, backfill_batches, backfill_runs, backfill_transitions
+from backend.backfill.registry import load_catalog
+from backend.backfill.model import RunStatus
 from backend.config import Config
+from backend.migrations import offline
 
 FINISH_COMMAND = "python run_migrations.py --batched"
 
@@ -78,10 +78,7 @@ def unschedule_backfill(name: str) -> None:
     connection = op.get_bind()
     run_ids = [r["id"] for r in runs.list_runs(connection, name=name)]
     if run_ids:
-        # Explicit deletes: on SQLite, foreign keys (and so cascades) are off while migrating.
-        connection.execute(sa.delete(backfill_transitions).where(backfill_transitions.c.run_id.in_(run_ids)))
-        connection.execute(sa.delete(backfill_batches).where(backfill_batches.c.run_id.in_(run_ids)))
-        connection.execute(sa.delete(backfill_runs).where(backfill_runs.c.id.in_(run_ids)))
+        runs.delete_runs(connection, run_ids)
 
 
 def rows_needing_work(connection, name: str, *, limit: int | None = None) -> int:
