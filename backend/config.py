@@ -1,7 +1,9 @@
 """Configuration read from the environment, with no Flask import.
 
-The same object configures the Flask app, Alembic's env.py, the Celery worker and
-the command-line scripts, so that they can never disagree about the database.
+`Config.from_env` is the one place the settings are read from the environment, the
+backfill engine's and the revisions' lock retries included; the same object then
+configures the Flask app, Alembic's env.py, the Celery worker and the command-line
+scripts, so that they can never disagree about the database or the engine.
 """
 from __future__ import annotations
 
@@ -9,6 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+
+from backend.backfill.settings import EngineSettings, SettingsError
+from backend.migrations.lock_retries import LockRetrySettings
+from backend.auth.admin_token import admin_token_problem
+from backend.auth.settings import SecuritySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "shop.db"
@@ -31,19 +38,6 @@ def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _check_engine_settings(env: Mapping[str, str]) -> None:
-    """Maintenance windows, throttling and lease settings are checked at start-up by
-    every entry point (app, CLI, worker), so a typo never silently means "always open"."""
-    from backend.backfill.settings import EngineSettings, SettingsError
-    from backend.migrations.lock_retries import LockRetrySettings
-
-    try:
-        EngineSettings.from_env(env)
-        LockRetrySettings.from_env(env)
-    except SettingsError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -52,6 +46,12 @@ class Config:
     celery_broker_url: str | None = None
     admin_api_token: str | None = None
     backfill_modules: tuple[str, ...] = field(default_factory=tuple)
+    # The engine's leases, maintenance windows, throttling and health thresholds, and
+    # the revisions' lock_timeout and retries. Checked at start-up by every entry
+    # point (app, CLI, worker), so a typo never silently means "always open".
+    engine_settings: EngineSettings = field(default_factory=EngineSettings)
+    lock_retry_settings: LockRetrySettings = field(default_factory=LockRetrySettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -65,13 +65,19 @@ class Config:
             raise ConfigError(
                 f"DEFAULT_LOCALE={default_locale!r} is not one of SUPPORTED_LOCALES ({', '.join(locales)})"
             )
-        _check_engine_settings(env)
+        try:
+            engine_settings = EngineSettings.from_env(env)
+            lock_retry_settings = LockRetrySettings.from_env(env)
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
         token = env.get("ADMIN_API_TOKEN") or None
-        if token is not None and not (token.isascii() and token.isprintable()):
-            # HTTP headers carry bytes that servers read as latin-1: a non-ASCII token
-            # could never be presented as configured.
-            raise ConfigError("ADMIN_API_TOKEN must be printable ASCII (e.g. python -c "
-                              "'import secrets; print(secrets.token_urlsafe(32))')")
+        problem = admin_token_problem(token)  # too short to resist guessing, or not sendable in HTTP
+        if problem:
+            raise ConfigError(problem)
+        try:
+            security = SecuritySettings.from_env(env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             database_url=database_url,
             supported_locales=locales,
@@ -79,6 +85,9 @@ class Config:
             celery_broker_url=env.get("CELERY_BROKER_URL") or None,
             admin_api_token=token,
             backfill_modules=_split_csv(env.get("BACKFILL_MODULES", "")),
+            engine_settings=engine_settings,
+            lock_retry_settings=lock_retry_settings,
+            security=security,
         )
 
     @property

@@ -32,13 +32,16 @@ from tests.backfill_helpers import insert_rows, make_service, touch_service
 from tests.backfills_for_tests import FakeClock
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database
 
-SECRET = "s3cret-token-for-tests"
+SECRET = "s3cret-token-for-tests-0123456789abcdef"  # 32+ characters: shorter ones are refused
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 ROWS = 100  # touch_rows ids 1..100: test_touch carves 10 batches of 10
 
 
 def make_app(url: str, token: str | None = f"ops:{SECRET}", **env: str):
-    settings = {"DATABASE_URL": url, "BACKFILL_MODULES": "tests.backfills_for_tests", **env}
+    # Wrong tokens are sent on purpose here; the throttling of failures has its own
+    # test (tests/security/test_admin_token_policy.py).
+    settings = {"DATABASE_URL": url, "BACKFILL_MODULES": "tests.backfills_for_tests",
+                "ADMIN_AUTH_FAILURE_RATE_LIMIT": "100000 per minute", **env}
     if token is not None:
         settings["ADMIN_API_TOKEN"] = token
     return create_app(Config.from_env(settings))

@@ -31,7 +31,7 @@ from tests.processes import ROOT, CeleryWorker, RedisServer, free_port, subproce
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TOKEN = "browser-test-token-0123456789"
+TOKEN = "browser-test-token-0123456789abcdef"
 ROWS = 400  # test_touch_slow: batches of 5 rows, 0.3 s each, 2 in parallel: about 15 s of work
 
 SERVE = """

@@ -15,7 +15,10 @@ a bare token (its holder is named "admin") or `name:token`, where the name is 1 
 given with a name). Clients send the token part only. Controls are recorded in the
 run's transition log with the actor `api:<name>`. Without ADMIN_API_TOKEN the
 routes answer 503 (the API is off, never open); a missing or wrong token is 401
-with `WWW-Authenticate: Bearer`.
+with `WWW-Authenticate: Bearer`. The token part must be at least 32 characters (the
+app refuses to start otherwise, backend.auth.admin_token); failed attempts are
+logged without the token and limited per client (ADMIN_AUTH_FAILURE_RATE_LIMIT, then
+429; backend.web.rate_limits).
 
 Polling. GET responses carry a strong ETag and `Cache-Control: no-store`; send the
 ETag back in If-None-Match and an unchanged run answers 304 after one query by
@@ -43,6 +46,7 @@ from backend.backfill.registry import load_catalog
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
 from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
+from backend.auth.admin_token import parse_admin_token
 from backend.shop.validation import clean_text
 from backend.web.backfills import view as view
 from backend.web.backfills.openapi import openapi_document
@@ -55,25 +59,17 @@ openapi_bp = Blueprint("openapi", __name__, url_prefix="/api")
 BIGINT_MAX = 2**63 - 1
 RUN_ID = f"<int(min=1, max={BIGINT_MAX}):run_id>"  # beyond 64 bits: no route, 404
 SEQ_MAX = 2**31 - 1
-DEFAULT_TOKEN_NAME = "admin"
-_NAMED_TOKEN = re.compile(r"([A-Za-z0-9_.@-]{1,64}):(.+)", re.DOTALL)
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 # --- authentication ---------------------------------------------------------------------
 
-def parse_admin_token(setting: str | None) -> tuple[str, str] | None:
-    """(name, token) from ADMIN_API_TOKEN, or None when it is not configured."""
-    if not setting or not setting.strip():
-        return None
-    setting = setting.strip()
-    named = _NAMED_TOKEN.fullmatch(setting)
-    if named:
-        return named.group(1), named.group(2)
-    return DEFAULT_TOKEN_NAME, setting
-
-
 def _unauthorized(code: str, message: str, challenge: str) -> Response:
+    """401. Logged with the client's address and what was wrong, never what was sent
+    (a near-miss token in a log would be half a leak); failures are rate limited per
+    client (backend.web.rate_limits)."""
+    current_app.logger.warning("operations API: authentication failed (%s) from %s for %s %s",
+                               code, request.remote_addr, request.method, request.path)
     response, status = error_response(401, code, message)
     response.status_code = status
     response.headers["WWW-Authenticate"] = challenge
