@@ -59,7 +59,12 @@ def write_transaction(engine: Engine):
 
 
 def create_db_engine(database_url: str, **kwargs) -> Engine:
-    """Create an Engine for `database_url` with the project's per-dialect settings."""
+    """Create an Engine for `database_url` with the project's per-dialect settings.
+
+    `hide_parameters`: a failed statement's error (and so every log line and traceback
+    that prints it) shows the SQL without its bound values, which are customers'
+    emails, password hashes and addresses."""
+    kwargs.setdefault("hide_parameters", True)
     url = make_url(normalize_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         _prepare_sqlite_file(url)

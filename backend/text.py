@@ -55,3 +55,29 @@ def normalize_email(email: str) -> str:
     except UnicodeError:
         ascii_domain = domain
     return f"{local.casefold()}@{ascii_domain.lower()}"
+
+
+# Characters that act on a terminal or a text display instead of being shown: the C0
+# and C1 controls and DEL (ESC starts sequences that retitle or rewrite a terminal),
+# the line and paragraph separators, and the bidirectional marks, embeddings,
+# overrides and isolates (U+202E shows the rest of a line reversed).
+_BIDI_FORMATTING = set("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def is_control_character(char: str) -> bool:
+    return unicodedata.category(char) == "Cc" or char in _BIDI_FORMATTING
+
+
+def has_control_characters(text: str, *, allow: str = "") -> bool:
+    """Whether `text` holds a control character other than those in `allow`."""
+    return any(is_control_character(char) and char not in allow for char in text)
+
+
+def escape_controls(text: str) -> str:
+    """`text` safe to print on a terminal: each control character as a visible
+    Python-style escape (`\\x1b`, `\\u202e`), everything else unchanged. For stored
+    text written before control characters were refused, and for engine messages."""
+    if not has_control_characters(text):
+        return text
+    return "".join(char.encode("unicode_escape").decode("ascii") if is_control_character(char) else char
+                   for char in text)

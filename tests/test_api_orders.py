@@ -1,5 +1,7 @@
 """Users and orders API: users' creation and look-up; placing orders (stock,
-prices, currency, all-or-nothing, concurrency); reading orders back."""
+prices, currency, all-or-nothing, concurrency); reading orders back. Requests go
+as the customer the client was last logged in as (`create_user`); who may call
+what is tested in tests/security/test_shop_authorization.py."""
 from __future__ import annotations
 
 import json
@@ -8,8 +10,10 @@ import threading
 import pytest
 from werkzeug.security import check_password_hash
 
+from backend.migrations.alembic_api import upgrade
 from tests.test_api_products import (  # noqa: F401 - fixtures
-    app, client, create_product, create_user, error_of, scalar, validation_app,
+    act_as, app, auth_header, client, create_product, create_user, error_of, make_app, scalar, validation_app,
+    validation_client,
 )
 
 
@@ -48,24 +52,39 @@ def test_get_user(client):
     assert response.json == user
 
 
+def test_me_is_the_logged_in_user(client):
+    user = create_user(client)
+
+    assert client.get("/api/users/me").json == user
+
+
 @pytest.mark.parametrize("user_id", ["999", str(2**64)])
 def test_unknown_user_is_a_404(client, user_id):
+    create_user(client)
+
     response = client.get(f"/api/users/{user_id}")
 
     assert response.status_code == 404
     assert error_of(response)["code"] == "user_not_found"
 
 
-def test_an_address_of_a_user_the_email_backfill_has_not_reached_yet_is_taken_too(app, client):
-    """Before users_email_normalized has run, an old user's email_normalized is NULL."""
-    with app.extensions["db_engine"].begin() as connection:
-        connection.exec_driver_sql("INSERT INTO users (email, preferred_locale, password_hash) "
-                                   "VALUES ('Legacy@Example.org', 'en', 'x')")
+def test_an_address_of_a_user_the_email_backfill_has_not_reached_yet_is_taken_too(db_url):
+    """Before users_email_normalized has run (so before its contract, revision 0009, the
+    app can be serving), an old user's email_normalized is NULL."""
+    upgrade(db_url, "0008_customer_sessions")
+    app = make_app(db_url)
+    try:
+        with app.extensions["db_engine"].begin() as connection:
+            connection.exec_driver_sql("INSERT INTO users (email, preferred_locale, password_hash) "
+                                       "VALUES ('Legacy@Example.org', 'en', 'x')")
 
-    response = client.post("/api/users", json={"email": "legacy@example.org", "password": "correct horse"})
+        response = app.test_client().post("/api/users", json={"email": "legacy@example.org",
+                                                               "password": "correct horse"})
 
-    assert response.status_code == 409 and error_of(response)["code"] == "email_taken"
-    assert scalar(app, "SELECT count(*) FROM users") == 1
+        assert response.status_code == 409 and error_of(response)["code"] == "email_taken"
+        assert scalar(app, "SELECT count(*) FROM users") == 1
+    finally:
+        app.extensions["db_engine"].dispose()
 
 
 @pytest.mark.parametrize("email", ["ann@example.com", "ANN@Example.com"])
@@ -104,14 +123,15 @@ def test_invalid_user_fields_are_a_400(validation_app, payload, field):
 
 @pytest.fixture
 def shop(client) -> dict:
-    """A buyer and three products: two in EUR, one in USD."""
+    """Three products of an owner (two in EUR, one in USD) and a buyer, whom the client
+    acts as."""
     owner = create_user(client, "owner@example.com")
-    return {
-        "buyer": create_user(client, "buyer@example.com"),
+    products = {
         "tea": create_product(client, owner["id"], "TEA", price_cents=450, stock=10),
         "cup": create_product(client, owner["id"], "CUP", price_cents=1200, stock=2),
         "usd": create_product(client, owner["id"], "USD", price_cents=999, stock=5, currency="USD"),
     }
+    return {"owner": owner, "buyer": create_user(client, "buyer@example.com"), **products}
 
 
 def order(client, user_id: int, *lines: tuple[int, int], **extra):
@@ -202,13 +222,21 @@ def test_unknown_product_is_a_422_and_nothing_is_written(app, client, shop):
     assert stock(client, shop["tea"]) == 10
 
 
-def test_unknown_user_is_a_422_and_stock_is_restored(app, client, shop):
-    response = order(client, 999_999, (shop["tea"]["id"], 1))
+@pytest.mark.parametrize("user_id", [999_999, "owner"])
+def test_an_order_for_another_user_is_a_403_and_takes_no_stock(app, client, shop, user_id):
+    response = order(client, shop["owner"]["id"] if user_id == "owner" else user_id, (shop["tea"]["id"], 1))
 
-    assert response.status_code == 422
-    assert error_of(response)["code"] == "unknown_user"
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "forbidden"
     assert stock(client, shop["tea"]) == 10
     assert scalar(app, "SELECT count(*) FROM orders") == 0
+
+
+def test_an_order_without_user_id_is_the_buyers(client, shop):
+    response = client.post("/api/orders", json={"items": [{"product_id": shop["tea"]["id"], "quantity": 1}]})
+
+    assert response.status_code == 201
+    assert response.json["user_id"] == shop["buyer"]["id"]
 
 
 def test_the_order_takes_the_products_currency(client, shop):
@@ -235,7 +263,6 @@ def test_mixed_or_mismatched_currencies_are_a_422(app, client, shop, currency):
 
 
 @pytest.mark.parametrize(("payload", "field"), [
-    ({"items": [{"product_id": 1, "quantity": 1}]}, "user_id"),
     ({"user_id": "1", "items": [{"product_id": 1, "quantity": 1}]}, "user_id"),
     ({"user_id": 1}, "items"),
     ({"user_id": 1, "items": []}, "items"),
@@ -254,23 +281,23 @@ def test_mixed_or_mismatched_currencies_are_a_422(app, client, shop, currency):
     ({"user_id": 1, "items": [{"product_id": 2**63, "quantity": 1}]}, "items.0.product_id"),
     ({"user_id": 1, "currency": "eur", "items": [{"product_id": 1, "quantity": 1}]}, "currency"),
 ])
-def test_invalid_order_fields_are_a_400(validation_app, payload, field):
-    response = validation_app.test_client().post("/api/orders", data=json.dumps(payload),
-                                                 content_type="application/json")
+def test_invalid_order_fields_are_a_400(validation_client, payload, field):
+    response = validation_client.post("/api/orders", data=json.dumps(payload), content_type="application/json")
 
     assert response.status_code == 400
     assert field in error_of(response)["details"]["fields"]
 
 
-def test_concurrent_orders_never_oversell(app, shop):
+def test_concurrent_orders_never_oversell(app, client, shop):
     """Twelve carts race for five units: exactly five win, the rest get a 409."""
-    tea = shop["tea"]
+    tea, buyer = shop["tea"], auth_header(client)
     with app.extensions["db_engine"].begin() as connection:
         connection.exec_driver_sql(f"UPDATE products SET stock = 5 WHERE id = {tea['id']}")
     start, statuses = threading.Barrier(12), []
 
     def buy():
         client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = buyer["Authorization"]
         start.wait()
         statuses.append(order(client, shop["buyer"]["id"], (tea["id"], 1)).status_code)
 
@@ -300,6 +327,8 @@ def test_get_order_returns_items_and_total(client, shop):
 @pytest.mark.parametrize(("order_id", "code"), [("999", "order_not_found"), (str(2**63), "order_not_found"),
                                                 ("x", "not_found")])
 def test_unknown_order_is_a_404(client, order_id, code):
+    create_user(client)
+
     response = client.get(f"/api/orders/{order_id}")
 
     assert response.status_code == 404
@@ -309,12 +338,14 @@ def test_unknown_order_is_a_404(client, order_id, code):
 def test_user_orders_are_paged_newest_first(client, shop):
     buyer, tea = shop["buyer"], shop["tea"]
     placed = [order(client, buyer["id"], (tea["id"], 1)).json["id"] for _ in range(5)]
+    as_buyer = auth_header(client)
     other = create_user(client, "other@example.com")
     order(client, other["id"], (tea["id"], 1))
 
-    first = client.get(f"/api/users/{buyer['id']}/orders?limit=2").json
-    second = client.get(f"/api/users/{buyer['id']}/orders?limit=2&cursor={first['next_cursor']}").json
-    third = client.get(f"/api/users/{buyer['id']}/orders?limit=2&cursor={second['next_cursor']}").json
+    url = f"/api/users/{buyer['id']}/orders?limit=2"
+    first = client.get(url, headers=as_buyer).json
+    second = client.get(f"{url}&cursor={first['next_cursor']}", headers=as_buyer).json
+    third = client.get(f"{url}&cursor={second['next_cursor']}", headers=as_buyer).json
 
     pages = [[o["id"] for o in page["items"]] for page in (first, second, third)]
     assert pages == [placed[4:2:-1], placed[2:0:-1], placed[:1]]
@@ -330,6 +361,8 @@ def test_user_without_orders_has_an_empty_page(client, shop):
 
 
 def test_orders_of_an_unknown_user_is_a_404(client):
+    create_user(client)
+
     response = client.get("/api/users/999/orders")
 
     assert response.status_code == 404

@@ -1,7 +1,9 @@
 """Products API: creation and its validation, look-up, listing, filters, paging.
 
 Every test runs on SQLite and on a fresh PostgreSQL database (`migrated_db_url`).
-The small helpers at the top are shared by the other API test modules.
+The small helpers at the top are shared by the other API test modules: `create_user`
+signs a customer up and logs in, and the test client then acts as that customer.
+Who may call what is tested route by route in tests/security/test_shop_authorization.py.
 """
 from __future__ import annotations
 
@@ -17,8 +19,15 @@ from backend.migrations.alembic_api import upgrade
 
 # --- shared helpers ---------------------------------------------------------------
 
+# These tests sign up and log in far more often than a client may; the limits
+# themselves are tested in tests/security/test_login.py.
+GENEROUS_LIMITS = {"SIGNUP_RATE_LIMIT": "100000 per minute", "LOGIN_RATE_LIMIT": "100000 per minute",
+                   "LOGIN_ACCOUNT_RATE_LIMIT": "100000 per minute"}
+PASSWORD = "correct horse"
+
+
 def make_app(database_url: str, **env: str):
-    return create_app(Config.from_env({"DATABASE_URL": database_url, **env}))
+    return create_app(Config.from_env({"DATABASE_URL": database_url, **GENEROUS_LIMITS, **env}))
 
 
 @pytest.fixture
@@ -36,18 +45,58 @@ def client(app):
 @pytest.fixture(scope="module")
 def validation_app(tmp_path_factory):
     """Input is validated before any query, so one SQLite database serves every
-    validation case of a module instead of a fresh pair of databases per case."""
+    validation case of a module instead of a fresh pair of databases per case. Its
+    first user (id 1) is the customer `validation_client` acts as."""
     url = f"sqlite:///{tmp_path_factory.mktemp('validation') / 'shop.db'}"
     upgrade(url)
     app = make_app(url)
+    create_user(app.test_client(), "validator@example.com")
     yield app
     app.extensions["db_engine"].dispose()
 
 
-def create_user(client, email: str = "owner@example.com", **extra) -> dict:
-    response = client.post("/api/users", json={"email": email, "password": "correct horse", **extra})
+@pytest.fixture
+def validation_client(validation_app):
+    """A client of `validation_app` logged in as its user 1."""
+    client = validation_app.test_client()
+    act_as(client, log_in(client, "validator@example.com"))
+    return client
+
+
+def sign_up(client, email: str = "owner@example.com", **extra) -> dict:
+    response = client.post("/api/users", json={"email": email, "password": PASSWORD, **extra})
     assert response.status_code == 201, response.json
     return response.json
+
+
+def log_in(client, email: str, password: str = PASSWORD) -> dict:
+    """The token pair of a log-in."""
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def act_as(client, tokens: dict):
+    """From now on the client's requests carry this access token."""
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens['access_token']}"
+    return client
+
+
+def anonymous(client):
+    client.environ_base.pop("HTTP_AUTHORIZATION", None)
+    return client
+
+
+def auth_header(client) -> dict:
+    """The Authorization header the client currently sends, for another client."""
+    return {"Authorization": client.environ_base["HTTP_AUTHORIZATION"]}
+
+
+def create_user(client, email: str = "owner@example.com", **extra) -> dict:
+    """Sign up and log in: the client then acts as this customer. The user's JSON."""
+    user = sign_up(client, email, **extra)
+    act_as(client, log_in(client, email))
+    return user
 
 
 def product_payload(owner_id: int, sku: str = "TEA-1", **overrides) -> dict:
@@ -175,10 +224,10 @@ INVALID_FIELDS = [
 
 
 @pytest.mark.parametrize(("overrides", "field"), INVALID_FIELDS)
-def test_invalid_fields_are_a_400_naming_the_field(validation_app, overrides, field):
+def test_invalid_fields_are_a_400_naming_the_field(validation_app, validation_client, overrides, field):
     app = validation_app
     body = json.dumps({**product_payload(owner_id=1), **overrides})  # ASCII-escaped: lone surrogates survive
-    response = app.test_client().post("/api/products", data=body, content_type="application/json")
+    response = validation_client.post("/api/products", data=body, content_type="application/json")
 
     assert response.status_code == 400
     error = error_of(response)
@@ -187,10 +236,18 @@ def test_invalid_fields_are_a_400_naming_the_field(validation_app, overrides, fi
     assert scalar(app, "SELECT count(*) FROM products") == 0
 
 
-def test_every_missing_field_is_reported_at_once(validation_app):
-    error = error_of(validation_app.test_client().post("/api/products", json={}))
+def test_every_missing_field_is_reported_at_once(validation_client):
+    error = error_of(validation_client.post("/api/products", json={}))
 
-    assert set(error["details"]["fields"]) == {"owner_id", "sku", "price_cents", "currency", "translations"}
+    # owner_id is not among them: the owner is the customer who creates the product
+    assert set(error["details"]["fields"]) == {"sku", "price_cents", "currency", "translations"}
+
+
+def test_the_owner_is_the_customer_who_creates_the_product(client, owner):
+    payload = product_payload(owner["id"])
+    del payload["owner_id"]
+
+    assert client.post("/api/products", json=payload).json["owner_id"] == owner["id"]
 
 
 def test_duplicate_sku_is_a_409(app, client, owner):
@@ -203,39 +260,42 @@ def test_duplicate_sku_is_a_409(app, client, owner):
     assert scalar(app, "SELECT count(*) FROM products") == 1
 
 
-def test_unknown_owner_is_a_422(app, client):
-    response = client.post("/api/products", json=product_payload(owner_id=999))
+@pytest.mark.parametrize("owner_id", [999, "someone else"])
+def test_a_product_for_another_owner_is_a_403_and_writes_nothing(app, client, owner, owner_id):
+    other = sign_up(client, "other@example.com")["id"] if owner_id == "someone else" else owner_id
 
-    assert response.status_code == 422
-    assert error_of(response)["code"] == "unknown_owner"
+    response = client.post("/api/products", json=product_payload(other))
+
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "forbidden"
     assert scalar(app, "SELECT count(*) FROM product_translations") == 0
 
 
 @pytest.mark.parametrize("path", ["/api/products", "/api/users", "/api/orders"])
-def test_malformed_json_is_a_400(validation_app, path):
-    response = validation_app.test_client().post(path, data='{"sku": ', content_type="application/json")
+def test_malformed_json_is_a_400(validation_client, path):
+    response = validation_client.post(path, data='{"sku": ', content_type="application/json")
 
     assert response.status_code == 400
     assert error_of(response)["code"] == "invalid_json"
 
 
-def test_absurdly_nested_json_is_a_400_not_a_500(validation_app):
-    response = validation_app.test_client().post("/api/products", data="[" * 100_000, content_type="application/json")
+def test_absurdly_nested_json_is_a_400_not_a_500(validation_client):
+    response = validation_client.post("/api/products", data="[" * 100_000, content_type="application/json")
 
     assert response.status_code == 400
 
 
 @pytest.mark.parametrize("path", ["/api/products", "/api/users", "/api/orders"])
-def test_a_body_not_declared_as_json_is_a_415(validation_app, path):
-    response = validation_app.test_client().post(path, data='{"sku": "x"}', content_type="text/plain")
+def test_a_body_not_declared_as_json_is_a_415(validation_client, path):
+    response = validation_client.post(path, data='{"sku": "x"}', content_type="text/plain")
 
     assert response.status_code == 415
     assert error_of(response)["code"] == "unsupported_media_type"
 
 
 @pytest.mark.parametrize("body", ["[]", '"text"', "null", "42"])
-def test_a_body_that_is_not_an_object_is_a_400(validation_app, body):
-    response = validation_app.test_client().post("/api/products", data=body, content_type="application/json")
+def test_a_body_that_is_not_an_object_is_a_400(validation_client, body):
+    response = validation_client.post("/api/products", data=body, content_type="application/json")
 
     assert response.status_code == 400
     assert error_of(response)["details"]["fields"] == {"body": "must be a JSON object"}
@@ -305,9 +365,9 @@ def test_limit_100_is_allowed(client):
 
 
 def test_listing_filters(client, owner):
-    other = create_user(client, "other@example.com")
     cheap = create_product(client, owner["id"], "CHEAP", price_cents=100, stock=0)
     mid = create_product(client, owner["id"], "MID", price_cents=500, stock=3)
+    other = create_user(client, "other@example.com")  # the client now acts as `other`
     dear = create_product(client, other["id"], "DEAR", price_cents=900, stock=1, currency="USD")
 
     def ids(query: str) -> list[int]:

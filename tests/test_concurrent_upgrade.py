@@ -108,18 +108,18 @@ def run_migrations_at_once(database_url: str) -> list[str]:
 
 
 def assert_concurrent_builds_valid(database_url: str) -> None:
-    """0004, 0005 and 0007 build their indexes CONCURRENTLY while the other processes
+    """0004, 0005, 0007 and 0009 build their indexes CONCURRENTLY while the other processes
     wait on the schema lock: with waiters that held a snapshot, the race would hang."""
     engine = create_db_engine(database_url)
     try:
         with engine.connect() as connection:
             indexes = dict(connection.execute(sa.text(
                 "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE c.relname IN ('ix_users_email_normalized', 'uq_product_translations_locale_slug', "
-                "'ix_product_translations_locale_slug')")).all())
+                "WHERE c.relname IN ('ix_users_email_normalized', 'uq_users_email_normalized', "
+                "'uq_product_translations_locale_slug', 'ix_product_translations_locale_slug')")).all())
     finally:
         engine.dispose()
-    assert indexes == {"ix_users_email_normalized": True, "uq_product_translations_locale_slug": True}
+    assert indexes == {"uq_users_email_normalized": True, "uq_product_translations_locale_slug": True}
 
 
 def test_run_migrations_processes_on_one_postgresql_database(pg_url):

@@ -12,6 +12,7 @@ from backend.backfill.state import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.shop.validation import clean_text
+from backend.text import escape_controls
 
 
 def cli_actor() -> str:
@@ -78,8 +79,11 @@ def transition_log(config: Config, ref: str) -> list[str]:
         lines = [f"run {run_id}:"]
         for t in service.transitions(run_id):
             when = t["at"].strftime("%Y-%m-%d %H:%M:%S") if t["at"] else "?"
-            reason = f" ({t['reason']})" if t["reason"] else ""
-            lines.append(f"  {when}  {t['from_status'] or '-':>9} -> {t['to_status']:<9} by {t['actor']}{reason}")
+            # Stored text reaches the operator's terminal: control characters (an ESC
+            # sequence, a right-to-left override) are shown escaped, never interpreted.
+            reason = f" ({escape_controls(t['reason'])})" if t["reason"] else ""
+            actor = escape_controls(t["actor"])
+            lines.append(f"  {when}  {t['from_status'] or '-':>9} -> {t['to_status']:<9} by {actor}{reason}")
         return lines
     finally:
         service.engine.dispose()

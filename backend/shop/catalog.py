@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.config import Config
 from backend.models import Product, ProductTranslation, User
-from backend.shop.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from backend.shop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from backend.shop.paging import Page, fetch_page, page_request
 from backend.shop.transaction import unit_of_work
 from backend.shop.validation import (
@@ -41,14 +41,15 @@ class NewProduct:
     translations: dict[str, tuple[str, str]]  # locale -> (name, description)
 
 
-def create_product(session: Session, payload: Any, config: Config) -> Product:
-    """Create a product and its translations (each with a per-locale slug) from JSON.
+def create_product(session: Session, payload: Any, config: Config, owner_id: int) -> Product:
+    """Create a product of `owner_id` (the authenticated customer) and its translations
+    (each with a per-locale slug) from JSON.
 
     400 on invalid fields (including a missing translation in the default locale or
-    an unsupported locale), 409 `sku_taken`, 422 `unknown_owner` when owner_id names
-    no user (the URL is fine, the body refers to a missing row).
+    an unsupported locale), 403 `forbidden` when the body's owner_id names someone
+    else, 409 `sku_taken`, 422 `unknown_owner` when the owner no longer exists.
     """
-    new = parse_new_product(payload, config)
+    new = parse_new_product(payload, config, owner_id)
     for _attempt in range(SLUG_ATTEMPTS):
         try:
             with unit_of_work(session):
@@ -63,10 +64,13 @@ def create_product(session: Session, payload: Any, config: Config) -> Product:
     raise slug_race
 
 
-def parse_new_product(payload: Any, config: Config) -> NewProduct:
+def parse_new_product(payload: Any, config: Config, owner_id: int) -> NewProduct:
+    """The product to create; `owner_id` in the body is optional and, when sent, must
+    be the authenticated customer's own id."""
     fields = Fields(payload)
+    claimed_owner = fields.integer("owner_id", minimum=1, maximum=BIGINT_MAX, required=False)
     new = NewProduct(
-        owner_id=fields.integer("owner_id", minimum=1, maximum=BIGINT_MAX),
+        owner_id=owner_id,
         sku=fields.text("sku", max_length=64, pattern=SKU_PATTERN,
                         hint="must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
         price_cents=fields.integer("price_cents"),
@@ -76,6 +80,9 @@ def parse_new_product(payload: Any, config: Config) -> NewProduct:
         translations=_translations(fields, config),
     )
     fields.raise_if_invalid()
+    if claimed_owner is not None and claimed_owner != owner_id:
+        raise Forbidden("a product can only be created for yourself: owner_id must be your own id or left out",
+                        details={"owner_id": claimed_owner})
     return new
 
 
@@ -97,7 +104,8 @@ def _translations(fields: Fields, config: Config) -> dict[str, tuple[str, str]]:
         entry_fields = Fields(entry, prefix=f"translations.{locale}.", errors=fields.errors)
         translations[locale] = (
             entry_fields.text("name", max_length=NAME_MAX_LENGTH),
-            entry_fields.text("description", max_length=DESCRIPTION_MAX_LENGTH, required=False, default=""),
+            entry_fields.text("description", max_length=DESCRIPTION_MAX_LENGTH, required=False, default="",
+                              multiline=True),
         )
     if config.default_locale not in raw:
         fields.error(f"translations.{config.default_locale}", "a translation in the default locale is required")

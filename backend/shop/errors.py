@@ -6,7 +6,12 @@ while the services themselves stay free of Flask (the CLI and the worker reuse t
 Status codes, the same for every route:
   400 invalid_request  the input alone is wrong: malformed JSON, wrong type, out of
                        range, bad format, unsupported locale, missing field
-  404 *_not_found      the resource named in the URL does not exist
+  401 unauthorized     no valid access token (backend.web.auth_tokens), or
+      invalid_credentials  a log-in with a wrong address or password (one answer)
+  403 forbidden        the body names another customer (an order's user_id, a
+                       product's owner_id): a customer acts only for themselves
+  404 *_not_found      the resource named in the URL does not exist, or is another
+                       customer's (their users and orders are not revealed)
   409 conflict         the input clashes with current data: sku or email taken,
                        not enough stock
   415                  the body is not declared as JSON
@@ -32,6 +37,16 @@ class ShopError(Exception):
 class InvalidInput(ShopError):
     status = 400
     code = "invalid_request"
+
+
+class Unauthorized(ShopError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ShopError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(ShopError):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.models import Order, OrderItem, Product, User
 from backend.shop.catalog import CURRENCY_PATTERN
-from backend.shop.errors import Conflict, NotFound, Unprocessable
+from backend.shop.errors import Conflict, Forbidden, NotFound, Unprocessable
 from backend.shop.paging import Page, fetch_page, page_request
 from backend.shop.transaction import unit_of_work
 from backend.shop.users import get_user
@@ -42,15 +42,17 @@ def order_total_cents(order: Order) -> int:
 
 # --- placing an order -----------------------------------------------------------
 
-def create_order(session: Session, payload: Any) -> Order:
-    """Place an order from `{user_id, currency?, items: [{product_id, quantity}]}`.
+def create_order(session: Session, payload: Any, user_id: int) -> Order:
+    """Place an order of `user_id` (the authenticated customer) from
+    `{user_id?, currency?, items: [{product_id, quantity}]}`.
 
     Lines naming the same product are merged (quantities added). All or nothing:
-    400 on invalid fields, 409 `insufficient_stock` naming the short product, 422
-    `unknown_user` / `unknown_product`, 422 `currency_mismatch` when the products'
-    currencies differ from each other or from the order's `currency`.
+    400 on invalid fields, 403 `forbidden` when the body's user_id names someone
+    else, 409 `insufficient_stock` naming the short product, 422 `unknown_user` /
+    `unknown_product`, 422 `currency_mismatch` when the products' currencies differ
+    from each other or from the order's `currency`.
     """
-    request = parse_order_request(payload)
+    request = parse_order_request(payload, user_id)
     with unit_of_work(session):
         # Stock first: SQLite then takes its write lock before any read (a deferred
         # read-then-write transaction fails with SQLITE_BUSY under concurrent writers),
@@ -73,13 +75,18 @@ def create_order(session: Session, payload: Any) -> Order:
     return order
 
 
-def parse_order_request(payload: Any) -> OrderRequest:
+def parse_order_request(payload: Any, user_id: int) -> OrderRequest:
+    """The order to place for `user_id`; `user_id` in the body is optional and, when
+    sent, must be that same id (an order is never placed for someone else)."""
     fields = Fields(payload)
-    user_id = fields.integer("user_id", minimum=1, maximum=BIGINT_MAX)
+    claimed_user = fields.integer("user_id", minimum=1, maximum=BIGINT_MAX, required=False)
     currency = fields.text("currency", max_length=3, pattern=CURRENCY_PATTERN, required=False,
                            hint="must be 3 uppercase letters (ISO 4217)")
     quantities = _merged_lines(fields)
     fields.raise_if_invalid()
+    if claimed_user is not None and claimed_user != user_id:
+        raise Forbidden("an order can only be placed for yourself: user_id must be your own id or left out",
+                        details={"user_id": claimed_user})
     return OrderRequest(user_id=user_id, currency=currency, quantities=quantities)
 
 
@@ -155,18 +162,20 @@ def _order_currency(requested: str | None, prices: dict[int, tuple[int, str]]) -
 
 # --- reading orders -------------------------------------------------------------
 
-def get_order(session: Session, order_id: int) -> Order:
-    """The order with its items, else 404 `order_not_found`."""
+def get_order(session: Session, order_id: int, customer_id: int) -> Order:
+    """The customer's order with its items, else 404 `order_not_found` (another
+    customer's order is answered as missing: its existence is not revealed)."""
     order = None
     if is_valid_id(order_id):
         order = session.get(Order, order_id, options=[selectinload(Order.items)])
-    if order is None:
+    if order is None or order.user_id != customer_id:
         raise NotFound(f"order {order_id} does not exist", code="order_not_found")
     return order
 
 
 def list_user_orders(session: Session, user_id: int, args: Mapping[str, str]) -> Page[Order]:
-    """One page of the user's orders, newest first; 404 if the user does not exist."""
+    """One page of the user's orders, newest first; 404 if the user does not exist.
+    The caller checks that `user_id` is the authenticated customer."""
     page = page_request(args)
     get_user(session, user_id)
     statement = sa.select(Order).options(selectinload(Order.items)).where(Order.user_id == user_id)

@@ -11,6 +11,7 @@ import re
 from typing import Any, Mapping
 
 from backend.shop.errors import InvalidInput, UnsupportedMediaType
+from backend.text import has_control_characters
 
 INT32_MAX = 2**31 - 1  # price_cents, stock and quantity are INTEGER columns
 BIGINT_MAX = 2**63 - 1  # ids are BIGINT on PostgreSQL
@@ -34,13 +35,28 @@ def is_valid_id(value: int) -> bool:
     return 0 < value <= BIGINT_MAX
 
 
-def clean_text(value: str) -> str | None:
-    """`value` if the database can store it, else None (NUL bytes, lone surrogates)."""
+def storable_text(value: str) -> str | None:
+    """`value` if the database can store it, else None (NUL bytes, lone surrogates).
+    For secrets that are never displayed (passwords); other text goes through clean_text."""
     if "\x00" in value:
         return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
+        return None
+    return value
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str | None:
+    """`value` if it is storable text free of control characters, else None.
+
+    Control characters (ESC, BEL, backspace... and the bidirectional overrides that
+    reorder what a reader sees, U+202E) would reach the operator's terminal or a
+    customer's screen from stored emails, names and reasons (docs/security.md).
+    `multiline` text (a description) may keep tabs and line breaks."""
+    if storable_text(value) is None:
+        return None
+    if has_control_characters(value, allow="\t\n\r" if multiline else ""):
         return None
     return value
 
@@ -87,13 +103,17 @@ class Fields:
         return None
 
     def text(self, name: str, *, max_length: int, required: bool = True, default: str | None = None,
-             pattern: re.Pattern | None = None, hint: str = "") -> str | None:
-        """A stripped string; empty counts as missing."""
+             pattern: re.Pattern | None = None, hint: str = "", multiline: bool = False) -> str | None:
+        """A stripped string; empty counts as missing; no control characters (line
+        breaks and tabs only in `multiline` text)."""
         value = self._get(name, required)
         if value is _MISSING:
             return default
-        if not isinstance(value, str) or clean_text(value) is None:
+        if not isinstance(value, str) or storable_text(value) is None:
             self.error(name, "must be a string of valid text")
+            return None
+        if clean_text(value, multiline=multiline) is None:
+            self.error(name, "must not contain control characters")
             return None
         value = value.strip()
         if not value:

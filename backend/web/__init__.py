@@ -23,13 +23,17 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     app.json.ensure_ascii = False  # product names in every script, readable as is
     app.json.sort_keys = False
 
-    from backend.web import database, errors, health
+    from backend.web import auth_tokens, database, errors, hardening, health
+    from backend.web.shop import auth
     from backend.web.shop import orders
     from backend.web.shop import products
 
     database.init_app(app, create_db_engine(config.database_url))
     errors.init_app(app)
+    hardening.init_app(app, config.security)  # headers, trusted hosts, no Host-built redirects
+    auth_tokens.init_app(app, config.security)  # customers' bearer tokens
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
     app.register_blueprint(products.bp)
     app.register_blueprint(orders.bp)
 
@@ -39,6 +43,10 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     app.register_blueprint(backfills_api.bp)
     app.register_blueprint(backfills_api.openapi_bp)
     app.register_blueprint(backfills_page.bp)
+
+    from backend.web import rate_limits
+
+    rate_limits.init_app(app, config)  # after the routes it limits are registered
 
     from backend.web.flask_commands import register_cli
 

@@ -29,7 +29,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        message = exc.description or exc.name
+        if exc.code == 429:  # Flask-Limiter's description is the limit itself
+            message = f"too many requests: the limit is {message}; retry after the Retry-After seconds"
+        return error_response(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,5 +1,9 @@
 """Product routes: thin wrappers over backend.shop.catalog, answered in the
-negotiated locale (see backend.web.shop.locale). Status codes: backend.shop.errors."""
+negotiated locale (see backend.web.shop.locale). Status codes: backend.shop.errors.
+
+The catalogue is public (anyone may list and read products: that is what a shop
+shows); creating a product needs the customer's access token and makes them its
+owner (docs/security.md)."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -8,6 +12,7 @@ from backend.shop import catalog
 from backend.shop.errors import ShopError
 from backend.shop.validation import parse_json_body
 from backend.shop.views import product_view
+from backend.web.auth_tokens import current_customer_id, customer_required
 from backend.web.database import get_session
 from backend.web.errors import error_response
 from backend.web.shop.locale import localize, request_locale
@@ -38,11 +43,13 @@ def get_product(product_id: int):
 
 
 @bp.post("/products")
+@customer_required
 def create_product():
-    """201 with the product; 400 invalid, 409 sku_taken, 422 unknown_owner."""
+    """201 with the product, owned by the authenticated customer; 400 invalid, 403
+    forbidden (owner_id of someone else), 409 sku_taken."""
     locale = request_locale()  # a bad ?lang= fails before anything is written
     payload = parse_json_body(request.get_data(), request.is_json)
-    product = catalog.create_product(get_session(), payload, current_app.config["SHOP"])
+    product = catalog.create_product(get_session(), payload, current_app.config["SHOP"], current_customer_id())
     view = _view(product, locale)
     response = localize(jsonify(view), [view["locale"]], locale)
     response.status_code = 201
