@@ -16,6 +16,8 @@ from backend.backfill.settings import EngineSettings, SettingsError
 from backend.migrations.lock_retries import LockRetrySettings
 from backend.auth.admin_token import admin_token_problem
 from backend.auth.settings import SecuritySettings
+from backend.logs import log_format_from_env
+from backend.metrics.settings import MetricsSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "shop.db"
@@ -52,6 +54,8 @@ class Config:
     engine_settings: EngineSettings = field(default_factory=EngineSettings)
     lock_retry_settings: LockRetrySettings = field(default_factory=LockRetrySettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    log_format: str = "text"  # LOG_FORMAT: text or json (backend.logs)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # backend.metrics.settings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -69,6 +73,11 @@ class Config:
             engine_settings = EngineSettings.from_env(env)
             lock_retry_settings = LockRetrySettings.from_env(env)
         except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            log_format = log_format_from_env(env)
+            metrics = MetricsSettings.from_env(env)
+        except ValueError as exc:
             raise ConfigError(str(exc)) from None
         token = env.get("ADMIN_API_TOKEN") or None
         problem = admin_token_problem(token)  # too short to resist guessing, or not sendable in HTTP
@@ -88,6 +97,8 @@ class Config:
             engine_settings=engine_settings,
             lock_retry_settings=lock_retry_settings,
             security=security,
+            log_format=log_format,
+            metrics=metrics,
         )
 
     @property
