@@ -53,7 +53,8 @@ class OrderItem(Base):
         BigIntPK, sa.ForeignKey("products.id", ondelete="CASCADE"), nullable=False, index=True
     )
     quantity: Mapped[int] = mapped_column(sa.Integer, nullable=False)
-    unit_price_cents: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    # bigint since revision 0011 (a type change in three revisions, 0010-0012)
+    unit_price_cents: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
     order: Mapped["Order"] = relationship(back_populates="items")
     product: Mapped["Product"] = relationship(back_populates="order_items")

@@ -24,7 +24,8 @@ class Product(TimestampMixin, Base):
         BigIntPK, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     )
     sku: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
-    price_cents: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    # bigint since revision 0011 (a type change in three revisions, 0010-0012)
+    price_cents: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
     currency: Mapped[str] = mapped_column(sa.String(3), nullable=False, server_default="EUR")
     stock: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default="0")
 
