@@ -121,6 +121,23 @@ def test_online_helpers_are_operations_on_their_table_built_concurrently():
     assert "users.email_normalized NOT NULL" in messages[21] and "users.nickname" in messages[22]
 
 
+@pytest.mark.parametrize("step", ["expand", "contract", "cleanup"])
+def test_a_type_change_done_with_its_helpers_is_clean(step):
+    """The three revisions of backend.migrations.type_change: no M007 (nor M005 for the
+    cleanup's drop of the old column, a copy), as the advice of M007 promises."""
+    path = FIXTURES / f"type_change_{step}.py"
+    report = lint_script(path)
+    assert report.findings == [] and not report.advice
+    assert check(str(path)).exit_code == 0
+
+
+def test_the_type_change_advice_names_the_helpers():
+    [rule] = [rule for rule in RULES if rule.id == "M007"]
+    assert all(helper in rule.alternative for helper in ("start_type_change", "finish_type_change", "cleanup_type_change"))
+    result = check(str(fixture("M007")))
+    assert "backend.migrations.type_change" in result.stdout
+
+
 def test_lock_timeout_bypasses_are_one_finding_each():
     """Each way around env.py's lock_timeout is reported once, at its call."""
     report = lint_script(fixture("M011"))

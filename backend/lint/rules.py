@@ -8,7 +8,7 @@
 | M004 | index (or unique constraint) built on an existing table without CONCURRENTLY in an autocommit block |
 | M005 | drop_table / drop_column on an existing table                                     |
 | M006 | rename of a table or column (rename_table, alter_column(new_column_name=))        |
-| M007 | column type change (alter_column(type_=)) on an existing table                   |
+| M007 | column type change (alter_column(type_=)) on an existing table (backend.migrations.type_change is the way) |
 | M008 | downgrade() empty or `pass` while upgrade() is not                                |
 | M009 | the revision reads table data (SELECT) to decide what it does                     |
 | M010 | a `# migration-lint:` comment that acknowledges nothing (no reason, unknown rule) |
@@ -245,8 +245,11 @@ RULES: tuple[Rule, ...] = (
          "expand and contract: add the new name, write both, backfill, switch the reads, drop the old "
          "name in a later release", renames),
     Rule("M007", "column type change",
-         "add a column of the new type (add_column from backend.migrations.online), fill it with a backfill, "
-         "switch the code, drop the old column later",
+         "change it in three revisions with backend.migrations.type_change (docs/type-changes.md): "
+         "start_type_change(table, column, new_type) adds a shadow column kept in sync by a trigger and "
+         "schedules its copy; finish_type_change(table, column, old_type=..., new_type=...) waits for the copy "
+         "and swaps the columns in one short transaction (indexes, keys, foreign keys, default, sequence "
+         "moved); cleanup_type_change(table, column) drops the old column in a later release",
          type_changes),
     Rule("M008", "no downgrade",
          "undo each upgrade() step in reverse order in downgrade() (or raise an error that says why the "
