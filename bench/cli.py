@@ -32,9 +32,10 @@ from backend.migrations.safety.databases import create_scratch_database, drop_sc
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ALL_METHODS = ("update", "orm", "offset", "inprocess", "celery1", "celery2")
-SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess", "rowloop", "rowinprocess")
-# --per-row: the translation_slugs backfill (bench.perrow), against a hand-written loop.
-PER_ROW_METHODS = ("rowloop", "rowinprocess", "rowcelery1")
+SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess", "rowloop", "rowinprocess", "rowidslugs1", "rowidslugs2")
+# --per-row: the translation_slugs backfill (bench.perrow), against a hand-written loop; and
+# a parallel-safe per-row backfill of the same rows in 1 and 2 lanes (bench.idslugs).
+PER_ROW_METHODS = ("rowloop", "rowinprocess", "rowcelery1", "rowidslugs1", "rowidslugs2")
 SMOKE_ROWS, SMOKE_BATCH_SIZE = 3_000, 500
 SCALING_SIZES = (100_000, 1_000_000)
 SCALING_10M = 10_000_000
@@ -181,7 +182,7 @@ class CeleryMethod:
 def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: str | None) -> dict:
     """Reset, start the load, run the method, stop the load, check; all the numbers."""
     data = suite(options)
-    run_id = data.reset(dataset, options.batch_size, checkpoint=not options.smoke)
+    run_id = data.reset(dataset, options.batch_size, checkpoint=not options.smoke, method=method)
     celery = None
     try:
         if celery_concurrency(method):
@@ -199,7 +200,7 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
     finally:
         if celery:
             celery.stop()
-    check = data.verify(dataset)
+    check = data.verify(dataset, method)
     result = {"method": method, "label": report.LABELS[method], "rows": dataset.rows,
               "wall_s": outcome["wall_s"], "rows_per_s": dataset.rows / outcome["wall_s"],
               "peak_rss_kb": outcome["peak_rss_kb"], "loadavg_before": loadavg, "check": check,

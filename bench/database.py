@@ -123,15 +123,16 @@ def reset_scratch(url: str, base_max_order_id: int, *, backfill: str, revision: 
     return run_id
 
 
-def reset(dataset: Dataset, batch_size: int, *, checkpoint: bool = True) -> int:
-    """Back to the state right after the expand revision; returns the pending run's id."""
+def reset(dataset: Dataset, batch_size: int, *, checkpoint: bool = True, method: str | None = None) -> int:
+    """Back to the state right after the expand revision; returns the pending run's id
+    (every method of this suite runs the one backfill: `method` is for bench.perrow's)."""
     return reset_scratch(dataset.url, dataset.base_max_order_id, backfill=BACKFILL, revision=EXPAND,
                          batch_size=batch_size,
                          clear_sql="UPDATE orders SET total_cents = NULL WHERE total_cents IS NOT NULL",
                          repack=("orders",), analyze=("orders", "order_items"), checkpoint=checkpoint)
 
 
-def verify(dataset: Dataset) -> dict:
+def verify(dataset: Dataset, method: str | None = None) -> dict:
     """Every generated order has its expected total; orders added by the concurrent
     load have theirs right too; nothing is left NULL."""
     engine = create_db_engine(dataset.url)

@@ -122,6 +122,16 @@ def row_in_process(engine: sa.Engine, batch_size: int, run_id: int | None) -> di
     return in_process(engine, batch_size, run_id)
 
 
+def row_id_slugs(lanes: int) -> Callable[[sa.Engine, int, int | None], dict]:
+    """Per-row suite, the N-lane figure: ours in-process on bench.idslugs (the same rows,
+    no collision search, so its batches may run side by side) in `lanes` lanes."""
+    def run(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
+        os.environ["BACKFILL_INPROCESS_LANES"] = str(lanes)
+        return in_process(engine, batch_size, run_id)
+
+    return run
+
+
 METHODS: dict[str, Callable[[sa.Engine, int, int | None], dict]] = {
     "update": single_update,
     "orm": orm_loop,
@@ -129,6 +139,8 @@ METHODS: dict[str, Callable[[sa.Engine, int, int | None], dict]] = {
     "inprocess": in_process,
     "rowloop": row_loop,
     "rowinprocess": row_in_process,
+    "rowidslugs1": row_id_slugs(1),
+    "rowidslugs2": row_id_slugs(2),
 }
 
 
@@ -152,11 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", type=int)
     args = parser.parse_args(argv)
 
-    if args.method in ("inprocess", "rowinprocess"):  # imports and catalog before the clock starts
+    if args.method in ("inprocess", "rowinprocess", "rowidslugs1", "rowidslugs2"):  # before the clock starts
         from backend.backfill.registry import load_catalog
         from backend.backfill.inprocess import run_in_process  # noqa: F401
+        from bench import idslugs
 
         load_catalog()
+        if args.method.startswith("rowidslugs"):
+            idslugs.register()
     elif args.method == "rowloop":
         import bench.rowloop  # noqa: F401  (unidecode's tables load on first use: warm them)
         from backend.text import slugify

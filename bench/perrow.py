@@ -27,6 +27,7 @@ from backend.datagen import generate
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import upgrade
 from backend.text import SLUG_MAX_LENGTH, slugify
+from bench import idslugs
 from bench.database import FOUNDATION, expanded_shop, reset_scratch
 
 BACKFILL = "translation_slugs"
@@ -85,9 +86,22 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
-def reset(dataset: RowDataset, batch_size: int, *, checkpoint: bool = True) -> int:
-    """Slugs back to NULL, the load's orders gone, one pending run; repacked, checkpointed."""
-    return reset_scratch(dataset.url, dataset.base_max_order_id, backfill=BACKFILL, revision=EXPAND,
+# Methods that run another backfill of the same rows (bench.idslugs: the N-lane figure).
+BACKFILL_OF_METHOD = {"rowidslugs1": idslugs.BACKFILL, "rowidslugs2": idslugs.BACKFILL}
+
+
+def backfill_of(method: str | None) -> str:
+    """The backfill `method` runs (its pending run is created by `reset`)."""
+    backfill = BACKFILL_OF_METHOD.get(method, BACKFILL)
+    if backfill == idslugs.BACKFILL:
+        idslugs.register()
+    return backfill
+
+
+def reset(dataset: RowDataset, batch_size: int, *, checkpoint: bool = True, method: str | None = None) -> int:
+    """Slugs back to NULL, the load's orders gone, one pending run of the backfill
+    `method` runs; repacked, checkpointed."""
+    return reset_scratch(dataset.url, dataset.base_max_order_id, backfill=backfill_of(method), revision=EXPAND,
                          batch_size=batch_size,
                          clear_sql="UPDATE product_translations SET slug = NULL WHERE slug IS NOT NULL",
                          repack=("product_translations", "orders"),
@@ -113,11 +127,14 @@ SELECT COALESCE(sum(n - 1), 0) FROM (
 """
 
 
-def verify(dataset: RowDataset) -> dict:
+def verify(dataset: RowDataset, method: str | None = None) -> dict:
+    """translation_slugs' check (order-independent, see VERIFY_SQL), or the id-suffixed
+    slugs' exact one for the methods that run that backfill."""
+    check = idslugs.VERIFY_SQL if backfill_of(method) == idslugs.BACKFILL else VERIFY_SQL
     engine = create_db_engine(dataset.url)
     try:
         with engine.connect() as connection:
-            checked, still_null, wrong = connection.execute(sa.text(VERIFY_SQL)).one()
+            checked, still_null, wrong = connection.execute(sa.text(check)).one()
             duplicates = connection.execute(sa.text(DUPLICATES_SQL)).scalar_one()
             total = connection.execute(sa.text("SELECT count(*) FROM product_translations")).scalar_one()
     finally:

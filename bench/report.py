@@ -17,8 +17,10 @@ LABELS = {
     "rowloop": "1. hand-written psycopg2 loop",
     "rowinprocess": "2. ours, in-process, 1 lane",
     "rowcelery1": "3. ours, Celery 1 worker",
+    "rowidslugs1": "4. ours, in-process, 1 lane, id-suffixed slugs (no collision search)",
+    "rowidslugs2": "5. ours, in-process, 2 lanes, id-suffixed slugs (no collision search)",
 }
-OURS = ("inprocess", "celery1", "celery2", "rowinprocess", "rowcelery1")
+OURS = ("inprocess", "celery1", "celery2", "rowinprocess", "rowcelery1", "rowidslugs1", "rowidslugs2")
 SLOWEST_SHARE = 0.01  # the slowest 1% of the writes get their wait events reported
 
 # The targets; reported, never asserted by a timed test.

@@ -108,3 +108,35 @@ def test_per_row_smoke_run_is_correct_in_process_and_by_the_loop(postgres_availa
     assert results["methods"][0]["ratio_to_rowloop"] == 1.0
     table = next(tmp_path.glob("*-perrow-smoke.md")).read_text()
     assert "hand-written psycopg2 loop" in table and "vs hand loop" in table and "slowest writes" in table
+
+
+@pytest.mark.timeout(150)
+def test_the_id_suffixed_slugs_run_in_two_lanes_and_their_check_is_exact(postgres_available, tmp_path):
+    """The N-lane figure's backfill (bench.idslugs): its runs may use every lane, and its
+    check wants each slug to be exactly the base with the product id."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--per-row", "--smoke", "--methods", "rowinprocess,rowidslugs1,rowidslugs2",
+         "--output-dir", str(tmp_path), "--database-url", POSTGRES_ADMIN_URL, "--keep-database"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=140,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(next(tmp_path.glob("*-perrow-smoke.json")).read_text())
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + results["dataset"]["database"]
+    try:
+        by_method = {m["method"]: m for m in results["methods"]}
+        for method in ("rowidslugs1", "rowidslugs2"):
+            assert by_method[method]["check"]["correct"], by_method[method]["check"]
+            assert by_method[method]["run"]["max_parallel"] == 4
+        dataset = perrow.RowDataset(url=url, translations=results["dataset"]["translations"], orders=0, items=0,
+                                    base_max_order_id=0, generate_s=0, prepare_s=0)
+        assert perrow.verify(dataset, "rowidslugs2")["correct"]  # the last method's slugs are still there
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE product_translations SET slug = slug || '0' WHERE id = "
+                                       "(SELECT min(id) FROM product_translations)"))
+        engine.dispose()
+        assert perrow.verify(dataset, "rowidslugs2")["wrong"] == 1
+    finally:
+        from backend.migrations.safety.databases import drop_scratch_database
+
+        drop_scratch_database(url)
