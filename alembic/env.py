@@ -13,9 +13,9 @@ from alembic import context
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, make_url
 
-from backend.backfill.settings import SettingsError
-from backend.config import Config, normalize_database_url
+from backend.config import ConfigError, normalize_database_url
 from backend.db import create_db_engine
+from backend.migrations import run_config
 from backend.migrations.lock import schema_lock
 from backend.migrations.lock_retries import LockRetrySettings, run_with_lock_retries
 from backend.migrations.metadata import target_metadata
@@ -26,7 +26,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or Config.from_env().database_url
+    return config.get_main_option("sqlalchemy.url") or run_config.of(config).database_url
 
 
 def _configure(connection=None, **kwargs) -> None:
@@ -65,7 +65,7 @@ def _set_offline_lock_timeout() -> None:
     still must not queue the shop behind a long transaction (a timeout stops psql)."""
     try:
         timeout_ms = _lock_settings().timeout_ms
-    except SettingsError as exc:
+    except ConfigError as exc:
         raise CommandError(str(exc)) from None
     context.execute(f"SET lock_timeout = '{timeout_ms}ms'")
 
@@ -103,7 +103,7 @@ def _run_migrations(connection) -> None:
 
 
 def _lock_settings() -> LockRetrySettings:
-    return LockRetrySettings.from_env()
+    return run_config.of(config).lock_retry_settings
 
 
 def _on_lock_wait(message: str) -> None:

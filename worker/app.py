@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import Celery
 
 from backend.backfill.service import check_configuration
-from backend.backfill.settings import EngineSettings, SettingsError
+from backend.backfill.settings import SettingsError
 from backend.config import Config, ConfigError
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -11,7 +11,7 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
 def create_celery_app(config: Config | None = None) -> Celery:
     config = config or Config.from_env()
-    settings = EngineSettings.from_env()
+    settings = config.engine_settings
     # The backfill modules import and every named health check exists: a worker with
     # a bad configuration stops now, not at its first batch.
     check_configuration(config)

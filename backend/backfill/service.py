@@ -37,20 +37,23 @@ def check_configuration(config: Config) -> None:
     """The start-up check of every entry point beyond Config.from_env: the backfill
     modules import, and the health checks they and the settings name exist.
     Raises SettingsError naming the setting."""
-    check_health_check_names(load_catalog(config.backfill_modules), EngineSettings.from_env())
+    check_health_check_names(load_catalog(config.backfill_modules), config.engine_settings)
 
 
 class BackfillService:
     def __init__(self, engine: Engine, catalog: Catalog, settings: EngineSettings | None = None):
+        """Without `settings`, the configuration's (Config.from_env), as every entry
+        point reads it; the entry points pass their Config's (`from_config`)."""
         self.engine = engine
         self.catalog = catalog
-        self.settings = settings or EngineSettings.from_env()
+        self.settings = settings if settings is not None else Config.from_env().engine_settings
         self._backfill_of_run: dict[int, str] = {}  # a run's backfill never changes
         check_health_check_names(self.catalog, self.settings)
 
     @classmethod
     def from_config(cls, config: Config, engine: Engine | None = None) -> "BackfillService":
-        return cls(engine or create_db_engine(config.database_url), load_catalog(config.backfill_modules))
+        return cls(engine or create_db_engine(config.database_url), load_catalog(config.backfill_modules),
+                   config.engine_settings)
 
     # --- runs -------------------------------------------------------------------------
     def schedule(self, name: str, *, scheduled_by: str | None = None) -> int:

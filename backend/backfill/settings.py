@@ -1,4 +1,5 @@
-"""Engine settings, from the environment.
+"""Engine settings, from the environment (read once, by backend.config.Config.from_env,
+which hands them to the engine as `Config.engine_settings`).
 
 The batch lease must stay far below the broker's visibility timeout (Redis
 redelivers an unacknowledged message after it), and the statement timeout below
@@ -7,7 +8,6 @@ throttling and health thresholds are global here; a backfill may override them.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -75,8 +75,7 @@ class EngineSettings:
         return min(self.retry_backoff_seconds * (2 ** max(attempts - 1, 0)), self.retry_backoff_max_seconds)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "EngineSettings":
-        env = os.environ if environ is None else environ
+    def from_env(cls, env: Mapping[str, str]) -> "EngineSettings":
         try:
             windows = parse_windows(env.get("MAINTENANCE_WINDOWS", ""))
         except WindowSpecError as exc:

@@ -28,8 +28,7 @@ from backend.backfill import runs
 from backend.backfill.clock import utcnow
 from backend.backfill.registry import load_catalog
 from backend.backfill.model import RunStatus
-from backend.config import Config
-from backend.migrations import offline
+from backend.migrations import offline, run_config
 
 FINISH_COMMAND = "python run_migrations.py --batched"
 
@@ -48,7 +47,7 @@ class BackfillNotFinished(CommandError):
 
 
 def _catalog():
-    return load_catalog(Config.from_env().backfill_modules)
+    return load_catalog(run_config.current().backfill_modules)
 
 
 def _offline() -> bool:

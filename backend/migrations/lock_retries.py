@@ -13,7 +13,6 @@ A revision that must wait longer says so: `with lock_timeout(30): ...` from
 """
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -44,8 +43,8 @@ class LockRetrySettings:
     backoff_max_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "LockRetrySettings":
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> "LockRetrySettings":
+        """Read by backend.config.Config.from_env, which carries them as `lock_retry_settings`."""
         defaults = cls()
         return cls(
             timeout_ms=whole_number(env, "MIGRATION_LOCK_TIMEOUT_MS", defaults.timeout_ms, minimum=1),

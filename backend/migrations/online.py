@@ -34,7 +34,7 @@ from typing import Iterator, Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backend.migrations.lock_retries import LockRetrySettings
+from backend.migrations import run_config
 
 
 def _dialect() -> str:
@@ -72,7 +72,7 @@ def lock_timeout(seconds: float | None) -> Iterator[None]:
 def _current_lock_timeout() -> str:
     """Offline: what env.py SETs at the script's start, from the same settings."""
     if _offline():
-        return f"{LockRetrySettings.from_env().timeout_ms}ms"
+        return f"{run_config.current().lock_retry_settings.timeout_ms}ms"
     return op.get_bind().exec_driver_sql("SHOW lock_timeout").scalar_one()
 
 

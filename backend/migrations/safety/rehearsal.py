@@ -273,9 +273,8 @@ def _window_estimate(config: Config, name: str, seconds: float, batches: int) ->
     from backend.backfill.clock import utcnow
     from backend.backfill.estimate import window_plan
     from backend.backfill.policy import RunPolicy
-    from backend.backfill.settings import EngineSettings
 
-    policy = RunPolicy.of(load_catalog(config.backfill_modules).get(name), EngineSettings.from_env())
+    policy = RunPolicy.of(load_catalog(config.backfill_modules).get(name), config.engine_settings)
     needed = seconds + batches * policy.pause_seconds
     plan = window_plan(policy.schedule, utcnow(), needed)
     duration = f"about {duration_text(needed)}"

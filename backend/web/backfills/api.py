@@ -160,7 +160,7 @@ def _service() -> BackfillService:
     service = current_app.extensions.get("backfill_service")
     if service is None:
         config = current_app.config["SHOP"]
-        service = BackfillService(get_engine(), load_catalog(config.backfill_modules))
+        service = BackfillService(get_engine(), load_catalog(config.backfill_modules), config.engine_settings)
         current_app.extensions["backfill_service"] = service
     return service
 
