@@ -35,7 +35,9 @@ class Admission:
 
 ADMITTED = Admission(True)
 
-# (database, backfill, checks) -> until when this process last found them healthy
+# (database, backfill, checks) -> until when this process last found them healthy.
+# Per process on purpose: it saves this process's queries, and a tripped check is
+# never remembered, so no process can hide another one's problem.
 _healthy_until: dict[tuple[str, str, tuple[str, ...]], datetime] = {}
 
 

@@ -15,6 +15,8 @@ def _system_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Process-wide on purpose: the time is the same for every part of a process, and a
+# test shifts it for the whole engine (or a whole worker process) at once.
 _source: Callable[[], datetime] = _system_now
 
 

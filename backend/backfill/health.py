@@ -12,7 +12,10 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from backend.backfill.settings import SettingsError
 HealthCheck = Callable[[Connection, object, object], "str | None"]
+# One per process on purpose, like the backfill catalog: checks register when their
+# module is imported.
 _checks: dict[str, HealthCheck] = {}
 
 
@@ -39,8 +42,6 @@ def get_health_check(name: str) -> HealthCheck:
 def require_known(names, where: str) -> None:
     """Stop at start-up on a check name nobody registered (a typo would otherwise
     fail the first batch of every run, or never check anything)."""
-    from backend.backfill.settings import SettingsError
-
     for name in names:
         try:
             get_health_check(name)

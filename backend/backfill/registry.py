@@ -10,6 +10,7 @@ import importlib
 from typing import Iterable, Iterator
 
 from backend.backfill.definition import Backfill
+from backend.backfill.settings import SettingsError
 
 SHIPPED_MODULES = ("backend.shipped_backfills",)
 
@@ -51,14 +52,15 @@ class Catalog:
         return sorted(self._by_name)
 
 
+# One per process on purpose: a backfill module registers its classes when it is
+# imported, which happens once per process; load_catalog hands this object to whoever
+# builds a service, and nothing else reads it.
 catalog = Catalog()
 register = catalog.register
 
 
 def load_catalog(extra_modules: Iterable[str] = ()) -> Catalog:
     """Import the shipped backfills and `extra_modules`, and return the catalog."""
-    from backend.backfill.settings import SettingsError
-
     for module in SHIPPED_MODULES:
         importlib.import_module(module)
     for module in extra_modules:
