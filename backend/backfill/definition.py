@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from backend.backfill.bulk import write_rows
 from backend.backfill.keys import KEY_TYPES, KeyRange
+from backend.backfill.windows import parse_windows
 
 
 class Backfill:
@@ -47,8 +48,6 @@ class Backfill:
         if "name" in cls.__dict__ and cls.key_type not in KEY_TYPES:
             raise TypeError(f"{cls.__name__}.key_type must be one of {KEY_TYPES}")
         if cls.windows:
-            from backend.backfill.windows import parse_windows
-
             parse_windows(cls.windows)  # a bad spec fails at import, naming the bad part
 
     @property

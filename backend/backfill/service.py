@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from backend.backfill import coordinator, health, progress, runs
 from backend.backfill.registry import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
+from backend.backfill.estimate import dry_run, window_plan
 from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
@@ -148,8 +149,6 @@ class BackfillService:
 
     def dry_run(self, name: str, *, samples: int = 3):
         """Sample batches rolled back, the rows to do and the window plan; changes nothing."""
-        from backend.backfill.estimate import dry_run, window_plan
-
         backfill = self.catalog.get(name)
         with self.engine.connect() as connection:
             report = dry_run(connection, backfill, samples=samples)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Callable, Iterable, Protocol
 
 from backend.backfill.dispatcher import Dispatcher, SendBatches
@@ -216,8 +217,6 @@ def _stalled_line(progress: Progress, stall: StallWatch, broker_url: str | None)
 
 
 def _without_password(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password is None:
         return url

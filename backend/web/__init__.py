@@ -4,8 +4,14 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.backfill.dispatcher import Dispatcher
+from backend.backfill.service import check_configuration
 from backend.config import Config
 from backend.db import create_db_engine
+from backend.web import auth_tokens, database, errors, hardening, health, rate_limits
+from backend.web.backfills import api as backfills_api
+from backend.web.backfills import page as backfills_page
+from backend.web.flask_commands import register_cli
+from backend.web.shop import auth, orders, products
 
 
 def create_app(config: Config | None = None, dispatcher: Dispatcher | None = None) -> Flask:
@@ -13,8 +19,6 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     at once (wsgi.py passes the Celery one when a broker is configured); without it the
     workers' recovery pass picks them up."""
     config = config or Config.from_env()
-    from backend.backfill.service import check_configuration
-
     check_configuration(config)  # BACKFILL_MODULES and health check names, before serving
     app = Flask(__name__)
     app.config["SHOP"] = config
@@ -22,11 +26,6 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # JSON bodies here are small; refuse floods (413)
     app.json.ensure_ascii = False  # product names in every script, readable as is
     app.json.sort_keys = False
-
-    from backend.web import auth_tokens, database, errors, hardening, health
-    from backend.web.shop import auth
-    from backend.web.shop import orders
-    from backend.web.shop import products
 
     database.init_app(app, create_db_engine(config.database_url))
     errors.init_app(app)
@@ -36,19 +35,9 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     app.register_blueprint(auth.bp)
     app.register_blueprint(products.bp)
     app.register_blueprint(orders.bp)
-
-    from backend.web.backfills import api as backfills_api
-    from backend.web.backfills import page as backfills_page
-
     app.register_blueprint(backfills_api.bp)
     app.register_blueprint(backfills_api.openapi_bp)
     app.register_blueprint(backfills_page.bp)
-
-    from backend.web import rate_limits
-
     rate_limits.init_app(app, config)  # after the routes it limits are registered
-
-    from backend.web.flask_commands import register_cli
-
     register_cli(app)
     return app
