@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection, make_url
 
 from backend.config import ConfigError, normalize_database_url
 from backend.db import create_db_engine
+from backend.logs import configure_logging, log_format_from_env
+from backend.metrics import events
 from backend.migrations import run_config
 from backend.migrations.lock import schema_lock
 from backend.migrations.lock_retries import LockRetrySettings, run_with_lock_retries
@@ -23,6 +25,7 @@ from backend.migrations.metadata import target_metadata
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+    configure_logging(log_format_from_env())  # LOG_FORMAT=json replaces alembic.ini's handler
 
 
 def _database_url() -> str:
@@ -40,7 +43,7 @@ def _configure(connection=None, **kwargs) -> None:
         compare_type=True,
         transaction_per_migration=True,
         # lets backend.migrations.upgrade report exactly which revisions this run applied
-        on_version_apply=config.attributes.get("on_version_apply"),
+        on_version_apply=events.revision_timer(config.attributes.get("on_version_apply")),  # + metrics
         **kwargs,
     )
 

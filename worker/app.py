@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from backend.backfill.service import check_configuration
 from backend.backfill.settings import SettingsError
 from backend.config import Config, ConfigError
+from backend.logs import configure_logging
+from worker import metrics
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
@@ -15,6 +18,10 @@ def create_celery_app(config: Config | None = None) -> Celery:
     # The backfill modules import and every named health check exists: a worker with
     # a bad configuration stops now, not at its first batch.
     check_configuration(config)
+    if config.log_format == "json":  # in place of Celery's own set-up: one JSON object per line
+        setup_logging.connect(lambda loglevel=None, **_kw: configure_logging("json", level=loglevel or "INFO"),
+                              weak=False)
+    metrics.install(config)  # WORKER_METRICS_PORT: the prefork children's counters over HTTP
     app = Celery("worker", broker=config.celery_broker_url or DEFAULT_BROKER_URL, include=["worker.tasks"])
     app.conf.update(
         # A batch is acknowledged after it ran, and re-queued if its worker process

@@ -13,6 +13,7 @@ from celery.signals import worker_process_init
 
 from backend.backfill.service import BackfillService
 from backend.config import Config
+from backend.metrics import events
 from worker.app import app
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,7 @@ def dispatch(batch_ids: Iterable[int], countdown: float = 0.0) -> None:
 @app.task(bind=True, name="worker.tasks.run_batch", max_retries=None, acks_late=True)
 def run_batch(self, batch_id: int) -> str:
     engine = service()
-    outcome = engine.execute(batch_id, advance=True)
-    log.info("batch %s: %s (%s rows)", batch_id, outcome.kind, outcome.rows)
+    outcome = engine.execute(batch_id, advance=True)  # logged with its ids by backend.metrics.events
     if outcome.kind == "split":
         dispatch(outcome.new_batch_ids)
         raise self.retry(countdown=0)
@@ -79,6 +79,7 @@ def start_run(run_id: int) -> None:
 @app.task(name="worker.tasks.recover")
 def recover() -> dict:
     dispatched = service().recover(dispatch)
+    events.recovery_dispatched(sum(dispatched.values()))
     if any(dispatched.values()):
         log.warning("recovery re-dispatched batches: %s", dispatched)
     return {str(k): v for k, v in dispatched.items()}

@@ -12,6 +12,8 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from backend.metrics import events
+
 from backend.backfill.settings import SettingsError
 HealthCheck = Callable[[Connection, object, object], "str | None"]
 # One per process on purpose, like the backfill catalog: checks register when their
@@ -54,6 +56,7 @@ def first_problem(connection: Connection, backfill, settings, names) -> tuple[st
     for name in names:
         reason = get_health_check(name)(connection, backfill, settings)
         if reason:
+            events.health_check_tripped(name)
             return name, reason
     return None
 

@@ -30,6 +30,7 @@ from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
 from backend.db import write_transaction
+from backend.metrics import events
 
 ERROR_TEXT_LIMIT = 4000
 
@@ -85,12 +86,12 @@ def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: Eng
     except sa.exc.DBAPIError as exc:
         error = describe_error(exc)
         _outage = (_outage[0] if _outage else utcnow(), error)
-        return BatchOutcome("retry", batch_id, error=f"database unreachable: {error}",
-                            retry_in=settings.retry_delay(3))
+        return events.batch_outcome(BatchOutcome("retry", batch_id, error=f"database unreachable: {error}",
+                                                 retry_in=settings.retry_delay(3)))
     if _outage is not None and outcome.run_id is not None:
         _record_outage(engine, outcome.run_id, *_outage)
         _outage = None
-    return outcome
+    return events.batch_outcome(outcome)  # counted and logged
 
 
 def _record_outage(engine: Engine, run_id: int, since: datetime, error: str) -> None:
@@ -168,6 +169,8 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
         ).rowcount
         if not claimed:  # the run changed since we read it
             return _why_not_claimed(batch, runs.get_run(connection, batch["run_id"]), now)
+    if batch["status"] == BatchStatus.RUNNING:  # claimed over an expired lease: its worker is gone
+        events.lease_taken_over()
     return batch, run
 
 

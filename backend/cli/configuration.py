@@ -6,6 +6,7 @@ import socket
 
 from backend.backfill.service import check_configuration
 from backend.config import Config, normalize_database_url
+from backend.logs import configure_logging
 from backend.migrations.errors import CommandFailed
 
 
@@ -14,6 +15,7 @@ def load_config(database_url: str | None = None) -> Config:
     scripts and the app fail on the same bad settings), with an optional URL override."""
     config = Config.from_env()
     check_configuration(config)
+    configure_logging(config.log_format)  # LOG_FORMAT=json: one JSON object per line
     if not database_url:
         return config
     return dataclasses.replace(config, database_url=normalize_database_url(database_url))
@@ -32,5 +34,3 @@ def ensure_port_free(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as exc:
         raise CommandFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-

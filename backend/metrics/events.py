@@ -97,8 +97,9 @@ def batch_outcome(outcome: T) -> T:
     kind = outcome.kind
     _metrics().batch_outcomes.labels(kind).inc()
     level = logging.WARNING if kind in ("failed", "retry") else logging.INFO
-    log.log(level, "batch %s of run %s: %s (%s rows)%s", outcome.batch_id, outcome.run_id, kind, outcome.rows,
-            f": {outcome.error}" if outcome.error else "",
+    again = f"; again in {outcome.retry_in:.1f}s" if kind in ("retry", "leased", "waiting") else ""
+    log.log(level, "batch %s of run %s: %s (%s rows)%s%s", outcome.batch_id, outcome.run_id, kind, outcome.rows,
+            f": {outcome.error}" if outcome.error else "", again,
             extra={"run_id": outcome.run_id, "batch_id": outcome.batch_id, "outcome": kind, "rows": outcome.rows})
     return outcome
 
@@ -140,13 +141,13 @@ def revision_timer(then: Callable[..., None] | None = None) -> Callable[..., Non
     first one starts), then calls `then` (the caller's callback) with the same arguments."""
     previous = time.monotonic()
 
-    def on_version_apply(*, step, **kwargs) -> None:
+    def on_version_apply(*, ctx, step, **kwargs) -> None:
         nonlocal previous
         now = time.monotonic()
-        if not step.is_stamp:
+        if not step.is_stamp and not ctx.as_sql:  # an offline script applies nothing
             revision_applied(now - previous, upgrade=step.is_upgrade)
         previous = now
         if then is not None:
-            then(step=step, **kwargs)
+            then(ctx=ctx, step=step, **kwargs)
 
     return on_version_apply

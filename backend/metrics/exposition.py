@@ -57,5 +57,5 @@ def scrape_registry(*collectors: Collector) -> CollectorRegistry:
 
 
 def exposition(collectors: Iterable[Collector] = ()) -> bytes:
-    """The text format (0.0.4) of one scrape."""
+    """One scrape in the Prometheus text format (CONTENT_TYPE)."""
     return generate_latest(scrape_registry(*collectors))

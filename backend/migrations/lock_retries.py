@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from backend.backfill.settings import whole_number
+from backend.metrics import events
 
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of "canceling statement due to lock timeout"
 
@@ -168,6 +169,7 @@ def run_with_lock_retries(connection: Connection, run: Callable[[], T], settings
                             f"{where} was blocked by {_blockers_text(blockers)}; end that transaction, or "
                             f"raise MIGRATION_LOCK_TIMEOUT_MS / MIGRATION_LOCK_TRIES") from None
                     pause = settings.sleep_before(attempt + 1)
+                    events.ddl_lock_wait()
                     on_wait(f"lock wait: {where} timed out after {settings.timeout_ms} ms (try {attempt} of "
                             f"{settings.tries}), blocked by {_blockers_text(blockers)}; retrying in {pause:.1f} s")
                     sleep(pause)

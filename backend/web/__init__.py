@@ -7,6 +7,8 @@ from backend.backfill.dispatcher import Dispatcher
 from backend.backfill.service import check_configuration
 from backend.config import Config
 from backend.db import create_db_engine
+from backend.logs import configure_logging
+from backend.metrics import web as metrics_web
 from backend.web import auth_tokens, database, errors, hardening, health, rate_limits
 from backend.web.backfills import api as backfills_api
 from backend.web.backfills import page as backfills_page
@@ -19,6 +21,7 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     at once (wsgi.py passes the Celery one when a broker is configured); without it the
     workers' recovery pass picks them up."""
     config = config or Config.from_env()
+    configure_logging(config.log_format)  # LOG_FORMAT=json: one JSON object per line
     check_configuration(config)  # BACKFILL_MODULES and health check names, before serving
     app = Flask(__name__)
     app.config["SHOP"] = config
@@ -39,5 +42,6 @@ def create_app(config: Config | None = None, dispatcher: Dispatcher | None = Non
     app.register_blueprint(backfills_api.openapi_bp)
     app.register_blueprint(backfills_page.bp)
     rate_limits.init_app(app, config)  # after the routes it limits are registered
+    metrics_web.init_app(app)  # GET /metrics behind the admin token; after the limiter, which it shares
     register_cli(app)
     return app

@@ -95,6 +95,9 @@ def _authenticate():
     return None
 
 
+authenticate = _authenticate  # the same check guards GET /metrics (backend.metrics.web)
+
+
 @bp.after_request
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
