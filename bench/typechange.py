@@ -1,0 +1,337 @@
+"""`python -m bench.typechange`: order_items.unit_price_cents from integer to bigint with
+backend.migrations.type_change, while the shop reads, updates and inserts order items.
+
+    python -m bench.typechange --orders 100000 --orders 300000
+
+For each size, on a scratch database built like bench.upgrade's (schema 0002, the
+generated shop, vacuumed): the trigger's write overhead (closed-loop single-row
+INSERTs into order_items without, then with the sync trigger), then the three steps
+(start, the copy run in-process, finish, cleanup) under an open-loop load of three
+streams on order_items (read, update, insert by id; latency counted from each
+statement's slot, so statements queued behind a blocked one show the stall too).
+The swap's lock time is the span during which a sampler (every 2 ms) sees the
+ACCESS EXCLUSIVE lock on order_items granted. Markdown to stdout and to
+bench/results/<date>-typechange-<sizes>.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from alembic.runtime.environment import EnvironmentContext
+
+from backend.backfill.inprocess import run_in_process
+from backend.backfill.registry import load_catalog
+from backend.backfill.runs import latest_run
+from backend.backfill.service import BackfillService
+from backend.backfill.settings import EngineSettings
+from backend.db import create_db_engine
+from backend.migrations import alembic_api
+from backend.migrations.safety.databases import drop_scratch_database
+from backend.migrations.type_change import cleanup_type_change, finish_type_change, start_type_change
+from bench.cli import DEFAULT_SERVER_URL, ROOT, create_bench_database, log, unused_stem
+from bench.load import dsn
+from bench.report import percentile
+from bench.upgrade import shop as shop_module
+from bench.upgrade.cli import positive_int
+from bench.upgrade.traffic import DRAIN_SECONDS
+
+TABLE, COLUMN = "order_items", "unit_price_cents"
+BACKFILL = f"type_change:{TABLE}.{COLUMN}"
+APPLICATION_NAME = "bench-typechange-load"
+OVERHEAD_SECONDS = 8.0
+BULK_ROWS = 50_000
+
+STREAMS = {
+    "read": "SELECT id, order_id, quantity, unit_price_cents FROM order_items WHERE id = %(id)s",
+    "update": "UPDATE order_items SET unit_price_cents = unit_price_cents + 1 WHERE id = %(id)s",
+    "insert": "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+              "VALUES (%(order)s, %(product)s, 1, 500)",
+}
+
+
+class ItemTraffic:
+    """One open-loop stream per statement of STREAMS, every `interval_s`, each on its own connection."""
+
+    def __init__(self, url: str, ids: dict[str, tuple[int, int]], interval_s: float):
+        self.url, self.ids, self.interval_s = url, ids, interval_s
+        self.latencies: list[tuple[float, str, float]] = []  # (slot, stream, ms from slot)
+        self.errors: list[str] = []
+        self._stop, self._lock, self._threads = threading.Event(), threading.Lock(), []
+
+    def __enter__(self) -> "ItemTraffic":
+        first = time.perf_counter() + 0.05
+        for index, stream in enumerate(STREAMS):
+            thread = threading.Thread(target=self._run, args=(stream, first + self.interval_s * index / 3),
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(DRAIN_SECONDS)
+
+    def _run(self, stream: str, slot: float) -> None:
+        rng = random.Random(stream)
+        connection = psycopg2.connect(dsn(self.url, APPLICATION_NAME))
+        connection.autocommit = True
+        cursor = connection.cursor()
+        try:
+            while not self._stop.is_set():
+                now = time.perf_counter()
+                if now < slot:
+                    self._stop.wait(slot - now)
+                    continue
+                params = {"id": rng.randint(*self.ids["order_items"]), "order": rng.randint(*self.ids["orders"]),
+                          "product": rng.randint(*self.ids["products"])}
+                try:
+                    cursor.execute(STREAMS[stream], params)
+                except psycopg2.Error as exc:
+                    with self._lock:
+                        self.errors.append(f"{stream}: {str(exc).strip()[:160]}")
+                else:
+                    with self._lock:
+                        self.latencies.append((slot, stream, (time.perf_counter() - slot) * 1000))
+                slot += self.interval_s
+        finally:
+            connection.close()
+
+    def worst_between(self, start: float, end: float) -> tuple[float, str]:
+        with self._lock:
+            inside = [(ms, stream) for slot, stream, ms in self.latencies if start <= slot <= end]
+        return max(inside, default=(0.0, "-"))
+
+
+class LockSpan:
+    """Samples pg_locks every 2 ms: the span during which ACCESS EXCLUSIVE on the table is granted."""
+
+    def __init__(self, url: str, table: str):
+        self.url, self.table, self.spans = url, table, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "LockSpan":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def longest_ms(self) -> float:
+        return max((end - start for start, end in self.spans), default=0.0) * 1000
+
+    def _run(self) -> None:
+        connection = psycopg2.connect(dsn(self.url, "bench-typechange-locks"))
+        connection.autocommit = True
+        cursor, held_since, last = connection.cursor(), None, None
+        try:
+            while not self._stop.is_set():
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND granted "
+                               "AND mode = 'AccessExclusiveLock'", (self.table,))
+                now = time.perf_counter()
+                if cursor.fetchone()[0]:
+                    held_since, last = held_since or now, now
+                elif held_since is not None:
+                    self.spans.append((held_since, last))
+                    held_since = None
+                time.sleep(0.002)
+        finally:
+            connection.close()
+
+
+@contextlib.contextmanager
+def revision(url: str):
+    """Alembic's `op` as in a revision, under the migrations' lock_timeout (no retries:
+    a timeout is reported as a failure of the run)."""
+    config = alembic_api.alembic_config(url)
+    engine = create_db_engine(url)
+    try:
+        with EnvironmentContext(config, alembic_api.script_directory()), engine.connect() as connection:
+            connection.exec_driver_sql("SET lock_timeout = '2s'")
+            connection.commit()
+            context = MigrationContext.configure(connection, opts={"transaction_per_migration": True})
+            with Operations.context(context):
+                with context.begin_transaction(_per_migration=True):
+                    yield
+                if connection.in_transaction():
+                    connection.commit()
+    finally:
+        engine.dispose()
+
+
+def insert_latency_ms(url: str, ids: dict[str, tuple[int, int]], seconds: float) -> float:
+    """Mean latency of single-row INSERTs into order_items, closed loop, one connection."""
+    rng, times = random.Random(7), []
+    connection = psycopg2.connect(dsn(url, APPLICATION_NAME))
+    connection.autocommit = True
+    cursor = connection.cursor()
+    try:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            params = {"order": rng.randint(*ids["orders"]), "product": rng.randint(*ids["products"])}
+            sent = time.perf_counter()
+            cursor.execute(STREAMS["insert"], params)
+            times.append((time.perf_counter() - sent) * 1000)
+    finally:
+        connection.close()
+    return statistics.median(times)
+
+
+def bulk_insert_ms(url: str, ids: dict[str, tuple[int, int]], rows: int = BULK_ROWS) -> float:
+    """One INSERT ... SELECT of `rows` items, rolled back (the table does not grow): the
+    trigger's cost per row without the per-statement round trip. Best of three."""
+    order, product = ids["orders"][0], ids["products"][0]
+    connection = psycopg2.connect(dsn(url, APPLICATION_NAME))
+    timings = []
+    try:
+        cursor = connection.cursor()
+        for _ in range(3):
+            sent = time.perf_counter()
+            cursor.execute("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+                           "SELECT %s, %s, 1, g FROM generate_series(1, %s) g", (order, product, rows))
+            timings.append((time.perf_counter() - sent) * 1000)
+            connection.rollback()
+    finally:
+        connection.close()
+    return min(timings)
+
+
+def run_copy(url: str) -> float:
+    service = BackfillService(create_db_engine(url), load_catalog(), EngineSettings())
+    try:
+        with service.engine.connect() as connection:
+            run_id = latest_run(connection, BACKFILL)["id"]
+        started = time.perf_counter()
+        status = run_in_process(service, run_id).status
+        if status != "completed":
+            raise SystemExit(f"error: the copy ended {status}")
+        return time.perf_counter() - started
+    finally:
+        service.engine.dispose()
+
+
+def measure(server_url: str, orders: int, interval_s: float) -> dict:
+    url = create_bench_database(server_url, "bench_typechange")
+    try:
+        return _measure(url, orders, interval_s)
+    finally:
+        drop_scratch_database(url)
+
+
+def _measure(url: str, orders: int, interval_s: float) -> dict:
+    log(f"{orders:,} orders: generating into {url.rsplit('/', 1)[-1]}")
+    shop = shop_module.build(url, orders, seed=1)
+    ids = dict(shop.ids)
+    engine = create_db_engine(url)
+    with engine.connect() as connection:
+        for table in ("order_items", "products"):
+            ids[table] = tuple(connection.execute(sa.text(f"SELECT min(id), max(id) FROM {table}")).one())
+    engine.dispose()
+
+    result = {"orders": orders, "items": shop.items}
+    with ItemTraffic(url, ids, interval_s) as traffic:
+        steps = {}
+        log("insert latency without the trigger")
+        result["insert_ms_without"] = insert_latency_ms(url, ids, OVERHEAD_SECONDS)
+        result["bulk_ms_without"] = bulk_insert_ms(url, ids)
+        for name, step in (("start", lambda: start_type_change(TABLE, COLUMN, sa.BigInteger(), revision="bench")),):
+            began = time.perf_counter()
+            with revision(url):
+                step()
+            steps[name] = (began, time.perf_counter())
+        log("insert latency with the trigger")
+        result["insert_ms_with"] = insert_latency_ms(url, ids, OVERHEAD_SECONDS)
+        result["bulk_ms_with"] = bulk_insert_ms(url, ids)
+        log("copy")
+        began = time.perf_counter()
+        run_copy(url)
+        steps["copy"] = (began, time.perf_counter())
+        log("finish (swap)")
+        with LockSpan(url, TABLE) as locks:
+            began = time.perf_counter()
+            with revision(url):
+                finish_type_change(TABLE, COLUMN, old_type=sa.Integer(), new_type=sa.BigInteger(), revision="bench")
+            steps["finish"] = (began, time.perf_counter())
+            time.sleep(0.1)
+        result["swap_lock_ms"] = locks.longest_ms()
+        began = time.perf_counter()
+        with revision(url):
+            cleanup_type_change(TABLE, COLUMN)
+        steps["cleanup"] = (began, time.perf_counter())
+        time.sleep(interval_s * 3)
+    result["steps"] = {name: end - start for name, (start, end) in steps.items()}
+    result["worst"] = {name: traffic.worst_between(start, end) for name, (start, end) in steps.items()}
+    result["p99_ms"] = percentile([ms for _, _, ms in traffic.latencies], 99)
+    result["statements"], result["errors"] = len(traffic.latencies), traffic.errors
+    engine = create_db_engine(url)
+    with engine.connect() as connection:
+        result["final_type"] = connection.execute(sa.text(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = :t AND column_name = :c"),
+            {"t": TABLE, "c": COLUMN}).scalar_one()
+    engine.dispose()
+    return result
+
+
+def markdown(results: list[dict], interval_s: float) -> str:
+    lines = [f"# Type change: {TABLE}.{COLUMN} integer -> bigint under load", "",
+             f"`python -m bench.typechange {' '.join(sys.argv[1:])}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
+             f"Load: three open-loop streams on order_items (read, update of the column, insert), one statement "
+             f"each per {interval_s * 1000:.0f} ms, latency from the statement's slot. Backfill in-process with the "
+             f"engine's defaults.", "",
+             f"| orders | items | total | start | copy | finish | cleanup | swap lock (AE held) | longest blocked statement in finish | longest in other steps | p99 overall | single-row insert without / with trigger (median) | overhead | {BULK_ROWS:,}-row INSERT ... SELECT without / with | overhead | errors |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        steps, worst = r["steps"], r["worst"]
+        other = max(worst[name][0] for name in worst if name != "finish")
+        overhead = r["insert_ms_with"] / r["insert_ms_without"]
+        lines.append(
+            f"| {r['orders']:,} | {r['items']:,} | {sum(steps.values()):.1f} s | {steps['start']:.2f} s | "
+            f"{steps['copy']:.1f} s | {steps['finish']:.2f} s | {steps['cleanup']:.2f} s | {r['swap_lock_ms']:.0f} ms | "
+            f"{worst['finish'][0]:.0f} ms ({worst['finish'][1]}) | {other:.0f} ms | {r['p99_ms']:.1f} ms | "
+            f"{r['insert_ms_without']:.3f} / {r['insert_ms_with']:.3f} ms | x{overhead:.2f} | "
+            f"{r['bulk_ms_without']:.0f} / {r['bulk_ms_with']:.0f} ms | x{r['bulk_ms_with'] / r['bulk_ms_without']:.2f} | "
+            f"{len(r['errors'])} |")
+    lines += ["", "The column ends as: " + ", ".join(f"{r['orders']:,} orders: {r['final_type']}" for r in results),
+              "", "Swap lock: the longest span a 2 ms sampler saw ACCESS EXCLUSIVE granted on order_items "
+              "(sampling resolution: a few ms). Finish includes the gate, the NOT NULL and CHECK copies validated "
+              "while the shop writes, and the swap."]
+    for r in results:
+        for error in r["errors"][:5]:
+            lines.append(f"- {r['orders']:,} orders, error: {error}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.typechange", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=positive_int, action="append", help="size (repeatable; default 100000)")
+    parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
+    parser.add_argument("--interval-ms", type=positive_int, default=10)
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "bench" / "results")
+    options = parser.parse_args(argv)
+    sizes = options.orders or [100_000]
+    results = [measure(options.server_url, orders, options.interval_ms / 1000) for orders in sizes]
+    text = markdown(results, options.interval_ms / 1000)
+    print(text)
+    stem = f"{datetime.now(timezone.utc):%Y-%m-%d}-typechange-" + "-".join(f"{n // 1000}k" for n in sizes)
+    path = unused_stem(options.output_dir, stem).with_suffix(".md")
+    path.write_text(text)
+    log(f"wrote {path}")
+    return 1 if any(r["errors"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
