@@ -19,6 +19,11 @@ def create_celery_app(config: Config | None = None) -> Celery:
     # a bad configuration stops now, not at its first batch.
     check_configuration(config)
     if config.log_format == "json":  # in place of Celery's own set-up: one JSON object per line
+        configure_logging("json")  # from now: Celery's start-up warnings too
+        setup_logging.connect(lambda loglevel=None, **_kw: configure_logging("json", level=loglevel or "INFO"),
+                              weak=False)
+    metrics.install(config)  # WORKER_METRICS_PORT: the prefork children's counters over HTTP
+    if config.log_format == "json":  # in place of Celery's own set-up: one JSON object per line
         setup_logging.connect(lambda loglevel=None, **_kw: configure_logging("json", level=loglevel or "INFO"),
                               weak=False)
     metrics.install(config)  # WORKER_METRICS_PORT: the prefork children's counters over HTTP
