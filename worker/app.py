@@ -23,10 +23,6 @@ def create_celery_app(config: Config | None = None) -> Celery:
         setup_logging.connect(lambda loglevel=None, **_kw: configure_logging("json", level=loglevel or "INFO"),
                               weak=False)
     metrics.install(config)  # WORKER_METRICS_PORT: the prefork children's counters over HTTP
-    if config.log_format == "json":  # in place of Celery's own set-up: one JSON object per line
-        setup_logging.connect(lambda loglevel=None, **_kw: configure_logging("json", level=loglevel or "INFO"),
-                              weak=False)
-    metrics.install(config)  # WORKER_METRICS_PORT: the prefork children's counters over HTTP
     app = Celery("worker", broker=config.celery_broker_url or DEFAULT_BROKER_URL, include=["worker.tasks"])
     app.conf.update(
         # A batch is acknowledged after it ran, and re-queued if its worker process

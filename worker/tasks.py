@@ -54,8 +54,6 @@ def run_batch(self, batch_id: int) -> str:
         dispatch(outcome.new_batch_ids)
         raise self.retry(countdown=0)
     if outcome.kind in ("retry", "leased"):
-        if outcome.error:
-            log.warning("batch %s: %s; retrying in %.1fs", batch_id, outcome.error, outcome.retry_in)
         raise self.retry(countdown=min(outcome.retry_in, MAX_COUNTDOWN_SECONDS))
     if outcome.run_id is not None and outcome.kind in ("succeeded", "done", "failed"):
         # A success carved its successors in its own transaction; otherwise carve now.
