@@ -12,9 +12,9 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from backend.backfill.settings import SettingsError
 from backend.metrics import events
 
-from backend.backfill.settings import SettingsError
 HealthCheck = Callable[[Connection, object, object], "str | None"]
 # One per process on purpose, like the backfill catalog: checks register when their
 # module is imported.
