@@ -15,15 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from backend.backfill import batching
+from backend.backfill import batches, batching, runs
 from backend.backfill.registry import Catalog
 from backend.backfill.clock import utcnow
 from backend.backfill.keys import decode_key, encode_key
-from backend.backfill.runs import get_run, lock_run, transition
 from backend.backfill.optimizer import BatchSample, next_batch_size
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.state import backfill_batches, backfill_runs
 from backend.db import write_transaction
 
 SIZING_SAMPLES = 10
@@ -32,21 +32,19 @@ SIZING_SAMPLES = 10
 def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -> dict[str, Any]:
     """pending -> running, fixing the key bounds; an empty table completes at once."""
     with engine.begin() as connection:
-        run = lock_run(connection, run_id)
+        run = runs.lock_run(connection, run_id)
         if run["status"] != RunStatus.PENDING:
             if run["executor"] != executor and run["status"] in RunStatus.ACTIVE:
-                connection.execute(
-                    sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(executor=executor)
-                )
-            return dict(get_run(connection, run_id))
+                runs.set_executor(connection, run_id, executor)
+            return dict(runs.get_run(connection, run_id))
         backfill = catalog.get(run["name"])
         bounds = batching.key_bounds(connection, backfill)
         now = utcnow()
         if bounds is None:
-            run = transition(connection, run_id, RunStatus.COMPLETED, reason="the table is empty",
-                             executor=executor, started_at=now, rows_total=0, rows_total_exact=True)
+            run = runs.transition(connection, run_id, RunStatus.COMPLETED, reason="the table is empty",
+                                  executor=executor, started_at=now, rows_total=0, rows_total_exact=True)
             return dict(run)
-        run = transition(
+        run = runs.transition(
             connection, run_id, RunStatus.RUNNING, actor=f"executor {executor}", reason="started",
             executor=executor, started_at=now, heartbeat_at=now,
             key_min=encode_key(bounds.key_min), key_max=encode_key(bounds.key_max),
@@ -68,7 +66,7 @@ def advance_in(connection: Connection, catalog: Catalog, run_id: int, settings: 
     """`advance` inside the caller's transaction. A Celery worker calls it in the
     transaction of the batch it just finished: one transaction (and one wait for
     the run's row lock) per batch instead of two."""
-    run = lock_run(connection, run_id)
+    run = runs.lock_run(connection, run_id)
     if run["status"] != RunStatus.RUNNING:
         return []
     in_flight = _count_batches(connection, run_id, BatchStatus.PENDING, BatchStatus.RUNNING)
@@ -77,10 +75,10 @@ def advance_in(connection: Connection, catalog: Catalog, run_id: int, settings: 
     if not new_ids and in_flight == 0:  # nothing left after the cursor
         failed = _count_batches(connection, run_id, BatchStatus.FAILED)
         if failed:
-            transition(connection, run_id, RunStatus.FAILED,
-                       reason=f"{failed} batch(es) failed; retry them once the cause is fixed")
+            runs.transition(connection, run_id, RunStatus.FAILED,
+                            reason=f"{failed} batch(es) failed; retry them once the cause is fixed")
         else:
-            transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
+            runs.transition(connection, run_id, RunStatus.COMPLETED, reason="every batch succeeded")
     return new_ids
 
 
@@ -124,21 +122,12 @@ def _carve(connection: Connection, catalog: Catalog, run, *, slots: int, setting
         if carved is None:
             break
         seq += 1
-        result = connection.execute(
-            sa.insert(backfill_batches).values(
-                run_id=run["id"], seq=seq, key_after=encode_key(cursor), key_end=encode_key(carved.end),
-                rows_in_range=carved.rows, batch_size=size, status=BatchStatus.PENDING,
-                dispatched_at=now,
-            )
-        )
-        new_ids.append(int(result.inserted_primary_key[0]))
+        new_ids.append(batches.add_batch(connection, run_id=run["id"], seq=seq, key_after=encode_key(cursor),
+                                         key_end=encode_key(carved.end), rows_in_range=carved.rows,
+                                         batch_size=size, now=now))
         cursor = carved.end
     if new_ids:
-        connection.execute(
-            sa.update(backfill_runs)
-            .where(backfill_runs.c.id == run["id"])
-            .values(cursor=encode_key(cursor), batch_size=size, updated_at=now)
-        )
+        runs.move_cursor(connection, run["id"], encode_key(cursor), size, now)
     return new_ids
 
 
@@ -164,9 +153,7 @@ def dispatchable_batches(engine: Engine, run_id: int, *, older_than_seconds: flo
             )
         ids = [row.id for row in connection.execute(query)]
         if ids:
-            connection.execute(
-                sa.update(backfill_batches).where(backfill_batches.c.id.in_(ids)).values(dispatched_at=now)
-            )
+            batches.mark_dispatched(connection, ids, now)
         return ids
 
 
@@ -175,12 +162,4 @@ def release_expired_leases(engine: Engine, run_id: int) -> int:
     not handed out, so that the next recovery dispatches them at once."""
     now = utcnow()
     with engine.begin() as connection:
-        return connection.execute(
-            sa.update(backfill_batches)
-            .where(
-                backfill_batches.c.run_id == run_id,
-                backfill_batches.c.status == BatchStatus.RUNNING,
-                backfill_batches.c.lease_expires_at < now,
-            )
-            .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None, dispatched_at=None)
-        ).rowcount
+        return batches.release_expired_leases(connection, run_id, now)

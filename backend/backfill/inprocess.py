@@ -21,16 +21,16 @@ import time
 from datetime import datetime, timedelta
 from typing import Callable
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
+from backend.backfill import runs
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.lanes import Lanes
 from backend.backfill.progress import Progress
 from backend.backfill.runner import new_claim_token
 from backend.backfill.service import BackfillService
-from backend.backfill.state import RunStatus, backfill_runs
+from backend.backfill.model import RunStatus
 from backend.interrupts import sigterm_unwinds
 
 ProgressCallback = Callable[[Progress], None]
@@ -62,18 +62,7 @@ class RunLease:
             return True
         seconds = self.service.settings.lease_seconds
         with self.service.engine.begin() as connection:
-            taken = connection.execute(
-                sa.update(backfill_runs)
-                .where(
-                    backfill_runs.c.id == self.run_id,
-                    sa.or_(
-                        backfill_runs.c.lease_owner.is_(None),
-                        backfill_runs.c.lease_owner == self.owner,
-                        backfill_runs.c.lease_expires_at < now,
-                    ),
-                )
-                .values(lease_owner=self.owner, lease_expires_at=now + timedelta(seconds=seconds), heartbeat_at=now)
-            ).rowcount == 1
+            taken = runs.take_lease(connection, self.run_id, self.owner, now, seconds)
         self._renew_at = now + timedelta(seconds=seconds / 3) if taken else None
         return taken
 
@@ -81,11 +70,7 @@ class RunLease:
         with self._lock:
             self._renew_at, self._released = None, True
         with self.service.engine.begin() as connection:
-            connection.execute(
-                sa.update(backfill_runs)
-                .where(backfill_runs.c.id == self.run_id, backfill_runs.c.lease_owner == self.owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+            runs.release_lease(connection, self.run_id, self.owner)
 
 
 def lane_count(service: BackfillService, max_parallel: int, wanted: int | None = None) -> int:

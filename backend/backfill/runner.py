@@ -15,20 +15,20 @@ import socket
 import traceback
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from backend.backfill import coordinator, runs
+from backend.backfill import batches, coordinator, runs
 from backend.backfill.registry import Catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.keys import KeyRange, decode_key
 from backend.backfill.admission import admit
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.state import backfill_batches
 from backend.db import write_transaction
 from backend.metrics import events
 
@@ -98,8 +98,7 @@ def _record_outage(engine: Engine, run_id: int, since: datetime, error: str) -> 
     message = (f"database connection failed for {socket.gethostname()}:{os.getpid()} from "
                f"{since.isoformat(timespec='seconds')} to {utcnow().isoformat(timespec='seconds')}: {error}")
     with engine.begin() as connection:
-        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id)
-                           .values(last_error=message[:ERROR_TEXT_LIMIT], updated_at=utcnow()))
+        runs.note_error(connection, run_id, message[:ERROR_TEXT_LIMIT], utcnow())
 
 
 def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
@@ -118,14 +117,14 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
     started = utcnow()  # wall time through the engine's clock, so tests can simulate slow batches
     try:
         with engine.begin() as connection:
-            if not _hold(connection, batch_id, token):
+            if not batches.hold(connection, batch_id, token):
                 # Our claim was taken over after our lease expired: the new holder
                 # owns the range now, we must not touch it.
                 return BatchOutcome("leased", batch_id, run["id"], retry_in=settings.lease_seconds)
             _configure_batch_transaction(connection, settings)
             connection.info["backfill_run_id"] = run["id"]  # for state a backfill keeps per run
             rows = backfill.process(connection, key_range)
-            _record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
+            batches.record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
             next_ids = tuple(coordinator.advance_in(connection, catalog, run["id"], settings)) if advance else None
     except Exception as exc:
         if is_statement_timeout(exc) and batch["rows_in_range"] > 1:
@@ -143,7 +142,7 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
     while its run waits. Returns (batch, run) when claimed, else the outcome."""
     now = utcnow()
     with engine.begin() as connection:
-        batch = _lock_batch(connection, batch_id)
+        batch = batches.lock_batch(connection, batch_id)
         if batch is None:
             return BatchOutcome("not_runnable", batch_id, error="no such batch")
         run = runs.get_run(connection, batch["run_id"])
@@ -156,47 +155,20 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
         if not admission.allowed:
             return _wait_for_admission(connection, batch, run, admission, now)
         # The batch row is locked and was checked above; the run row is not locked.
-        claimed = connection.execute(
-            sa.update(backfill_batches)
-            .where(backfill_batches.c.id == batch_id, _run_is_running())
-            .values(
-                status=BatchStatus.RUNNING,
-                attempts=backfill_batches.c.attempts + 1,
-                claimed_by=token,
-                started_at=now,
-                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
-            )
-        ).rowcount
-        if not claimed:  # the run changed since we read it
+        if not batches.claim(connection, batch_id, token, now, settings.lease_seconds):  # the run changed since we read it
             return _why_not_claimed(batch, runs.get_run(connection, batch["run_id"]), now)
     if batch["status"] == BatchStatus.RUNNING:  # claimed over an expired lease: its worker is gone
         events.lease_taken_over()
     return batch, run
 
 
-def _lock_batch(connection: Connection, batch_id: int):
-    """Read the batch under its row lock (PostgreSQL) or SQLite's write lock (a no-op
-    UPDATE, as runs.lock_run does): two processes claiming one batch take turns."""
-    query = sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    else:
-        connection.execute(sa.update(backfill_batches).where(backfill_batches.c.id == batch_id)
-                           .values(id=backfill_batches.c.id))
-    return connection.execute(query).mappings().first()
-
-
 def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: datetime,
                           settings: EngineSettings) -> BatchOutcome:
     """A batch whose worker was lost on every attempt (killed, or over its lease)
     never reached _record_failure; it fails here instead of being retried forever."""
-    connection.execute(
-        sa.update(backfill_batches)
-        .where(backfill_batches.c.id == batch["id"])  # locked and checked by _claim
-        .values(status=BatchStatus.FAILED, finished_at=now, claimed_by=None, lease_expires_at=None,
-                error=f"its worker was lost on each of {batch['attempts']} attempts "
-                      f"(killed, or over the {settings.lease_seconds:g}s lease)")
-    )
+    batches.fail_for_lost_workers(  # locked and checked by _claim
+        connection, batch["id"], f"its worker was lost on each of {batch['attempts']} attempts "
+                                 f"(killed, or over the {settings.lease_seconds:g}s lease)", now)
     message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
                "its worker was lost each time (killed, or over its lease)")
     _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
@@ -208,24 +180,13 @@ def _wait_for_admission(connection: Connection, batch, run, admission, now: date
     released too, so that it is not retried outside the window) and its run waits,
     with the reason and the retry time in its row."""
     if batch["status"] == BatchStatus.RUNNING:  # its lease expired (checked by _claim)
-        connection.execute(
-            sa.update(backfill_batches).where(backfill_batches.c.id == batch["id"])
-            .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None)
-        )
+        batches.release_claim(connection, batch["id"])
     if runs.lock_run(connection, run["id"])["status"] == RunStatus.RUNNING:
         runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
                         reason=admission.reason, wait_reason=admission.reason,
                         next_window_at=admission.retry_at)
     return BatchOutcome("waiting", batch["id"], run["id"], error=admission.reason,
                         retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
-
-
-def _run_is_running() -> sa.ColumnElement[bool]:
-    return (
-        sa.select(backfill_runs.c.id)
-        .where(backfill_runs.c.id == backfill_batches.c.run_id, backfill_runs.c.status == RunStatus.RUNNING)
-        .exists()
-    )
 
 
 def _is_claimable(batch, now: datetime) -> bool:
@@ -239,11 +200,7 @@ def _is_claimable(batch, now: datetime) -> bool:
 def _fail_run_if_too_many(connection: Connection, backfill, run_id: int, message: str,
                           settings: EngineSettings) -> None:
     """Count a batch failed for good; fail the run once failures pass the tolerated share."""
-    connection.execute(
-        sa.update(backfill_runs)
-        .where(backfill_runs.c.id == run_id)
-        .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=utcnow())
-    )
+    runs.count_failed_batch(connection, run_id, message)
     current = runs.lock_run(connection, run_id)
     if current["status"] in (RunStatus.RUNNING, RunStatus.WAITING) and RunPolicy.of(
         backfill, settings
@@ -281,21 +238,11 @@ def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc
             sa.select(sa.func.max(backfill_batches.c.seq)).where(backfill_batches.c.run_id == batch["run_id"])
         ).scalar_one()
         note = f"split in two after a statement timeout: {describe_error(exc)}"
-        connection.execute(
-            sa.update(backfill_batches).where(backfill_batches.c.id == batch["id"]).values(
-                key_end=encode_key(half.end), rows_in_range=half.rows, batch_size=half.rows,
-                status=BatchStatus.PENDING, attempts=0, error=note, claimed_by=None, lease_expires_at=None,
-                dispatched_at=now)
-        )
-        new_id = connection.execute(
-            sa.insert(backfill_batches).values(
-                run_id=batch["run_id"], seq=seq + 1, key_after=encode_key(half.end), key_end=batch["key_end"],
-                rows_in_range=int(rest), batch_size=int(rest), status=BatchStatus.PENDING, dispatched_at=now)
-        ).inserted_primary_key[0]
-        connection.execute(
-            sa.update(backfill_runs).where(backfill_runs.c.id == batch["run_id"])
-            .values(last_error=f"batch {batch['seq']} {note}", updated_at=now)
-        )
+        batches.halve(connection, batch["id"], key_end=encode_key(half.end), rows_in_range=half.rows, note=note,
+                      now=now)
+        new_id = batches.add_batch(connection, run_id=batch["run_id"], seq=seq + 1, key_after=encode_key(half.end),
+                                   key_end=batch["key_end"], rows_in_range=int(rest), batch_size=int(rest), now=now)
+        runs.note_error(connection, batch["run_id"], f"batch {batch['seq']} {note}", now)
     return BatchOutcome("split", batch["id"], batch["run_id"], error=note, new_batch_ids=(int(new_id),))
 
 
@@ -307,21 +254,6 @@ def _why_not_claimed(batch, run, now) -> BatchOutcome:
         return BatchOutcome("leased", batch["id"], run["id"], retry_in=max(remaining, 0.0) + 0.1)
     reason = f"batch is {batch['status']}, run is {run['status']}"
     return BatchOutcome("not_runnable", batch["id"], run["id"], error=reason)
-
-
-def _hold(connection: Connection, batch_id: int, token: str) -> bool:
-    """First statement of the batch transaction: lock the batch row (PostgreSQL row
-    lock, SQLite write lock) and check we still hold the claim. A concurrent
-    duplicate blocks here until we commit, then finds the batch succeeded."""
-    return connection.execute(
-        sa.update(backfill_batches)
-        .where(
-            backfill_batches.c.id == batch_id,
-            backfill_batches.c.status == BatchStatus.RUNNING,
-            backfill_batches.c.claimed_by == token,
-        )
-        .values(claimed_by=token)
-    ).rowcount == 1
 
 
 def _configure_batch_transaction(connection: Connection, settings: EngineSettings) -> None:
@@ -340,30 +272,6 @@ def without_jit(connection: Connection) -> None:
         connection.execute(sa.text("SET LOCAL jit = off"))
 
 
-def _record_success(connection: Connection, batch, rows: int, duration_ms: int) -> None:
-    now = utcnow()
-    connection.execute(
-        sa.update(backfill_batches)
-        .where(backfill_batches.c.id == batch["id"])
-        .values(status=BatchStatus.SUCCEEDED, rows_affected=rows, duration_ms=duration_ms,
-                finished_at=now, error=None, lease_expires_at=None)
-    )
-    # Last statement of the change, so the run row is locked for the shortest time
-    # when several batches of one run finish together (an advance_in after it
-    # needs that lock anyway).
-    connection.execute(
-        sa.update(backfill_runs)
-        .where(backfill_runs.c.id == batch["run_id"])
-        .values(
-            rows_done=backfill_runs.c.rows_done + rows,
-            rows_scanned=backfill_runs.c.rows_scanned + batch["rows_in_range"],
-            batches_done=backfill_runs.c.batches_done + 1,
-            heartbeat_at=now,
-            updated_at=now,
-        )
-    )
-
-
 def describe_error(exc: BaseException) -> str:
     lines = traceback.format_exception_only(type(exc), exc)
     return "".join(lines).strip()[:ERROR_TEXT_LIMIT]
@@ -380,29 +288,11 @@ def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Excep
             sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch["id"])
         ).scalar_one()
         final = attempts >= backfill.max_attempts
-        updated = connection.execute(
-            sa.update(backfill_batches)
-            .where(
-                backfill_batches.c.id == batch["id"],
-                backfill_batches.c.status == BatchStatus.RUNNING,
-                backfill_batches.c.claimed_by == token,
-            )
-            .values(
-                status=BatchStatus.FAILED if final else BatchStatus.PENDING,
-                error=error,
-                lease_expires_at=None,
-                finished_at=now if final else None,
-                dispatched_at=now,
-            )
-        ).rowcount
-        if not updated:
+        if not batches.record_failure(connection, batch["id"], token, final=final, error=error, now=now):
             return BatchOutcome("leased", batch["id"], run["id"], error=error, retry_in=settings.lease_seconds)
         if not final:
             # Visible while it retries: the run's last error says what goes wrong.
-            connection.execute(
-                sa.update(backfill_runs).where(backfill_runs.c.id == run["id"])
-                .values(last_error=f"batch {batch['seq']} attempt {attempts}: {error}", updated_at=now)
-            )
+            runs.note_error(connection, run["id"], f"batch {batch['seq']} attempt {attempts}: {error}", now)
             return BatchOutcome("retry", batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
         message = f"batch {batch['seq']} failed after {attempts} attempts: {error}"
         _fail_run_if_too_many(connection, backfill, run["id"], message, settings)

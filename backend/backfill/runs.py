@@ -1,7 +1,17 @@
-"""Reading and changing runs in the database, always through the status machine."""
+"""Reading runs, and every write to backfill_runs and backfill_transitions.
+
+A run's status changes only through `transition`, which checks the transition table
+(model.py) under the run's row lock and logs the move. The other writes are the
+run's bookkeeping, each named for why it happens: its executor, its cursor, its
+counters and last error, the in-process driver's lease, and forgetting runs.
+
+Each function runs on the caller's connection, in the caller's transaction (the
+writes of batches.py do the same).
+"""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -117,6 +127,85 @@ def create_run(connection: Connection, name: str, *, batch_size: int, max_parall
     who = actor or (f"revision {scheduled_by}" if scheduled_by else "engine")
     log_transition(connection, run_id, None, RunStatus.PENDING, actor=who, reason="scheduled")
     return run_id
+
+
+def set_executor(connection: Connection, run_id: int, executor: str) -> None:
+    """An active run taken over by another kind of executor (`--batched` after the
+    workers, or the reverse) records who drives it now."""
+    connection.execute(
+        sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(executor=executor)
+    )
+
+
+def move_cursor(connection: Connection, run_id: int, cursor: str | None, batch_size: int, now: datetime) -> None:
+    """After carving: the last key handed to a batch, and the batch size the carving
+    used (the optimizer's), in the transaction that created the batches."""
+    connection.execute(
+        sa.update(backfill_runs)
+        .where(backfill_runs.c.id == run_id)
+        .values(cursor=cursor, batch_size=batch_size, updated_at=now)
+    )
+
+
+def note_error(connection: Connection, run_id: int, message: str, now: datetime) -> None:
+    """The run's last error says what goes wrong while it goes on: a batch retried or
+    split, the database unreachable for a while."""
+    connection.execute(
+        sa.update(backfill_runs).where(backfill_runs.c.id == run_id)
+        .values(last_error=message, updated_at=now)
+    )
+
+
+def count_failed_batch(connection: Connection, run_id: int, message: str) -> None:
+    """One more batch failed for good (the caller then decides whether the run fails)."""
+    connection.execute(
+        sa.update(backfill_runs)
+        .where(backfill_runs.c.id == run_id)
+        .values(batches_failed=backfill_runs.c.batches_failed + 1, last_error=message, updated_at=utcnow())
+    )
+
+
+def clear_failed_count(connection: Connection, run_id: int) -> None:
+    """An operator's retry put the failed batches back (batches.put_failed_back)."""
+    connection.execute(
+        sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(batches_failed=0)
+    )
+
+
+def take_lease(connection: Connection, run_id: int, owner: str, now: datetime, seconds: float) -> bool:
+    """The in-process driver's claim to drive the run (inprocess.RunLease): taken when
+    free, expired or already `owner`'s, for `seconds`. False: another live driver has it."""
+    return connection.execute(
+        sa.update(backfill_runs)
+        .where(
+            backfill_runs.c.id == run_id,
+            sa.or_(
+                backfill_runs.c.lease_owner.is_(None),
+                backfill_runs.c.lease_owner == owner,
+                backfill_runs.c.lease_expires_at < now,
+            ),
+        )
+        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds), heartbeat_at=now)
+    ).rowcount == 1
+
+
+def release_lease(connection: Connection, run_id: int, owner: str) -> None:
+    """The driver stops (finished, waiting, interrupted): the next one takes over at once."""
+    connection.execute(
+        sa.update(backfill_runs)
+        .where(backfill_runs.c.id == run_id, backfill_runs.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+def delete_runs(connection: Connection, run_ids: Iterable[int]) -> None:
+    """Forget runs with their batches and transition log (a downgrade removes what
+    its upgrade scheduled). Explicit deletes: on SQLite, foreign keys (and so
+    cascades) are off while migrating."""
+    run_ids = list(run_ids)
+    connection.execute(sa.delete(backfill_transitions).where(backfill_transitions.c.run_id.in_(run_ids)))
+    connection.execute(sa.delete(backfill_batches).where(backfill_batches.c.run_id.in_(run_ids)))
+    connection.execute(sa.delete(backfill_runs).where(backfill_runs.c.id.in_(run_ids)))
 
 
 def batch_counts(connection: Connection, run_id: int) -> dict[str, int]:

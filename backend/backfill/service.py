@@ -10,15 +10,15 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from backend.backfill import coordinator, health, progress, runs
+from backend.backfill import batches, coordinator, health, progress, runs
 from backend.backfill.registry import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.estimate import dry_run, window_plan
 from backend.backfill.policy import RunPolicy
 from backend.backfill.runner import BatchOutcome, execute_batch
 from backend.backfill.settings import EngineSettings
-from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
-from backend.backfill.state import backfill_batches, backfill_runs
+from backend.backfill.model import IllegalTransition, RunStatus
+from backend.backfill.state import backfill_runs
 from backend.config import Config
 from backend.db import create_db_engine, write_transaction
 
@@ -118,16 +118,10 @@ class BackfillService:
             current = runs.lock_run(connection, run_id)["status"]
             if current != RunStatus.FAILED:
                 raise IllegalTransition(run_id, current, RunStatus.RUNNING, hint="only a failed run can be retried")
-            run = runs.transition(connection, run_id, RunStatus.RUNNING, actor=actor,
-                                  reason="retry the failed batches", finished_at=None, last_error=None)
-            connection.execute(
-                sa.update(backfill_batches)
-                .where(backfill_batches.c.run_id == run_id, backfill_batches.c.status == BatchStatus.FAILED)
-                .values(status=BatchStatus.PENDING, attempts=0, error=None, finished_at=None, dispatched_at=None)
-            )
-            connection.execute(
-                sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(batches_failed=0)
-            )
+            runs.transition(connection, run_id, RunStatus.RUNNING, actor=actor,
+                            reason="retry the failed batches", finished_at=None, last_error=None)
+            batches.put_failed_back(connection, run_id)
+            runs.clear_failed_count(connection, run_id)
         self._dispatch_now(run_id, dispatch)
         return self.get_run(run_id)
 
