@@ -128,6 +128,28 @@ def names_read_by_tests(source: str) -> set[str]:
     return {name for name in names if name and ENV_NAME.fullmatch(name)}
 
 
+def settings_read(source: str) -> set[str]:
+    """The environment variables a settings parser reads: `env.get(NAME)`,
+    `os.environ.get(NAME)`, `os.getenv(NAME)`, `environ[NAME]`, or a helper called
+    with the mapping and the name (`_number(env, NAME, ...)`)."""
+    def is_mapping(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in ("env", "environ")) or \
+            (isinstance(node, ast.Attribute) and node.attr == "environ")
+
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            receiver_is_env = isinstance(func, ast.Attribute) and func.attr == "get" and is_mapping(func.value)
+            if receiver_is_env or _call_name(node) == "getenv" or any(is_mapping(arg) for arg in node.args):
+                names.update(arg.value for arg in node.args
+                             if isinstance(arg, ast.Constant) and isinstance(arg.value, str))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and is_mapping(node.value):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                names.add(node.slice.value)
+    return {name for name in names if ENV_NAME.fullmatch(name)}
+
+
 def compose_variables(text: str) -> set[str]:
     """Keys and ${...} references of docker-compose.yml."""
     keys = set(re.findall(r"^\s*([A-Z][A-Z0-9_]*):", text, re.MULTILINE))
@@ -273,6 +295,16 @@ def test_every_docs_page_is_linked_from_the_readme_and_the_index():
             assert f"({page.name}" in index, f"docs/README.md does not link {page.name}"
 
 
+def test_every_setting_the_code_reads_is_documented():
+    """The other direction: a variable read by a settings parser in backend/, worker/,
+    alembic/, bench/ or an entry script appears in docs/configuration.md."""
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    code = _python_files(*CODE_ROOMS) + _entry_scripts()
+    read = {(name, str(path.relative_to(ROOT))) for path in code for name in settings_read(path.read_text())}
+    missing = sorted(f"{name} (read in {where})" for name, where in read if f"`{name}`" not in documented)
+    assert missing == [], "document these in docs/configuration.md: " + ", ".join(missing)
+
+
 def test_what_exists_is_read_from_the_code():
     facts = known()
     assert {"--batched", "--rehearse", "--backup", "--per-row", "--orders", "--soak-minutes", "--no-migrate"} <= facts.flags
@@ -320,5 +352,8 @@ def test_flags_and_names_are_read_from_click_argparse_and_environment_lookups():
     assert flags_defined_in(source) == {"--migrate", "--no-migrate", "--rows"}
     assert names_in_code(source) == {"SHOP_SETTING", "HARNESS_SETTING", "OTHER_SETTING", "SET_ONLY"}
     assert names_read_by_tests(source) == {"SHOP_SETTING", "HARNESS_SETTING", "OTHER_SETTING"}
+    parser = 'def from_env(env): return env.get("A_SETTING"), _number(env, "B_SETTING", 1), os.environ["C_SETTING"]'
+    assert settings_read(parser + '\nos.environ["SET_HERE"] = "1"; print("NOT_READ")') == {
+        "A_SETTING", "B_SETTING", "C_SETTING"}
     assert heading_anchors("# Upgrade stalls (`python -m bench.upgrade`)\n## Results\n## Results\n") == {
         "upgrade-stalls-python--m-benchupgrade", "results", "results-1"}
