@@ -21,6 +21,9 @@ import click
 from backend.cli.configuration import load_config
 from backend.cli.errors import one_line_errors
 from backend.cli.progress_display import ProgressDisplay
+from backend.cli.rehearsal_report import report_lines
+from backend.migrations.safety.backup import report_backup
+from backend.migrations.safety.rehearsal import rehearse
 
 
 # The options of run_migrations.py that migrate: a backup goes with these only.
@@ -60,14 +63,9 @@ def _run(action: Callable, *args) -> None:
 
 
 def _rehearse(database_url: str | None) -> None:
-    from backend.cli.rehearsal_report import report_lines
-    from backend.migrations.safety.rehearsal import rehearse  # copies and samplers: only when asked
-
     for line in report_lines(rehearse(load_config(database_url), display=ProgressDisplay)):
         click.echo(line)
 
 
 def _backup(database_url: str | None, directory: Path) -> None:
-    from backend.migrations.safety.backup import report_backup
-
     report_backup(load_config(database_url).database_url, directory)

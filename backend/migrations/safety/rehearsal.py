@@ -26,13 +26,21 @@ from typing import Callable, Iterator
 import sqlalchemy as sa
 from alembic import command
 
+from backend.backfill import policy as policy_module
+from backend.backfill.clock import utcnow
+from backend.backfill.estimate import window_plan
+from backend.backfill.policy import RunPolicy
 from backend.backfill.progress import Progress
+from backend.backfill.registry import load_catalog
+from backend.backfill.state import backfill_batches
+from backend.backfill.windows import parse_windows
 from backend.config import Config
+from backend.db import create_db_engine
 from backend.interrupts import sigterm_unwinds
 from backend.migrations import alembic_api
+from backend.migrations.batched import BatchedOptions, ProgressDisplay, migrate_batched
 from backend.migrations.errors import CommandFailed, error_message
 from backend.migrations.upgrade import single_head
-from backend.migrations.batched import ProgressDisplay
 from backend.migrations.safety.databases import Copy, Target, throwaway_copy
 from backend.migrations.safety.locks import LockHeld, LockSampler, longest, longest_blocking, worst
 from backend.migrations.safety.timing import RevisionRun, TransactionClock
@@ -193,8 +201,6 @@ class _TimingDisplay:
 
 
 def _upgrade(config: Config, clock: TransactionClock, display: Callable[[], ProgressDisplay], phase: Phase) -> None:
-    from backend.migrations.batched import BatchedOptions, migrate_batched
-
     timing = _TimingDisplay(display())
 
     def lock_wait(message: str) -> None:
@@ -218,9 +224,6 @@ def _downgrade(database_url: str, target: str, clock: TransactionClock) -> None:
 
 
 def _backfill_timing(config: Config, progress: Progress, timing: _TimingDisplay) -> BackfillTiming:
-    from backend.backfill.state import backfill_batches
-    from backend.db import create_db_engine
-
     batches_table = backfill_batches.c
     engine = create_db_engine(config.database_url)
     try:
@@ -246,9 +249,6 @@ def _backfill_timing(config: Config, progress: Progress, timing: _TimingDisplay)
 @contextlib.contextmanager
 def _full_speed() -> Iterator[None]:
     """Backfill policies without windows, pauses or health checks, for the copy only."""
-    from backend.backfill import policy as policy_module
-    from backend.backfill.windows import parse_windows
-
     policy_class = policy_module.RunPolicy
     declared = policy_class.__dict__.get("of")
     if declared is None:  # the engine changed: run with its real pacing
@@ -269,11 +269,6 @@ def _full_speed() -> Iterator[None]:
 
 def _window_estimate(config: Config, name: str, seconds: float, batches: int) -> str:
     """How long the backfill needs on the real database, with its real pauses and windows."""
-    from backend.backfill.registry import load_catalog
-    from backend.backfill.clock import utcnow
-    from backend.backfill.estimate import window_plan
-    from backend.backfill.policy import RunPolicy
-
     policy = RunPolicy.of(load_catalog(config.backfill_modules).get(name), config.engine_settings)
     needed = seconds + batches * policy.pause_seconds
     plan = window_plan(policy.schedule, utcnow(), needed)
