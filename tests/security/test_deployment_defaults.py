@@ -83,8 +83,12 @@ def test_no_credentials_are_written_in_compose():
 
 def test_only_web_publishes_a_port_and_on_loopback_unless_told():
     resolved = interpolate(COMPOSE, filled())
-    published = {name: service.get("ports", []) for name, service in resolved["services"].items()}
+    published = {name: service.get("ports", []) for name, service in resolved["services"].items()
+                 if "profiles" not in service}  # the stack `docker compose up` starts
     assert {name for name, ports in published.items() if ports} == {"web"}
+    optional = [port for service in resolved["services"].values() if "profiles" in service
+                for port in service.get("ports", [])]  # Prometheus and Grafana (--profile monitoring)
+    assert optional and all(port.startswith("127.0.0.1:") for port in optional)
     assert published["web"] == ["127.0.0.1:8000:8000"]
     told = interpolate(COMPOSE, filled(WEB_BIND="0.0.0.0", WEB_PORT="80"))
     assert told["services"]["web"]["ports"] == ["0.0.0.0:80:8000"]
@@ -93,7 +97,7 @@ def test_only_web_publishes_a_port_and_on_loopback_unless_told():
 def test_the_health_check_host_is_trusted():
     resolved = interpolate(COMPOSE, filled(TRUSTED_HOSTS="shop.example.com"))
     hosts = resolved["services"]["web"]["environment"]["TRUSTED_HOSTS"].split(",")
-    assert hosts == ["127.0.0.1", "shop.example.com"]
+    assert hosts == ["127.0.0.1", "web", "shop.example.com"]  # web: the Host Prometheus scrapes it by
     assert "http://127.0.0.1:8000/health" in " ".join(resolved["services"]["web"]["healthcheck"]["test"])
 
 
