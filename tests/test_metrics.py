@@ -272,3 +272,38 @@ def test_a_ddl_lock_wait_is_counted(pg_url, monkeypatch):
         blocker.close()
         engine.dispose()
     assert counted("schema_ddl_lock_waits_total") > waits_before
+
+
+# --- process events: lease takeovers and health-check trips ---------------------------------
+
+def test_lease_takeovers_and_health_check_trips_are_counted(tmp_path):
+    service = touch_service(f"sqlite:///{tmp_path / 'shop.db'}")
+    insert_rows(service.engine, range(1, 41))
+    takeovers = counted("backfill_lease_takeovers_total")
+    run_id = service.schedule("test_touch")
+    service.start(run_id, executor="celery")
+    first, second = service.advance(run_id)
+
+    def abandon(batch_id: int) -> None:
+        """As a worker that died holding the batch: running, its lease expired."""
+        with service.engine.begin() as connection:
+            connection.execute(sa.update(backfill_batches).where(backfill_batches.c.id == batch_id).values(
+                status=BatchStatus.RUNNING, claimed_by="dead-host:1:0", attempts=1,
+                lease_expires_at=utcnow() - timedelta(seconds=5)))
+
+    abandon(first)
+    assert service.execute(first).kind == "succeeded"  # claimed over the expired lease
+    assert counted("backfill_lease_takeovers_total") == takeovers + 1
+    abandon(second)
+    assert service.batches_to_run(run_id) == [second]  # released by recovery, then pending
+    assert counted("backfill_lease_takeovers_total") == takeovers + 2
+    service.cancel(run_id, actor="test")
+
+    trips = counted("backfill_health_check_trips_total", check="test_flag")
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO touch_flags (name) VALUES ('sick')")
+    run_id = service.schedule("test_touch_health")
+    service.start(run_id, executor="inprocess")
+    assert service.execute(service.advance(run_id)[0]).kind == "waiting"
+    assert counted("backfill_health_check_trips_total", check="test_flag") == trips + 1
+    service.engine.dispose()

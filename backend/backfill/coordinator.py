@@ -25,6 +25,7 @@ from backend.backfill.settings import EngineSettings
 from backend.backfill.model import BatchStatus, RunStatus
 from backend.backfill.state import backfill_batches, backfill_runs
 from backend.db import write_transaction
+from backend.metrics import events
 
 SIZING_SAMPLES = 10
 
@@ -162,4 +163,4 @@ def release_expired_leases(engine: Engine, run_id: int) -> int:
     not handed out, so that the next recovery dispatches them at once."""
     now = utcnow()
     with engine.begin() as connection:
-        return batches.release_expired_leases(connection, run_id, now)
+        return events.lease_taken_over(batches.release_expired_leases(connection, run_id, now))
