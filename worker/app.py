@@ -68,7 +68,8 @@ def create_celery_app(config: Config | None = None) -> Celery:
 
 
 try:
-    app = create_celery_app()
+    config = Config.from_env()  # read once; the tasks' engine is built from it (worker.tasks)
+    app = create_celery_app(config)
 except (ConfigError, SettingsError) as exc:
     # `celery -A worker` would wrap it in "Couldn't import 'worker'" and a traceback.
     raise SystemExit(f"Error: configuration error: {exc}") from None

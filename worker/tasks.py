@@ -12,11 +12,12 @@ from typing import Iterable
 from celery.signals import worker_process_init
 
 from backend.backfill.service import BackfillService
-from backend.config import Config
 from backend.metrics import events
-from worker.app import app
+from worker.app import app, config
 
 log = logging.getLogger(__name__)
+# Per process on purpose: a database connection pool must not cross a fork, so each
+# worker process builds its own service (from the configuration worker.app read).
 _service: BackfillService | None = None
 _service_pid: int | None = None
 
@@ -25,7 +26,7 @@ def service() -> BackfillService:
     """One engine per worker process, created after the fork."""
     global _service, _service_pid
     if _service is None or _service_pid != os.getpid():
-        _service = BackfillService.from_config(Config.from_env())
+        _service = BackfillService.from_config(config)
         _service_pid = os.getpid()
     return _service
 
