@@ -38,6 +38,7 @@ MODULE_ROOMS = ("backend", "worker", "bench", "tests")
 OTHER_TOOLS_FLAGS = {
     "alembic": {"--sql"},
     "celery": {"--concurrency", "--loglevel", "--schedule", "--timeout"},
+    "docker compose": {"--profile"},
     "gunicorn": {"--bind", "--workers"},
     "pytest / pytest-xdist": {"--dist"},
     "flask": {"--app"},
