@@ -37,7 +37,8 @@ MODULE_ROOMS = ("backend", "worker", "bench", "tests")
 # Flags the pages quote from other tools' command lines (tool: flags).
 OTHER_TOOLS_FLAGS = {
     "alembic": {"--sql"},
-    "celery": {"--concurrency", "--loglevel", "--schedule", "--timeout"},
+    "celery": {"--concurrency", "--loglevel", "--schedule", "--timeout", "--max-tasks-per-child"},
+    "docker compose": {"--profile"},
     "docker compose": {"--profile"},
     "gunicorn": {"--bind", "--workers"},
     "pytest / pytest-xdist": {"--dist"},
