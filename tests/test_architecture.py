@@ -4,7 +4,8 @@
   `if TYPE_CHECKING:` are for type checkers only and do not count);
 - nothing under backend/ imports worker/ (the entry points hand backend/ a dispatcher);
 - the engine, backend/backfill/, imports neither Flask nor Celery nor the rooms built
-  on it (backend.web, backend.cli, backend.migrations).
+  on it (backend.web, backend.cli, backend.migrations);
+- settings are read from the environment in one place, Config.from_env.
 """
 from __future__ import annotations
 
@@ -95,8 +96,7 @@ def resolve(target: str, modules: set[str]) -> str | None:
 
 
 def import_graph(modules: set[str], imports: list[Import]) -> dict[str, set[str]]:
-    """Module -> the modules it imports at module level. Importing a.b.c also runs
-    the packages a and a.b first, so each module also depends on its own parent packages."""
+    """Module -> the modules it imports at module level."""
     graph: dict[str, set[str]] = {module: set() for module in modules}
     for imported in imports:
         if not imported.top_level:
@@ -177,6 +177,36 @@ def test_worker_modules_parse_and_import_backend_only_through_its_engine_and_con
     assert found == []
 
 
+# Where the environment may be read. Settings are read once, by Config.from_env; the
+# others read no setting of ours.
+READS_THE_ENVIRONMENT = {
+    "backend/config.py": "Config.from_env: every setting, once",
+    "backend/migrations/safety/databases.py": "hands the environment to pg_dump and psql",
+    "backend/metrics/exposition.py": "PROMETHEUS_MULTIPROC_DIR, which prometheus_client itself reads",
+    "backend/logs.py": "LOG_FORMAT for env.py's logging, set up before the configuration is read",
+}
+
+
+def environment_reads(source: str) -> list[int]:
+    """Lines that touch os.environ or call os.getenv / getenv."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
+                isinstance(node.value, ast.Name) and node.value.id == "os":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" and \
+                any(alias.name in ("environ", "getenv") for alias in node.names):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_settings_are_read_from_the_environment_in_one_place():
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in python_files("backend", "worker")
+             if str(path.relative_to(ROOT)) not in READS_THE_ENVIRONMENT
+             for line in environment_reads(path.read_text())]
+    assert found == []
+
+
 # --- the checks check --------------------------------------------------------------------
 
 def test_a_cycle_is_found_and_type_checking_imports_do_not_count():
@@ -194,6 +224,12 @@ def test_a_cycle_is_found_and_type_checking_imports_do_not_count():
     late = [i for i in imports if i.module == "pkg.c"]
     assert [(i.target, i.top_level) for i in late] == [("typing.TYPE_CHECKING", True), ("pkg.a.thing", False),
                                                        ("pkg.a", False)]
+
+
+def test_environment_reads_are_found():
+    assert environment_reads("import os\nx = os.environ.get('A')\ny = os.getenv('B')\n") == [2, 3]
+    assert environment_reads("from os import environ\n") == [1]
+    assert environment_reads("env = {'A': '1'}\nenv.get('A')\n") == []
 
 
 def test_a_forbidden_import_inside_a_function_is_found():
