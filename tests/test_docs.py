@@ -5,8 +5,9 @@ For each page:
   of the project's rooms (`backend/...`, `docs/...`, `bench/...`) points at an
   existing file, and at an existing heading when an anchor is given;
 - every dotted module in backticks (`backend.migrations.online`, `worker.tasks.recover`),
-  every `python -m <module>` of ours and every `gunicorn 'module:factory()'` names a
-  file that exists, and a trailing name is defined in that module;
+  every `from <module of ours> import <names>` in an example, every
+  `python -m <module>` of ours and every `gunicorn 'module:factory()'` names a file
+  that exists, and a trailing name is defined in that module;
 - every `--flag` is an option of one of our command lines (read from the click and
   argparse definitions in the source, so a renamed option fails here), or belongs to
   a tool listed in OTHER_TOOLS_FLAGS;
@@ -60,6 +61,7 @@ CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 FLAG = re.compile(r"(?<![\w/-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 ENV_NAME = re.compile(r"(?<![\w.-])[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?![\w(])")
 PYTHON_M = re.compile(r"python3?\s+-m\s+([A-Za-z_][\w.]*)")
+FROM_IMPORT = re.compile(r"^\s*from\s+([A-Za-z_][\w.]*)\s+import\s+([\w\s,]+?)\s*(?:#.*)?$")
 APP_TARGET = re.compile(r"gunicorn\b.*?'([A-Za-z_][\w.]*):([A-Za-z_]\w*)\(")
 DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
@@ -266,6 +268,11 @@ def problems(page: Path, text: str, facts: Known) -> list[str]:
                     found.append(f"{name}:{number}: module {span.strip()}: {problem}")
     other_flags = set().union(*OTHER_TOOLS_FLAGS.values())
     for number, line in enumerate(text.splitlines(), 1):
+        if (imported := FROM_IMPORT.match(line)) and imported.group(1).split(".")[0] in MODULE_ROOMS:
+            for imported_name in imported.group(2).split(","):
+                dotted = f"{imported.group(1)}.{imported_name.split()[0]}"
+                if problem := module_problem(dotted):
+                    found.append(f"{name}:{number}: import {dotted}: {problem}")
         for module, factory in APP_TARGET.findall(line):
             if problem := module_problem(f"{module}.{factory}"):
                 found.append(f"{name}:{number}: gunicorn '{module}:{factory}()': {problem}")
@@ -327,6 +334,7 @@ def test_a_page_naming_what_does_not_exist_fails(tmp_path):
         "python -m bench.no_such_tool",
         "celery -A worker worker --concurrency 2; export DATABASE_URL CI",
         "gunicorn 'wsgi:create_app()'; gunicorn --workers 3 'wsgi:no_such_factory()'",
+        "from backend.backfill.definition import RowBackfill, NoSuchBackfill   # a comment",
         "```",
     ])
     found = problems(page, text, known())
@@ -341,6 +349,8 @@ def test_a_page_naming_what_does_not_exist_fails(tmp_path):
         "fake.md:6: BACKFILL_NO_SUCH_SETTING is not read by the code",
         "fake.md:7: python -m bench.no_such_tool: no_such_tool is not defined in bench/__init__.py",
         "fake.md:9: gunicorn 'wsgi:no_such_factory()': no_such_factory is not defined in wsgi.py",
+        "fake.md:10: import backend.backfill.definition.NoSuchBackfill: NoSuchBackfill is not defined in "
+        "backend/backfill/definition.py",
     ]
 
 
