@@ -13,7 +13,8 @@ For each page:
   a tool listed in OTHER_TOOLS_FLAGS;
 - every UPPER_CASE_NAME is an environment variable the code reads (a string literal
   in backend/, worker/, alembic/, bench/ or a script; a key in docker-compose.yml; a
-  variable the Makefile or the test harness reads), or is in NOT_OURS.
+  variable the Makefile or the test harness reads), a module-level constant of that
+  code (`ALLOWED_TRANSITIONS`), or is in NOT_OURS.
 
 The checks read the source with `ast` and never import it, so they are fast and
 need no database. A page that fails says which line names what.
@@ -73,6 +74,7 @@ class Known:
 
     flags: frozenset[str]
     environment: frozenset[str]
+    constants: frozenset[str]  # module-level UPPER_CASE names (ALLOWED_TRANSITIONS, STALL_SECONDS)
 
 
 # --- what exists ------------------------------------------------------------------------
@@ -154,6 +156,15 @@ def settings_read(source: str) -> set[str]:
     return {name for name in names if ENV_NAME.fullmatch(name)}
 
 
+def constants_defined_in(source: str) -> set[str]:
+    """Module-level UPPER_CASE names a page may quote as code."""
+    names = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names.update(target.id for target in targets if isinstance(target, ast.Name) and ENV_NAME.fullmatch(target.id))
+    return names
+
+
 def compose_variables(text: str) -> set[str]:
     """Keys and ${...} references of docker-compose.yml."""
     keys = set(re.findall(r"^\s*([A-Z][A-Z0-9_]*):", text, re.MULTILINE))
@@ -173,7 +184,8 @@ def known() -> Known:
     environment |= set().union(*(names_read_by_tests(path.read_text()) for path in _python_files("tests")))
     environment |= compose_variables((ROOT / "docker-compose.yml").read_text())
     environment |= makefile_variables((ROOT / "Makefile").read_text())
-    return Known(frozenset(flags), frozenset(environment))
+    constants = set().union(*(constants_defined_in(path.read_text()) for path in code))
+    return Known(frozenset(flags), frozenset(environment), frozenset(constants))
 
 
 # --- what a page names ------------------------------------------------------------------
@@ -283,7 +295,7 @@ def problems(page: Path, text: str, facts: Known) -> list[str]:
             if flag not in facts.flags and flag not in other_flags:
                 found.append(f"{name}:{number}: flag {flag} is no option of our command lines")
         for variable in ENV_NAME.findall(line):
-            if variable not in facts.environment and variable not in NOT_OURS:
+            if variable not in facts.environment | facts.constants and variable not in NOT_OURS:
                 found.append(f"{name}:{number}: {variable} is not read by the code")
     return found
 
@@ -364,6 +376,7 @@ def test_flags_and_names_are_read_from_click_argparse_and_environment_lookups():
     assert flags_defined_in(source) == {"--migrate", "--no-migrate", "--rows"}
     assert names_in_code(source) == {"SHOP_SETTING", "HARNESS_SETTING", "OTHER_SETTING", "SET_ONLY"}
     assert names_read_by_tests(source) == {"SHOP_SETTING", "HARNESS_SETTING", "OTHER_SETTING"}
+    assert constants_defined_in(source + "\nLIMIT_VALUE: int = 3\ndef f():\n    LOCAL_NAME = 1") == {"LIMIT_VALUE"}
     parser = 'def from_env(env): return env.get("A_SETTING"), _number(env, "B_SETTING", 1), os.environ["C_SETTING"]'
     assert settings_read(parser + '\nos.environ["SET_HERE"] = "1"; print("NOT_READ")') == {
         "A_SETTING", "B_SETTING", "C_SETTING"}
