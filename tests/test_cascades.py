@@ -15,7 +15,8 @@ from backend.db import create_db_engine
 from backend.models import Order, Product, User
 
 SEED = [
-    "INSERT INTO users (id, email, password_hash) VALUES (1, 'seller@example.com', 'x'), (2, 'buyer@example.com', 'x')",
+    "INSERT INTO users (id, email, email_normalized, password_hash) VALUES "
+    "(1, 'seller@example.com', 'seller@example.com', 'x'), (2, 'buyer@example.com', 'buyer@example.com', 'x')",
     "INSERT INTO products (id, owner_id, sku, price_cents) VALUES (10, 1, 'TEA', 450), (11, 2, 'CUP', 1200)",
     "INSERT INTO product_translations (id, product_id, locale, name, slug) VALUES "
     "(100, 10, 'en', 'Tea', 'tea'), (101, 10, 'de', 'Tee', 'tee'), (110, 11, 'en', 'Cup', 'cup')",

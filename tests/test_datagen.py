@@ -218,7 +218,8 @@ def test_app_inserts_after_a_run_get_fresh_ids(pg_shop):
     try:
         with engine.begin() as connection:
             new_id = connection.execute(sa.text(
-                "INSERT INTO users (email, password_hash) VALUES ('new@example.com', 'x') RETURNING id")).scalar_one()
+                "INSERT INTO users (email, email_normalized, password_hash) "
+                "VALUES ('new@example.com', 'new@example.com', 'x') RETURNING id")).scalar_one()
     finally:
         engine.dispose()
     assert new_id == 11
@@ -363,8 +364,8 @@ def test_flask_seed_command_reports_errors_like_the_script(tmp_path, shop_url):
 def test_orders_only_take_existing_products_in_their_currency(sqlite_shop):
     engine = create_db_engine(sqlite_shop)
     with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO users (id, email, preferred_locale, password_hash) "
-                                   "VALUES (1, 'a@example.com', 'en', 'x')"))
+        connection.execute(sa.text("INSERT INTO users (id, email, email_normalized, preferred_locale, password_hash) "
+                                   "VALUES (1, 'a@example.com', 'a@example.com', 'en', 'x')"))
         connection.execute(sa.text("INSERT INTO products (id, owner_id, sku, price_cents, currency, stock) "
                                    "VALUES (1, 1, 'EUR-1', 100, 'EUR', 10), (2, 1, 'USD-1', 200, 'USD', 10)"))
     engine.dispose()
