@@ -28,6 +28,7 @@ from sqlalchemy import event
 
 from backend.backfill.registry import load_catalog
 from backend.backfill.inprocess import run_in_process
+from backend.backfill.outcome import Step, next_step
 from backend.backfill.service import BackfillService
 from backend.db import create_db_engine
 from backend.migrations.safety.databases import drop_scratch_database
@@ -95,14 +96,16 @@ def _cell(text: str) -> str:
 
 
 def run_as_worker(service, run_id: int) -> None:
-    """What worker.tasks.run_batch does for each batch, minus the broker."""
+    """What worker.tasks.run_batch does for each batch, minus the broker. A profile
+    follows only the path of a run without trouble: any step but NEXT stops it."""
     service.start(run_id, executor="celery")
     queue = collections.deque(service.batches_to_run(run_id) + service.advance(run_id))
     while queue:
         outcome = service.execute(queue.popleft(), advance=True)
-        if outcome.kind != "succeeded":
+        step = next_step(outcome)
+        if step.kind is not Step.NEXT:
             raise RuntimeError(f"batch {outcome.batch_id}: {outcome.kind} ({outcome.error})")
-        queue.extend(outcome.next_batch_ids)
+        queue.extend(step.batch_ids if step.batch_ids is not None else service.advance(run_id))
 
 
 def profile(dataset: database.Dataset, executor: str, batch_size: int) -> dict:

@@ -1,6 +1,6 @@
 """The engine's domain model: runs, batches and transitions built from their rows,
-the status enums, and the transition table as the one authority on what may happen
-to a run."""
+the status enums, the transition table as the one authority on what may happen to a
+run, and the one table of what an executor does after each batch outcome."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,6 +21,7 @@ from backend.backfill.model import (
     Transition,
     check_transition,
 )
+from backend.backfill.outcome import STEP_AFTER, BatchOutcome, Outcome, Step, next_step
 from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions, metadata
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -102,3 +103,50 @@ def test_finished_runs_can_become_nothing_and_active_ones_are_not_finished():
     failed = Run.from_row(run_row(status="failed"))
     assert failed.can(RunStatus.RUNNING)  # retry its failed batches
 
+
+
+# --- after a batch: the one table every executor follows -------------------------------
+
+@pytest.mark.parametrize("kind, step", [
+    (Outcome.SUCCEEDED, Step.NEXT),
+    (Outcome.DONE, Step.NEXT),
+    (Outcome.LEASED, Step.AGAIN),
+    (Outcome.RETRY, Step.AGAIN),
+    (Outcome.SPLIT, Step.SPLIT),
+    (Outcome.FAILED, Step.LOOK_AT_RUN),
+    (Outcome.WAITING, Step.WAIT),
+    (Outcome.NOT_RUNNABLE, Step.STOP),
+])
+def test_each_outcome_has_one_next_step(kind, step):
+    assert next_step(BatchOutcome(kind, batch_id=3, run_id=1)).kind is step
+
+
+def test_every_outcome_has_a_step():
+    assert set(STEP_AFTER) == set(Outcome)
+
+
+def test_a_retried_or_leased_batch_runs_again_after_its_delay():
+    for kind in (Outcome.RETRY, Outcome.LEASED):
+        step = next_step(BatchOutcome(kind, batch_id=3, run_id=1, retry_in=2.5, error="boom"))
+        assert (step.kind, step.delay, step.run_id) == (Step.AGAIN, 2.5, 1)
+    # The database was unreachable: no run known, the batch is still run again.
+    assert next_step(BatchOutcome(Outcome.RETRY, batch_id=3, retry_in=1.0)).delay == 1.0
+
+
+def test_a_success_hands_out_the_batches_it_carved_or_asks_for_them():
+    carved = next_step(BatchOutcome(Outcome.SUCCEEDED, 3, 1, rows=10, next_batch_ids=(4, 5)))
+    assert (carved.kind, carved.batch_ids) == (Step.NEXT, (4, 5))
+    not_carved = next_step(BatchOutcome(Outcome.SUCCEEDED, 3, 1, rows=10))  # run without advance
+    assert not_carved.batch_ids is None
+    assert next_step(BatchOutcome(Outcome.DONE, 3, 1)).batch_ids is None
+
+
+def test_a_split_batch_hands_out_its_other_half():
+    step = next_step(BatchOutcome(Outcome.SPLIT, 3, 1, error="timeout", new_batch_ids=(9,)))
+    assert (step.kind, step.batch_ids, step.delay) == (Step.SPLIT, (9,), 0.0)
+
+
+def test_outcomes_read_as_the_strings_the_worker_returns_and_logs():
+    assert [str(kind) for kind in Outcome] == [
+        "succeeded", "done", "leased", "retry", "split", "failed", "waiting", "not_runnable"]
+    assert BatchOutcome(Outcome.DONE, 3).kind == "done"

@@ -11,6 +11,7 @@ from typing import Iterable
 
 from celery.signals import worker_process_init
 
+from backend.backfill.outcome import Step, next_step
 from backend.backfill.service import BackfillService
 from backend.metrics import events
 from worker.app import app, config
@@ -51,20 +52,22 @@ def dispatch(batch_ids: Iterable[int], countdown: float = 0.0) -> None:
 def run_batch(self, batch_id: int) -> str:
     engine = service()
     outcome = engine.execute(batch_id, advance=True)  # logged with its ids by backend.metrics.events
-    if outcome.kind == "split":
-        dispatch(outcome.new_batch_ids)
+    step = next_step(outcome)
+    if step.kind is Step.SPLIT:
+        dispatch(step.batch_ids)
         raise self.retry(countdown=0)
-    if outcome.kind in ("retry", "leased"):
-        raise self.retry(countdown=min(outcome.retry_in, MAX_COUNTDOWN_SECONDS))
-    if outcome.run_id is not None and outcome.kind in ("succeeded", "done", "failed"):
-        # A success carved its successors in its own transaction; otherwise carve now.
-        next_ids = outcome.next_batch_ids
+    if step.kind is Step.AGAIN:
+        raise self.retry(countdown=min(step.delay, MAX_COUNTDOWN_SECONDS))
+    if step.kind in (Step.NEXT, Step.LOOK_AT_RUN) and step.run_id is not None:
+        # A success carved its successors in its own transaction; otherwise carve now
+        # (which also looks at the run: nothing for a run that failed or is paused).
+        next_ids = step.batch_ids
         if next_ids is None:
-            next_ids = engine.advance(outcome.run_id)
+            next_ids = engine.advance(step.run_id)
         # Throttle: the next batches start after the backfill's pause.
-        dispatch(next_ids, countdown=engine.policy(outcome.run_id).pause_seconds)
-    # "waiting": the batch stays pending; the beat's recovery dispatches it when the
-    # run's window opens or its health back-off ends.
+        dispatch(next_ids, countdown=engine.policy(step.run_id).pause_seconds)
+    # WAIT: the batch stays pending; the beat's recovery dispatches it when the run's
+    # window opens or its health back-off ends. STOP: nothing to do.
     return outcome.kind
 
 

@@ -21,10 +21,11 @@ better for the per-row one (measured when it still wrote one UPDATE per row, bef
 backend.backfill.bulk; not measured since); threads need no fork, no second engine or catalog import, and keep one
 process's signal handling and lease.
 
-A lane goes on to its next batch after each outcome that today's single lane went on
-after, and ends where that one went back to look at the run (failed, waiting,
-not_runnable, split) or when there is nothing to run now; the driver looks at the
-run again once every lane has ended. `stop()` (Ctrl-C, SIGTERM, an error in a lane)
+After each batch a lane follows `next_step` (outcome.py): it runs the batch again after the
+delay (AGAIN), goes on to its next batch (NEXT), and otherwise ends (SPLIT,
+LOOK_AT_RUN, WAIT, STOP), as it does when there is nothing to run now; the driver
+looks at the run again once every lane has ended (and the next lanes hand out the
+halves of a split batch). `stop()` (Ctrl-C, SIGTERM, an error in a lane)
 lets each lane finish the batch it is in: that batch commits or rolls back with its
 done record, so every row is processed exactly once.
 """
@@ -35,10 +36,8 @@ import time
 from collections import deque
 from typing import Callable
 
+from backend.backfill.outcome import Step, next_step
 from backend.backfill.service import BackfillService
-
-# Outcomes after which a lane ends and the driver looks at the run again.
-LOOK_AGAIN = ("failed", "waiting", "not_runnable", "split")
 
 
 class Lanes:
@@ -119,17 +118,17 @@ class Lanes:
             return self._queue.popleft()
 
     def _run_batch(self, batch_id: int) -> bool:
-        """One batch, retried as the single lane did; False: end this lane."""
-        outcome = self.service.execute(batch_id)
-        while outcome.kind in ("retry", "leased"):
+        """One batch, run again while its next step says so; False: end this lane."""
+        step = next_step(self.service.execute(batch_id))
+        while step.kind is Step.AGAIN:
             if self.stopping.is_set():
                 return False  # it is pending (retry) or someone else's (leased): left as it is
-            self.nap(outcome.retry_in)
+            self.nap(step.delay)
             if not self.lease.hold():
                 return False
-            outcome = self.service.execute(batch_id)
-        if outcome.kind in LOOK_AGAIN:
-            return False
+            step = next_step(self.service.execute(batch_id))
+        if step.kind is not Step.NEXT:
+            return False  # the driver looks at the run
         if not self.lease.hold():
             return False  # another process drives the run now
         pause = self.service.policy(self.run_id).pause_seconds

@@ -14,7 +14,6 @@ import os
 import socket
 import traceback
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from backend.backfill.admission import admit
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.outcome import BatchOutcome, Outcome
 from backend.backfill.state import backfill_batches
 from backend.db import write_transaction
 from backend.metrics import events
@@ -38,34 +38,6 @@ ERROR_TEXT_LIMIT = 4000
 def new_claim_token() -> str:
     """Identifies one attempt of one batch: host, process and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """What happened to a batch; `kind` is one of:
-
-    succeeded   the change is committed
-    done        it had already succeeded (duplicate delivery): nothing changed
-    leased      another worker holds it; try again after `retry_in` seconds
-    retry       it failed and will be retried after `retry_in` seconds
-    split       it hit the statement timeout: it now covers half its range, and
-                `new_batch_ids` the other half; both are pending
-    failed      it failed for the last time (the run may be failed too)
-    waiting     it may not start now (window, health): the run waits until `retry_in`
-    not_runnable  its run is not running (paused, cancelled...) or it is failed
-
-    `next_batch_ids` is set when the batch was run with `advance=True` and
-    succeeded: the batches carved in its own transaction, to hand out next.
-    """
-
-    kind: str
-    batch_id: int
-    run_id: int | None = None
-    rows: int = 0
-    retry_in: float = 0.0
-    error: str | None = None
-    new_batch_ids: tuple[int, ...] = ()
-    next_batch_ids: tuple[int, ...] | None = None
 
 
 # When this process last failed to reach the database for the engine's own
@@ -86,7 +58,7 @@ def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: Eng
     except sa.exc.DBAPIError as exc:
         error = describe_error(exc)
         _outage = (_outage[0] if _outage else utcnow(), error)
-        return events.batch_outcome(BatchOutcome("retry", batch_id, error=f"database unreachable: {error}",
+        return events.batch_outcome(BatchOutcome(Outcome.RETRY, batch_id, error=f"database unreachable: {error}",
                                                  retry_in=settings.retry_delay(3)))
     if _outage is not None and outcome.run_id is not None:
         _record_outage(engine, outcome.run_id, *_outage)
@@ -120,7 +92,7 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
             if not batches.hold(connection, batch_id, token):
                 # Our claim was taken over after our lease expired: the new holder
                 # owns the range now, we must not touch it.
-                return BatchOutcome("leased", batch_id, run["id"], retry_in=settings.lease_seconds)
+                return BatchOutcome(Outcome.LEASED, batch_id, run["id"], retry_in=settings.lease_seconds)
             _configure_batch_transaction(connection, settings)
             connection.info["backfill_run_id"] = run["id"]  # for state a backfill keeps per run
             rows = backfill.process(connection, key_range)
@@ -132,7 +104,7 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
             if split is not None:
                 return split
         return _record_failure(engine, backfill, batch, run, token, exc, settings)
-    return BatchOutcome("succeeded", batch_id, run["id"], rows=rows, next_batch_ids=next_ids)
+    return BatchOutcome(Outcome.SUCCEEDED, batch_id, run["id"], rows=rows, next_batch_ids=next_ids)
 
 
 def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings: EngineSettings):
@@ -144,7 +116,7 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
     with engine.begin() as connection:
         batch = batches.lock_batch(connection, batch_id)
         if batch is None:
-            return BatchOutcome("not_runnable", batch_id, error="no such batch")
+            return BatchOutcome(Outcome.NOT_RUNNABLE, batch_id, error="no such batch")
         run = runs.get_run(connection, batch["run_id"])
         if run["status"] != RunStatus.RUNNING or not _is_claimable(batch, now):
             return _why_not_claimed(batch, run, now)
@@ -172,7 +144,7 @@ def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: dat
     message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
                "its worker was lost each time (killed, or over its lease)")
     _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
-    return BatchOutcome("failed", batch["id"], run["id"], error=message)
+    return BatchOutcome(Outcome.FAILED, batch["id"], run["id"], error=message)
 
 
 def _wait_for_admission(connection: Connection, batch, run, admission, now: datetime) -> BatchOutcome:
@@ -185,7 +157,7 @@ def _wait_for_admission(connection: Connection, batch, run, admission, now: date
         runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
                         reason=admission.reason, wait_reason=admission.reason,
                         next_window_at=admission.retry_at)
-    return BatchOutcome("waiting", batch["id"], run["id"], error=admission.reason,
+    return BatchOutcome(Outcome.WAITING, batch["id"], run["id"], error=admission.reason,
                         retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
 
 
@@ -243,17 +215,17 @@ def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc
         new_id = batches.add_batch(connection, run_id=batch["run_id"], seq=seq + 1, key_after=encode_key(half.end),
                                    key_end=batch["key_end"], rows_in_range=int(rest), batch_size=int(rest), now=now)
         runs.note_error(connection, batch["run_id"], f"batch {batch['seq']} {note}", now)
-    return BatchOutcome("split", batch["id"], batch["run_id"], error=note, new_batch_ids=(int(new_id),))
+    return BatchOutcome(Outcome.SPLIT, batch["id"], batch["run_id"], error=note, new_batch_ids=(int(new_id),))
 
 
 def _why_not_claimed(batch, run, now) -> BatchOutcome:
     if batch["status"] == BatchStatus.SUCCEEDED:
-        return BatchOutcome("done", batch["id"], run["id"])
+        return BatchOutcome(Outcome.DONE, batch["id"], run["id"])
     if batch["status"] == BatchStatus.RUNNING and run["status"] == RunStatus.RUNNING:
         remaining = (as_utc(batch["lease_expires_at"]) - now).total_seconds()
-        return BatchOutcome("leased", batch["id"], run["id"], retry_in=max(remaining, 0.0) + 0.1)
+        return BatchOutcome(Outcome.LEASED, batch["id"], run["id"], retry_in=max(remaining, 0.0) + 0.1)
     reason = f"batch is {batch['status']}, run is {run['status']}"
-    return BatchOutcome("not_runnable", batch["id"], run["id"], error=reason)
+    return BatchOutcome(Outcome.NOT_RUNNABLE, batch["id"], run["id"], error=reason)
 
 
 def _configure_batch_transaction(connection: Connection, settings: EngineSettings) -> None:
@@ -289,11 +261,11 @@ def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Excep
         ).scalar_one()
         final = attempts >= backfill.max_attempts
         if not batches.record_failure(connection, batch["id"], token, final=final, error=error, now=now):
-            return BatchOutcome("leased", batch["id"], run["id"], error=error, retry_in=settings.lease_seconds)
+            return BatchOutcome(Outcome.LEASED, batch["id"], run["id"], error=error, retry_in=settings.lease_seconds)
         if not final:
             # Visible while it retries: the run's last error says what goes wrong.
             runs.note_error(connection, run["id"], f"batch {batch['seq']} attempt {attempts}: {error}", now)
-            return BatchOutcome("retry", batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
+            return BatchOutcome(Outcome.RETRY, batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
         message = f"batch {batch['seq']} failed after {attempts} attempts: {error}"
         _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
-    return BatchOutcome("failed", batch["id"], run["id"], error=error)
+    return BatchOutcome(Outcome.FAILED, batch["id"], run["id"], error=error)

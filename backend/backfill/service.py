@@ -15,7 +15,8 @@ from backend.backfill.registry import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.estimate import dry_run, window_plan
 from backend.backfill.policy import RunPolicy
-from backend.backfill.runner import BatchOutcome, execute_batch
+from backend.backfill.outcome import BatchOutcome
+from backend.backfill.runner import execute_batch
 from backend.backfill.settings import EngineSettings
 from backend.backfill.model import IllegalTransition, RunStatus
 from backend.backfill.state import backfill_runs

@@ -8,6 +8,7 @@ attempt is counted once.
 """
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -40,8 +41,10 @@ def receivers(workers, task_id: str) -> int:
 
 
 def outcomes(workers, batch_id: int, kind: str) -> int:
-    """worker.tasks.run_batch logs `batch <id>: <outcome kind> (<rows> rows)`."""
-    return sum(worker.log().count(f"batch {batch_id}: {kind} ") for worker in workers)
+    """The engine logs each batch outcome (backend.metrics.events.batch_outcome) as
+    `batch <id> of run <run id>: <outcome kind> (<rows> rows)`."""
+    line = re.compile(rf"batch {batch_id} of run \d+: {kind} ")
+    return sum(len(line.findall(worker.log())) for worker in workers)
 
 
 @pytest.mark.slow
