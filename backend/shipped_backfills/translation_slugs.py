@@ -8,9 +8,12 @@ the locks are held until the batch commits, so that no two batches (after a spli
 or a retry) nor a batch and the app, which picks slugs the same way for new
 translations, can pick the same free slug. The unique constraint only comes with
 0007, after this backfill: until then the lock is what keeps slugs unique. It also
-makes the batches of this backfill run one at a time (max_parallel = 1); a shop
-write that adds a translation waits for at most one batch, which the adaptive size
-keeps near 100 ms.
+makes the batches of this backfill run one at a time (max_parallel = 1: a second
+lane would be safe but only wait, since a batch has rows in every locale; a lock
+per base slug would not do better, as any two batches share some bases; see
+bench/idslugs.py); a shop write that adds a translation waits for at most one
+batch, which the adaptive size keeps near 100 ms. The rows' base slugs are computed
+before the locks are taken: that part needs no lock.
 """
 from __future__ import annotations
 
