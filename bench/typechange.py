@@ -50,7 +50,10 @@ from bench.upgrade.traffic import DRAIN_SECONDS
 TABLE, COLUMN = "order_items", "unit_price_cents"
 BACKFILL = f"type_change:{TABLE}.{COLUMN}"
 APPLICATION_NAME = "bench-typechange-load"
-OVERHEAD_SECONDS = 8.0
+TRIGGER = f"type_change_{TABLE}_{COLUMN}"
+OVERHEAD_ROUNDS = 5
+BASELINE_SECONDS = 5.0
+SINGLE_ROWS = 2_000
 BULK_ROWS = 50_000
 
 STREAMS = {
@@ -71,7 +74,7 @@ class ItemTraffic:
         self._stop, self._lock, self._threads = threading.Event(), threading.Lock(), []
 
     def __enter__(self) -> "ItemTraffic":
-        first = time.perf_counter() + 0.05
+        first = self.started = time.perf_counter() + 0.05
         for index, stream in enumerate(STREAMS):
             thread = threading.Thread(target=self._run, args=(stream, first + self.interval_s * index / 3),
                                       daemon=True)
@@ -108,6 +111,13 @@ class ItemTraffic:
                 slot += self.interval_s
         finally:
             connection.close()
+
+    def worst_overlapping(self, spans: list[tuple[float, float]]) -> tuple[float, str]:
+        """The longest statement that was waiting while one of `spans` lasted."""
+        with self._lock:
+            hit = [(ms, stream) for slot, stream, ms in self.latencies
+                   if any(slot <= end and slot + ms / 1000 >= start for start, end in spans)]
+        return max(hit, default=(0.0, "-"))
 
     def worst_between(self, start: float, end: float) -> tuple[float, str]:
         with self._lock:
@@ -173,48 +183,47 @@ def revision(url: str):
         engine.dispose()
 
 
-def insert_latency_ms(url: str, ids: dict[str, tuple[int, int]], seconds: float) -> float:
-    """Mean latency of single-row INSERTs into order_items, closed loop, one connection."""
-    rng, times = random.Random(7), []
+def trigger_overhead(url: str, ids: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """Per-row cost of INSERTs into order_items without and with the sync trigger, in
+    alternating rounds (the machine's noise hits both alike): SINGLE_ROWS single-row
+    INSERTs in one transaction, and one INSERT ... SELECT of BULK_ROWS rows, each rolled
+    back (no commit's fsync in the figure, and the table does not grow). The trigger is
+    switched off for a round with ALTER TABLE ... DISABLE TRIGGER (an instant lock); this
+    runs before the copy, which then fills what the load wrote meanwhile."""
+    rng = random.Random(7)
     connection = psycopg2.connect(dsn(url, APPLICATION_NAME))
-    connection.autocommit = True
     cursor = connection.cursor()
+    samples: dict[str, list[float]] = {"single_without": [], "single_with": [], "bulk_without": [], "bulk_with": []}
     try:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            params = {"order": rng.randint(*ids["orders"]), "product": rng.randint(*ids["products"])}
-            sent = time.perf_counter()
-            cursor.execute(STREAMS["insert"], params)
-            times.append((time.perf_counter() - sent) * 1000)
+        for _ in range(OVERHEAD_ROUNDS):
+            for state in ("without", "with"):
+                cursor.execute(f"ALTER TABLE {TABLE} {'DISABLE' if state == 'without' else 'ENABLE'} "
+                               f"TRIGGER {TRIGGER}")
+                connection.commit()
+                sent = time.perf_counter()
+                for _ in range(SINGLE_ROWS):
+                    cursor.execute(STREAMS["insert"], {"order": rng.randint(*ids["orders"]),
+                                                       "product": rng.randint(*ids["products"])})
+                samples[f"single_{state}"].append((time.perf_counter() - sent) * 1e6 / SINGLE_ROWS)
+                connection.rollback()
+                sent = time.perf_counter()
+                cursor.execute("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+                               "SELECT %s, %s, 1, g FROM generate_series(1, %s) g",
+                               (ids["orders"][0], ids["products"][0], BULK_ROWS))
+                samples[f"bulk_{state}"].append((time.perf_counter() - sent) * 1e6 / BULK_ROWS)
+                connection.rollback()
     finally:
+        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
+        connection.commit()
         connection.close()
-    return statistics.median(times)
-
-
-def bulk_insert_ms(url: str, ids: dict[str, tuple[int, int]], rows: int = BULK_ROWS) -> float:
-    """One INSERT ... SELECT of `rows` items, rolled back (the table does not grow): the
-    trigger's cost per row without the per-statement round trip. Best of three."""
-    order, product = ids["orders"][0], ids["products"][0]
-    connection = psycopg2.connect(dsn(url, APPLICATION_NAME))
-    timings = []
-    try:
-        cursor = connection.cursor()
-        for _ in range(3):
-            sent = time.perf_counter()
-            cursor.execute("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
-                           "SELECT %s, %s, 1, g FROM generate_series(1, %s) g", (order, product, rows))
-            timings.append((time.perf_counter() - sent) * 1000)
-            connection.rollback()
-    finally:
-        connection.close()
-    return min(timings)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def run_copy(url: str) -> float:
     service = BackfillService(create_db_engine(url), load_catalog(), EngineSettings())
     try:
         with service.engine.connect() as connection:
-            run_id = latest_run(connection, BACKFILL)["id"]
+            run_id = latest_run(connection, BACKFILL).id
         started = time.perf_counter()
         status = run_in_process(service, run_id).status
         if status != "completed":
@@ -245,17 +254,15 @@ def _measure(url: str, orders: int, interval_s: float) -> dict:
     result = {"orders": orders, "items": shop.items}
     with ItemTraffic(url, ids, interval_s) as traffic:
         steps = {}
-        log("insert latency without the trigger")
-        result["insert_ms_without"] = insert_latency_ms(url, ids, OVERHEAD_SECONDS)
-        result["bulk_ms_without"] = bulk_insert_ms(url, ids)
+        time.sleep(BASELINE_SECONDS)  # the load alone: the machine's own noise
+        steps["baseline"] = (traffic.started, time.perf_counter())
         for name, step in (("start", lambda: start_type_change(TABLE, COLUMN, sa.BigInteger(), revision="bench")),):
             began = time.perf_counter()
             with revision(url):
                 step()
             steps[name] = (began, time.perf_counter())
-        log("insert latency with the trigger")
-        result["insert_ms_with"] = insert_latency_ms(url, ids, OVERHEAD_SECONDS)
-        result["bulk_ms_with"] = bulk_insert_ms(url, ids)
+        log("the trigger's cost per inserted row")
+        result["overhead_us"] = trigger_overhead(url, ids)
         log("copy")
         began = time.perf_counter()
         run_copy(url)
@@ -268,6 +275,8 @@ def _measure(url: str, orders: int, interval_s: float) -> dict:
             steps["finish"] = (began, time.perf_counter())
             time.sleep(0.1)
         result["swap_lock_ms"] = locks.longest_ms()
+        result["lock_spans"] = len(locks.spans)
+        result["worst_under_lock"] = traffic.worst_overlapping(locks.spans)
         began = time.perf_counter()
         with revision(url):
             cleanup_type_change(TABLE, COLUMN)
@@ -287,32 +296,50 @@ def _measure(url: str, orders: int, interval_s: float) -> dict:
 
 
 def markdown(results: list[dict], interval_s: float) -> str:
+    steps = ("baseline", "start", "copy", "finish", "cleanup")
     lines = [f"# Type change: {TABLE}.{COLUMN} integer -> bigint under load", "",
-             f"`python -m bench.typechange {' '.join(sys.argv[1:])}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
-             f"Load: three open-loop streams on order_items (read, update of the column, insert), one statement "
-             f"each per {interval_s * 1000:.0f} ms, latency from the statement's slot. Backfill in-process with the "
-             f"engine's defaults.", "",
-             f"| orders | items | total | start | copy | finish | cleanup | swap lock (AE held) | longest blocked statement in finish | longest in other steps | p99 overall | single-row insert without / with trigger (median) | overhead | {BULK_ROWS:,}-row INSERT ... SELECT without / with | overhead | errors |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"`python -m bench.typechange {' '.join(sys.argv[1:])}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
+             f"UTC, on a machine shared with other jobs (2 cores). Load: three open-loop streams on order_items "
+             f"(read by id, update of the column by id, insert), one statement each per {interval_s * 1000:.0f} ms; "
+             f"a statement's latency counts from its slot, so those queued behind a blocked one show the stall "
+             f"too. The copy runs in-process with the engine's defaults.", "",
+             "## Time and the longest blocked shop statement, per step", "",
+             "| orders | items | " + " | ".join(steps) + " | total | swap lock (ACCESS EXCLUSIVE held) | longest statement waiting while it was held | p99, all steps | errors |",
+             "|---:|---:|" + "---:|" * (len(steps) + 5)]
     for r in results:
-        steps, worst = r["steps"], r["worst"]
-        other = max(worst[name][0] for name in worst if name != "finish")
-        overhead = r["insert_ms_with"] / r["insert_ms_without"]
-        lines.append(
-            f"| {r['orders']:,} | {r['items']:,} | {sum(steps.values()):.1f} s | {steps['start']:.2f} s | "
-            f"{steps['copy']:.1f} s | {steps['finish']:.2f} s | {steps['cleanup']:.2f} s | {r['swap_lock_ms']:.0f} ms | "
-            f"{worst['finish'][0]:.0f} ms ({worst['finish'][1]}) | {other:.0f} ms | {r['p99_ms']:.1f} ms | "
-            f"{r['insert_ms_without']:.3f} / {r['insert_ms_with']:.3f} ms | x{overhead:.2f} | "
-            f"{r['bulk_ms_without']:.0f} / {r['bulk_ms_with']:.0f} ms | x{r['bulk_ms_with'] / r['bulk_ms_without']:.2f} | "
-            f"{len(r['errors'])} |")
-    lines += ["", "The column ends as: " + ", ".join(f"{r['orders']:,} orders: {r['final_type']}" for r in results),
-              "", "Swap lock: the longest span a 2 ms sampler saw ACCESS EXCLUSIVE granted on order_items "
-              "(sampling resolution: a few ms). Finish includes the gate, the NOT NULL and CHECK copies validated "
-              "while the shop writes, and the swap."]
+        cells = [f"{r['steps'][name]:.2f} s, worst {r['worst'][name][0]:.0f} ms ({r['worst'][name][1]})" for name in steps]
+        lines.append(f"| {r['orders']:,} | {r['items']:,} | " + " | ".join(cells) +
+                     f" | {sum(v for k, v in r['steps'].items() if k != 'baseline'):.1f} s | {r['swap_lock_ms']:.0f} ms "
+                     f"(longest of {r['lock_spans']}) | {r['worst_under_lock'][0]:.0f} ms ({r['worst_under_lock'][1]}) | "
+                     f"{r['p99_ms']:.1f} ms | "
+                     f"{len(r['errors'])} |")
+    lines += ["", "baseline: the load alone for 5 s before the start (the machine's own noise). "
+              "Swap lock: the longest span a 2 ms sampler saw ACCESS EXCLUSIVE granted on order_items during "
+              "finish (the NOT VALID checks' ADD CONSTRAINT is one more, shorter span); the next column is the "
+              "longest shop statement that was waiting during one of those spans. "
+              "`finish` includes the gate, the NOT NULL and CHECK copies validated while the shop writes, the swap "
+              "and the validation of foreign keys (none on this column). The worst statement in `copy` waited "
+              "for a batch's row locks (the batch is aimed at 100 ms).", "",
+              "## The sync trigger's cost per inserted row", "",
+              f"Median of {OVERHEAD_ROUNDS} alternating rounds, each rolled back, under the same load.", "",
+              f"| orders | {SINGLE_ROWS:,} single-row INSERTs in one transaction: without / with | overhead | "
+              f"INSERT ... SELECT of {BULK_ROWS:,} rows: without / with | overhead |",
+              "|---:|---:|---:|---:|---:|"]
+    for r in results:
+        o = r["overhead_us"]
+        lines.append(f"| {r['orders']:,} | {o['single_without']:.1f} / {o['single_with']:.1f} µs per row | "
+                     f"x{o['single_with'] / o['single_without']:.2f} | {o['bulk_without']:.1f} / {o['bulk_with']:.1f} "
+                     f"µs per row | x{o['bulk_with'] / o['bulk_without']:.2f} |")
+    lines += ["", "The column ends as: " + ", ".join(f"{r['orders']:,} orders: {r['final_type']}" for r in results)]
     for r in results:
         for error in r["errors"][:5]:
             lines.append(f"- {r['orders']:,} orders, error: {error}")
     return "\n".join(lines) + "\n"
+
+
+def size_label(orders: int) -> str:
+    """100k, 1m: the sizes in the results' file name."""
+    return f"{orders // 1_000_000}m" if orders % 1_000_000 == 0 else f"{orders // 1000}k"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [measure(options.server_url, orders, options.interval_ms / 1000) for orders in sizes]
     text = markdown(results, options.interval_ms / 1000)
     print(text)
-    stem = f"{datetime.now(timezone.utc):%Y-%m-%d}-typechange-" + "-".join(f"{n // 1000}k" for n in sizes)
+    stem = f"{datetime.now(timezone.utc):%Y-%m-%d}-typechange-" + "-".join(size_label(n) for n in sizes)
     path = unused_stem(options.output_dir, stem).with_suffix(".md")
     path.write_text(text)
     log(f"wrote {path}")

@@ -68,7 +68,7 @@ def run_backfill(url: str, name: str) -> None:
     service = make_service(url)
     try:
         with service.engine.connect() as connection:
-            run_id = latest_run(connection, name)["id"]
+            run_id = latest_run(connection, name).id
         assert run_in_process(service, run_id, sleep=lambda s: None).status == RunStatus.COMPLETED
     finally:
         service.engine.dispose()
@@ -247,3 +247,25 @@ def test_each_step_is_undone_and_a_retry_after_the_swap_does_nothing_twice(engin
     assert scalar(engine, "SELECT count(*) FROM backfill_runs") == 0
     assert scalar(engine, "SELECT count(*) FROM tc_parents") == PARENTS + 2
     assert scalar(engine, "SELECT count(*) FROM pg_proc WHERE proname = 'type_change_tc_parents_id'") == 0
+
+
+def test_what_it_cannot_do_is_one_line_before_anything_changes(engine, pg_url):
+    from alembic.util import CommandError
+
+    with pytest.raises(CommandError, match=r"^type change of tc_children.qty: no backfill 'type_change:tc_children.qty'; "
+                                           r"declare it with declare_type_change\('tc_children', 'qty', \.\.\.\)"):
+        with revision(engine):
+            start_type_change("tc_children", "qty", sa.BigInteger())
+    with pytest.raises(CommandError, match="must be a lower-case unquoted identifier"):
+        with revision(engine):
+            start_type_change("tc_parents", "Id; DROP TABLE x", sa.BigInteger())
+
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE INDEX ix_tc_parents_id_plus ON tc_parents ((id + 1))")
+    with revision(engine):
+        start_type_change("tc_parents", "id", sa.BigInteger(), revision="expand")
+    run_backfill(pg_url, NAMES.backfill)
+    with pytest.raises(CommandError, match=r"index ix_tc_parents_id_plus .* cannot be copied; drop it before"):
+        with revision(engine):
+            finish_type_change("tc_parents", "id", **TYPES, revision="contract")
+    assert column_types(engine)["id"] == "integer"

@@ -235,8 +235,11 @@ def _copy_indexes(names: TypeChangeNames, incoming: str) -> None:
                ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
-        WHERE i.indrelid = to_regclass(:table)
-          AND (SELECT attnum FROM pg_attribute WHERE attrelid = i.indrelid AND attname = :column) = ANY(i.indkey::int2[])
+        CROSS JOIN LATERAL (SELECT attnum FROM pg_attribute WHERE attrelid = i.indrelid AND attname = :column) col
+        WHERE i.indrelid = to_regclass(:table) AND (col.attnum = ANY(i.indkey::int2[]) OR EXISTS (
+          -- in an expression or the predicate (key columns of a constraint's index are not recorded here)
+          SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+             AND d.refobjid = i.indrelid AND d.refobjsubid = col.attnum))
         ORDER BY c.relname"""), {"table": names.table, "column": names.column}).all()
     for name, unique, method, unusual, predicate, columns in rows:
         if method != "btree" or unusual:
@@ -319,7 +322,9 @@ def _swap_sql(names: TypeChangeNames, incoming: str, outgoing: str) -> str:
   END IF;
   -- every index on the column has its copy on {incoming}, built concurrently beforehand
   SELECT array_agg(c.relname ORDER BY c.relname) INTO indexes FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-   WHERE i.indrelid = t AND c_num = ANY(i.indkey::int2[]);
+   WHERE i.indrelid = t AND (c_num = ANY(i.indkey::int2[]) OR EXISTS (
+     SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+        AND d.refobjid = t AND d.refobjsubid = c_num));
   FOREACH idx IN ARRAY coalesce(indexes, '{{}}') LOOP
     IF to_regclass(left(idx, 60) || '_tc') IS NULL THEN
       RAISE EXCEPTION 'type change of {table}.{column}: index % has no copy %_tc on {incoming}: run this revision '
