@@ -1,8 +1,8 @@
 """A normalized email for case- and script-insensitive login lookups (0005).
 
 Python per row: Unicode NFKC, casefolding and IDNA encoding of the domain have no
-portable SQL equivalent. No revision requires it yet: `run_migrations.py
---batched` runs it after reaching head, like any other pending backfill.
+portable SQL equivalent. Revision 0009 (its contract) requires it, then makes the
+column NOT NULL and unique: one account per address in any spelling.
 """
 from __future__ import annotations
 
