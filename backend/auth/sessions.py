@@ -47,7 +47,9 @@ def _live(sid: int) -> sa.ColumnElement[bool]:
 def is_live(session: Session, sid: int, user_id: int) -> bool:
     """Whether session `sid` of `user_id` may still be used (one primary-key read)."""
     found = session.scalar(sa.select(CustomerSession.id).where(_live(sid), CustomerSession.user_id == user_id))
-    session.rollback()  # a read-only check: end its transaction, the request goes on
+    # End this read's transaction: the request's own writes then begin theirs with the
+    # write lock (BEGIN IMMEDIATE on SQLite, backend.shop.transaction), not inside a read.
+    session.rollback()
     return found is not None
 
 
@@ -56,7 +58,7 @@ def is_current_refresh(session: Session, sid: int, user_id: int, refresh_jti: st
     session presented with an older one is revoked (a replayed token)."""
     current = session.scalar(sa.select(CustomerSession.refresh_jti).where(_live(sid),
                                                                           CustomerSession.user_id == user_id))
-    session.rollback()
+    session.rollback()  # as in is_live
     if current is None:
         return False
     if current != refresh_jti:

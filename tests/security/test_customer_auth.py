@@ -229,3 +229,18 @@ def test_sessions_live_in_the_database(app):
     with app.extensions["db_engine"].connect() as connection:
         rows = connection.execute(sa.text("SELECT user_id, revoked_at FROM customer_sessions")).all()
     assert rows == [(user["id"], None)]
+
+
+def test_limits_go_on_in_memory_while_redis_is_unreachable(sqlite_url):
+    """A Redis outage neither fails log-ins (500) nor lifts the limit."""
+    from backend.migrations.alembic_api import upgrade
+
+    upgrade(sqlite_url, "head")
+    app = make_app(sqlite_url, CELERY_BROKER_URL="redis://127.0.0.1:1/0", LOGIN_RATE_LIMIT="2 per minute")
+    try:
+        client = app.test_client()
+        statuses = [client.post("/api/auth/login", json={"email": "ann@example.com", "password": "x" * 8}).status_code
+                    for _ in range(3)]
+    finally:
+        app.extensions["db_engine"].dispose()
+    assert statuses == [401, 401, 429]
