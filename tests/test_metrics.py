@@ -307,3 +307,16 @@ def test_lease_takeovers_and_health_check_trips_are_counted(tmp_path):
     assert service.execute(service.advance(run_id)[0]).kind == "waiting"
     assert counted("backfill_health_check_trips_total", check="test_flag") == trips + 1
     service.engine.dispose()
+
+
+def test_failed_authentications_on_metrics_are_limited_like_the_operations_apis(db_url):
+    settings = {"DATABASE_URL": db_url, "BACKFILL_MODULES": "tests.backfills_for_tests",
+                "ADMIN_API_TOKEN": f"prometheus:{SECRET}", "ADMIN_AUTH_FAILURE_RATE_LIMIT": "2 per minute"}
+    app = create_app(Config.from_env(settings))
+    try:
+        client = app.test_client()
+        wrong = {"Authorization": "Bearer " + "x" * 40}
+        assert [client.get("/metrics", headers=wrong).status_code for _ in range(3)] == [401, 401, 429]
+        assert client.get("/metrics", headers=AUTH).status_code == 429  # until the window passes
+    finally:
+        app.extensions["db_engine"].dispose()

@@ -5,8 +5,8 @@ deployed, behind TLS and the operators' proxy, and the run metrics are read from
 the database at scrape time, so any replica answers. The metrics name backfills,
 run ids and error counts: they are protected like the operations API (the same
 check, backend.web.backfills.api, so the same token, the same 503 when
-ADMIN_API_TOKEN is unset, the same 401s, and failures count against the same
-per-client limit). Prometheus sends the token with `authorization: {credentials_file: ...}`
+ADMIN_API_TOKEN is unset, the same 401s, and failures limited per client by the same
+setting, ADMIN_AUTH_FAILURE_RATE_LIMIT). Prometheus sends the token with `authorization: {credentials_file: ...}`
 (deploy/prometheus/prometheus.yml).
 """
 from __future__ import annotations
