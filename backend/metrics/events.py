@@ -75,6 +75,12 @@ def _metrics() -> _Metrics:
     )
 
 
+def ensure_registered() -> None:
+    """Create the counters now: the unlabelled ones are exported at 0 from the first
+    scrape on, before their first event (a rate() needs a first sample)."""
+    _metrics()
+
+
 def _never_fails(function: Callable[..., T]) -> Callable[..., T]:
     """Counting must not break what is counted: a failure is logged, and the event's
     argument (if any) is still returned so that callers can wrap a return value."""

@@ -46,6 +46,7 @@ class _ProcessCounters(Collector):
 def scrape_registry(*collectors: Collector) -> CollectorRegistry:
     """A registry with the process counters (every process's, in multiprocess mode)
     and `collectors` (e.g. the database collector)."""
+    events.ensure_registered()
     registry = CollectorRegistry()
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
