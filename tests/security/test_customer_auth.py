@@ -244,3 +244,21 @@ def test_limits_go_on_in_memory_while_redis_is_unreachable(sqlite_url):
     finally:
         app.extensions["db_engine"].dispose()
     assert statuses == [401, 401, 429]
+
+
+@pytest.mark.parametrize(("proxies", "limited"), [(0, True), (1, False)])
+def test_x_forwarded_for_counts_only_behind_trusted_proxies(sqlite_url, proxies, limited):
+    """Without TRUSTED_PROXIES a forged X-Forwarded-For does not make a new client;
+    behind one trusted proxy, the address it appends is the client."""
+    from backend.migrations.alembic_api import upgrade
+
+    upgrade(sqlite_url, "head")
+    app = make_app(sqlite_url, LOGIN_RATE_LIMIT="1 per minute", TRUSTED_PROXIES=str(proxies))
+    try:
+        client = app.test_client()
+        statuses = [client.post("/api/auth/login", headers={"X-Forwarded-For": f"192.0.2.{n}"},
+                                json={"email": "ann@example.com", "password": "x" * 8}).status_code
+                    for n in (1, 2)]
+    finally:
+        app.extensions["db_engine"].dispose()
+    assert statuses == ([401, 429] if limited else [401, 401])
