@@ -262,3 +262,36 @@ def test_x_forwarded_for_counts_only_behind_trusted_proxies(sqlite_url, proxies,
     finally:
         app.extensions["db_engine"].dispose()
     assert statuses == ([401, 429] if limited else [401, 401])
+
+
+def test_two_refreshes_racing_with_one_token_give_one_new_pair(pg_url):
+    """The swap is a conditional UPDATE: of requests racing with the same refresh
+    token, exactly one gets a new pair (on PostgreSQL, with real concurrency). A racer
+    that arrives after the swap presents a spent token, a replay, and may end the
+    session: never are two pairs handed out for one refresh token."""
+    import threading
+
+    from backend.migrations.alembic_api import upgrade
+
+    upgrade(pg_url, "head")
+    app = make_app(pg_url)
+    try:
+        client = app.test_client()
+        sign_up(client, "ann@example.com")
+        refresh_token = log_in(client, "ann@example.com")["refresh_token"]
+        start, answers = threading.Barrier(4), []
+
+        def refresh():
+            racer = app.test_client()
+            start.wait()
+            answers.append(racer.post("/api/auth/refresh", headers=bearer(refresh_token)))
+
+        threads = [threading.Thread(target=refresh) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [answer.json for answer in answers if answer.status_code == 200]
+        assert len(winners) == 1 and sorted(answer.status_code for answer in answers) == [200, 401, 401, 401]
+    finally:
+        app.extensions["db_engine"].dispose()
