@@ -213,11 +213,11 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
         done = database.batches(dataset.url, run_id)
         txn_ms = [float(b["duration_ms"]) for b in done]
         sizes = [b["batch_size"] for b in done]
-        check["run_status"] = run["status"]
-        check["correct"] = check["correct"] and run["status"] == "completed"
-        result["run"] = {"id": run_id, "status": run["status"], "batch_size": run["batch_size"],
-                         "max_parallel": run["max_parallel"], "batches_done": run["batches_done"],
-                         "rows_done": run["rows_done"], "last_error": run["last_error"],
+        check["run_status"] = run.status
+        check["correct"] = check["correct"] and run.status == "completed"
+        result["run"] = {"id": run_id, "status": run.status, "batch_size": run.batch_size,
+                         "max_parallel": run.max_parallel, "batches_done": run.batches_done,
+                         "rows_done": run.rows_done, "last_error": run.last_error,
                          "batch_sizes": {"min": min(sizes, default=None), "p50": report.percentile(sizes, 50),
                                          "max": max(sizes, default=None)}}
     else:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from backend.backfill import runs
 from backend.backfill.registry import load_catalog
+from backend.backfill.model import Run
 from backend.backfill.state import backfill_batches, backfill_runs
 from backend.datagen import generate
 from backend.db import create_db_engine
@@ -155,11 +156,11 @@ def verify(dataset: Dataset, method: str | None = None) -> dict:
             "added_by_load": int(added), "added_wrong": int(added_wrong), "still_null": int(still_null)}
 
 
-def run_row(url: str, run_id: int) -> dict:
+def run_row(url: str, run_id: int) -> Run:
     engine = create_db_engine(url)
     try:
         with engine.connect() as connection:
-            return dict(runs.get_run(connection, run_id))
+            return runs.get_run(connection, run_id)
     finally:
         engine.dispose()
 

@@ -28,6 +28,7 @@ from sqlalchemy import event
 
 from backend.backfill.registry import load_catalog
 from backend.backfill.inprocess import run_in_process
+from backend.backfill.model import RunStatus
 from backend.backfill.outcome import Step, next_step
 from backend.backfill.service import BackfillService
 from backend.db import create_db_engine
@@ -129,10 +130,10 @@ def profile(dataset: database.Dataset, executor: str, batch_size: int) -> dict:
 
 def markdown(result: dict, top: int) -> str:
     run, wall = result["run"], result["wall_s"]
-    batches = max(run["batches_done"], 1)
+    batches = max(run.batches_done, 1)
     rest = wall - result["statements_s"]
     lines = [
-        f"{result['executor']}: run {run['status']}, {run['rows_done']:,} rows in {run['batches_done']} batches, "
+        f"{result['executor']}: run {run.status}, {run.rows_done:,} rows in {run.batches_done} batches, "
         f"{wall:.2f} s; in statements, COMMITs and pings {result['statements_s']:.2f} s, the rest (Python) {rest:.2f} s "
         f"({rest / batches * 1000:.1f} ms a batch)",
         "",
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         drop_scratch_database(url)
     print(markdown(result, options.top), end="")
-    return 0 if result["run"]["status"] == "completed" else 1
+    return 0 if result["run"].status == RunStatus.COMPLETED else 1
 
 
 if __name__ == "__main__":

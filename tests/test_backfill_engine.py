@@ -13,7 +13,7 @@ from backend.backfill.clock import utcnow
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.keys import KeyRange
 from backend.backfill import runs
-from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
+from backend.backfill.model import Batch, BatchStatus, IllegalTransition, RunStatus
 from backend.backfill.state import backfill_batches, backfill_runs
 from tests.backfill_helpers import insert_rows, touch_service, touched
 
@@ -49,9 +49,9 @@ def run(service, name="test_touch"):
 
 def batches(service, run_id):
     with service.engine.connect() as connection:
-        return connection.execute(
+        return [Batch.from_row(row) for row in connection.execute(
             sa.select(backfill_batches).where(backfill_batches.c.run_id == run_id).order_by(backfill_batches.c.seq)
-        ).mappings().all()
+        ).mappings()]
 
 
 @pytest.mark.parametrize("ids", [
@@ -69,8 +69,8 @@ def test_every_row_in_range_is_touched_exactly_once(service, ids, name):
     assert progress.rows_done == len(ids) and progress.rows_scanned == len(ids)
     got = batches(service, run_id)
     assert len(got) == -(-len(ids) // 10)
-    assert all(b["status"] == BatchStatus.SUCCEEDED for b in got)
-    assert sum(b["rows_affected"] for b in got) == len(ids)
+    assert all(b.status == BatchStatus.SUCCEEDED for b in got)
+    assert sum(b.rows_affected for b in got) == len(ids)
     assert progress.batches_done == len(got)
 
 
@@ -84,7 +84,7 @@ def test_ranges_tile_the_key_space_without_offset(service):
     insert_rows(service.engine, range(1, 26))
     run_id, _ = run(service)
     got = batches(service, run_id)
-    assert [(b["key_after"], b["key_end"], b["rows_in_range"]) for b in got] == [
+    assert [(b.key_after, b.key_end, b.rows_in_range) for b in got] == [
         (None, "10", 10), ("10", "20", 10), ("20", "25", 5)]
 
 
@@ -92,7 +92,7 @@ def test_a_key_space_of_whole_batches_ends_without_an_empty_one(service):
     insert_rows(service.engine, [3, 5, *range(10, 28)])  # 20 keys with gaps, batch size 10
     run_id, progress = run(service)
     got = batches(service, run_id)
-    assert [(b["key_after"], b["key_end"], b["rows_in_range"]) for b in got] == [(None, "17", 10), ("17", "27", 10)]
+    assert [(b.key_after, b.key_end, b.rows_in_range) for b in got] == [(None, "17", 10), ("17", "27", 10)]
     assert progress.status == RunStatus.COMPLETED
 
 
@@ -133,7 +133,7 @@ def test_failure_after_the_change_rolls_back_and_the_retry_applies_once(service,
     assert service.execute(second).kind == "succeeded"
     assert touched(service.engine) == {i: 1 for i in range(1, 21)}
     [b1, b2] = batches(service, run_id)
-    assert b2["attempts"] == 2 and b2["error"] is None
+    assert b2.attempts == 2 and b2.error is None
 
 
 def test_a_success_carves_its_successors_in_its_own_transaction(service):
@@ -143,12 +143,12 @@ def test_a_success_carves_its_successors_in_its_own_transaction(service):
     outcome = service.execute(first, advance=True)
     assert outcome.kind == "succeeded" and len(outcome.next_batch_ids) == 1
     [third] = outcome.next_batch_ids
-    assert [(b["id"], b["key_after"], b["status"]) for b in batches(service, run_id)] == [
+    assert [(b.id, b.key_after, b.status) for b in batches(service, run_id)] == [
         (first, None, BatchStatus.SUCCEEDED), (second, "10", BatchStatus.PENDING), (third, "20", BatchStatus.PENDING)]
     assert service.execute(second, advance=True).next_batch_ids == ()  # nothing left to carve
-    assert service.get_run(run_id)["status"] == RunStatus.RUNNING      # the third is in flight
+    assert service.get_run(run_id).status == RunStatus.RUNNING      # the third is in flight
     assert service.execute(third, advance=True).next_batch_ids == ()
-    assert service.get_run(run_id)["status"] == RunStatus.COMPLETED
+    assert service.get_run(run_id).status == RunStatus.COMPLETED
     assert touched(service.engine) == {i: 1 for i in range(1, 31)}
 
 
@@ -167,7 +167,7 @@ def test_carving_after_a_success_does_not_wait_for_another_batch_transaction(pg_
             ours.begin()
             ours.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(updated_at=utcnow()))
             ours.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
-            assert runs.lock_run(ours, run_id)["id"] == run_id  # no LockNotAvailable
+            assert runs.lock_run(ours, run_id).id == run_id  # no LockNotAvailable
             ours.rollback()
             theirs.rollback()
     finally:
@@ -179,7 +179,7 @@ def test_a_failed_batch_carves_nothing(service):
     run_id, (first, _) = started(service, range(1, 31), executor="celery", poisoned=[5])
     outcome = service.execute(first, advance=True)
     assert outcome.kind == "retry" and outcome.next_batch_ids is None
-    assert len(batches(service, run_id)) == 2 and service.get_run(run_id)["cursor"] == "20"
+    assert len(batches(service, run_id)) == 2 and service.get_run(run_id).cursor == "20"
 
 
 def test_a_batch_failing_every_attempt_fails_the_run_with_its_error(service):
@@ -188,8 +188,8 @@ def test_a_batch_failing_every_attempt_fails_the_run_with_its_error(service):
     run_id, progress = run(service)
     assert progress.status == RunStatus.FAILED
     assert "poisoned" in progress.last_error and progress.batches_failed == 1
-    failed = [b for b in batches(service, run_id) if b["status"] == BatchStatus.FAILED]
-    assert len(failed) == 1 and failed[0]["attempts"] == 3
+    failed = [b for b in batches(service, run_id) if b.status == BatchStatus.FAILED]
+    assert len(failed) == 1 and failed[0].attempts == 3
     assert touched(service.engine)[3] == 0
     # Fix the row, retry: the run completes and every row is touched once.
     with service.engine.begin() as connection:
@@ -213,7 +213,7 @@ def test_rows_inserted_after_the_start_are_outside_the_bounds(service):
     insert_rows(service.engine, range(1, 16))
     run_id = service.schedule("test_touch")
     started = service.start(run_id, executor="inprocess")
-    assert (started["key_min"], started["key_max"]) == ("1", "15")
+    assert (started.key_min, started.key_max) == ("1", "15")
     insert_rows(service.engine, range(16, 31))
     progress = run_in_process(service, run_id, sleep=lambda s: None)
     assert progress.status == RunStatus.COMPLETED
@@ -252,7 +252,7 @@ def test_illegal_transitions_are_refused(service):
     pending = service.schedule("test_touch")
     with pytest.raises(IllegalTransition):
         service.transition(pending, RunStatus.WAITING)
-    assert service.get_run(pending)["status"] == RunStatus.PENDING
+    assert service.get_run(pending).status == RunStatus.PENDING
 
 
 def test_paused_run_executes_no_batch(service):
@@ -289,7 +289,7 @@ def test_a_live_lease_is_respected_and_an_expired_one_taken_over(service):
     _claimed_by_a_dead_worker(service, batch_id, expires_in=-1)
     assert service.execute(batch_id).kind == "succeeded"
     assert touched(service.engine) == {i: 1 for i in range(1, 11)}
-    assert batches(service, run_id)[0]["attempts"] == 2
+    assert batches(service, run_id)[0].attempts == 2
 
 
 def test_recovery_redispatches_expired_and_stale_batches(service):
@@ -330,7 +330,7 @@ def test_controls_are_logged_with_who_and_why(service):
     assert run_in_process(service, run_id, sleep=lambda s: None).status == RunStatus.COMPLETED
     with pytest.raises(IllegalTransition):
         service.cancel(run_id, actor="cli:alice")
-    log = [(t["from_status"], t["to_status"], t["actor"], t["reason"]) for t in service.transitions(run_id)]
+    log = [(t.from_status, t.to_status, t.actor, t.reason) for t in service.transitions(run_id)]
     assert log == [
         (None, "pending", "engine", "scheduled"),
         ("pending", "running", "executor inprocess", "started"),

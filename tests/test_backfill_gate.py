@@ -138,7 +138,7 @@ def test_a_backfill_without_a_pending_filter_passes_its_gate_only_once_its_run_c
     run_id = service.schedule("test_touch")  # no pending filter
     with service.engine.begin() as connection:
         assert _gate_problem(connection, "test_touch") == f"run {run_id} is pending, 30 rows still need work"
-    assert service.get_run(run_id)["status"] == RunStatus.PENDING
+    assert service.get_run(run_id).status == RunStatus.PENDING
     assert run_in_process(service, run_id).status == RunStatus.COMPLETED
     with service.engine.begin() as connection:
         assert _gate_problem(connection, "test_touch") is None

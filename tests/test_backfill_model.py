@@ -105,6 +105,23 @@ def test_finished_runs_can_become_nothing_and_active_ones_are_not_finished():
 
 
 
+def test_the_readers_hand_out_values_not_rows():
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        run_id = runs.create_run(connection, "touch", batch_size=5, max_parallel=1, key_type="int")
+        run = runs.transition(connection, run_id, RunStatus.RUNNING, actor="test", reason="go")
+        assert isinstance(run, Run) and run.status is RunStatus.RUNNING
+        assert runs.get_run(connection, run_id) == run
+        assert runs.latest_run(connection, "touch") == run
+        assert runs.list_runs(connection, status=RunStatus.RUNNING) == [run]
+        assert runs.lock_run(connection, run_id) == run
+        log = runs.transitions(connection, run_id)
+    assert [(t.from_status, t.to_status, t.actor) for t in log] == [
+        (None, RunStatus.PENDING, "engine"), (RunStatus.PENDING, RunStatus.RUNNING, "test")]
+    assert all(isinstance(t, Transition) for t in log)
+
+
 # --- after a batch: the one table every executor follows -------------------------------
 
 @pytest.mark.parametrize("kind, step", [

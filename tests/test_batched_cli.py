@@ -90,7 +90,7 @@ def test_outside_its_window_no_wait_leaves_the_run_waiting_and_exits_0(sqlite_ur
     assert f"backfill test_touch (run {run_id}) waits: outside the maintenance windows ({window})" in result.stdout
     assert "continues at " in result.stdout and "run `python run_migrations.py --batched` again" in result.stdout
     assert "no backfill to run" not in result.stdout  # one is waiting
-    assert service.get_run(run_id)["status"] == "waiting"
+    assert service.get_run(run_id).status == "waiting"
     assert set(touched(service.engine).values()) == {0}
     service.engine.dispose()
 
@@ -155,7 +155,7 @@ def test_no_wait_dispatches_and_exits(pg_url, redis_server, tmp_path):
     try:
         from tests.processes import wait_for
 
-        wait_for(lambda: service.get_run(run_id)["status"] == "completed", timeout=60, message="the run")
+        wait_for(lambda: service.get_run(run_id).status == "completed", timeout=60, message="the run")
     finally:
         worker.stop()
     assert touched(service.engine) == {i: 1 for i in range(1, 101)}
@@ -174,7 +174,7 @@ def test_a_lost_start_message_is_recovered_from_the_database(pg_url, redis_serve
     service, run_id = dispatched_with_no_wait(pg_url, redis_server.url, rows=50)
     redis.Redis.from_url(redis_server.url).flushall()  # the start message is lost
     run = service.get_run(run_id)
-    assert (run["status"], run["executor"]) == ("running", "celery")
+    assert (run.status, run.executor) == ("running", "celery")
 
     client = Celery("client", broker=redis_server.url)
     worker = start_worker(pg_url, redis_server.url, tmp_path)
@@ -182,7 +182,7 @@ def test_a_lost_start_message_is_recovered_from_the_database(pg_url, redis_serve
         # What the beat's recover task does.
         dispatched = service.recover(lambda ids: [client.send_task("worker.tasks.run_batch", args=[i]) for i in ids])
         assert dispatched[run_id] > 0
-        wait_for(lambda: service.get_run(run_id)["status"] == "completed", timeout=60, message="the run")
+        wait_for(lambda: service.get_run(run_id).status == "completed", timeout=60, message="the run")
     finally:
         worker.stop()
     assert touched(service.engine) == {i: 1 for i in range(1, 51)}

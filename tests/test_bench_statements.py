@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -50,7 +51,7 @@ def test_timer_groups_statements_by_text_and_times_commits(tmp_path):
 def test_markdown_escapes_pipes_and_lists_the_rest_as_python():
     timer = StatementTimer()
     timer.add("SELECT a || b", 0.5)
-    run = {"status": "completed", "rows_done": 10, "batches_done": 2}
+    run = SimpleNamespace(status="completed", rows_done=10, batches_done=2)  # the fields of a Run it reads
     table = markdown({"executor": "worker", "wall_s": 2.0, "run": run, "timings": dict(timer.timings),
                       "statements_s": 0.5}, top=5)
     assert "| `SELECT a \\|\\| b` | 1 | 500.0 | 500.00 | 250.00 | 25.0% |" in table

@@ -35,15 +35,15 @@ def test_run_on_two_worker_processes_touches_every_row_exactly_once(pg_url, redi
         client = Celery("client", broker=redis_server.url)
         client.send_task("worker.tasks.start_run", args=[run_id])
         final = wait_for(
-            lambda: (run := service.get_run(run_id))["status"] in RunStatus.FINISHED and run,
+            lambda: (run := service.get_run(run_id)).status in RunStatus.FINISHED and run,
             timeout=90, message="the run to finish",
         )
     finally:
         worker.stop()
-    assert final["status"] == RunStatus.COMPLETED, (tmp_path / "worker.log").read_text()[-3000:]
+    assert final.status == RunStatus.COMPLETED, (tmp_path / "worker.log").read_text()[-3000:]
     assert touched(service.engine) == {i: 1 for i in ids}
-    assert final["rows_done"] == len(ids) and final["batches_done"] == -(-len(ids) // 10)
-    assert final["executor"] == "celery"
+    assert final.rows_done == len(ids) and final.batches_done == -(-len(ids) // 10)
+    assert final.executor == "celery"
     service.engine.dispose()
 
 
@@ -65,30 +65,30 @@ def test_pause_resume_cancel_and_retry_on_real_workers_apply_every_row_once(pg_u
     worker = CeleryWorker(worker_env(pg_url, redis_server.url), concurrency=2, log_path=tmp_path / "worker.log").start()
     try:
         client.send_task("worker.tasks.start_run", args=[run_id])
-        wait_for(lambda: service.get_run(run_id)["batches_done"] >= 5, timeout=60, message="some batches")
+        wait_for(lambda: service.get_run(run_id).batches_done >= 5, timeout=60, message="some batches")
         service.pause(run_id, actor="test")
         # Batches in flight finish; then nothing moves.
         wait_for(lambda: not _in_flight_running(service, run_id), timeout=30, message="in-flight batches")
-        frozen = service.get_run(run_id)["rows_done"]
+        frozen = service.get_run(run_id).rows_done
         import time
 
         time.sleep(1.5)
-        assert service.get_run(run_id)["rows_done"] == frozen
-        assert service.get_run(run_id)["status"] == "paused"
+        assert service.get_run(run_id).rows_done == frozen
+        assert service.get_run(run_id).status == "paused"
         service.resume(run_id, actor="test", dispatch=dispatch)
-        final = wait_for(lambda: (r := service.get_run(run_id))["status"] in RunStatus.FINISHED and r,
+        final = wait_for(lambda: (r := service.get_run(run_id)).status in RunStatus.FINISHED and r,
                          timeout=90, message="the run to stop")
-        assert final["status"] == RunStatus.FAILED and "poisoned row in range" in final["last_error"]
+        assert final.status == RunStatus.FAILED and "poisoned row in range" in final.last_error
         with service.engine.begin() as connection:
             connection.exec_driver_sql("DELETE FROM touch_poison")
         service.retry_failed(run_id, actor="test", dispatch=dispatch)
-        final = wait_for(lambda: (r := service.get_run(run_id))["status"] in RunStatus.FINISHED and r,
+        final = wait_for(lambda: (r := service.get_run(run_id)).status in RunStatus.FINISHED and r,
                          timeout=60, message="the retried run")
     finally:
         worker.stop()
-    assert final["status"] == RunStatus.COMPLETED, (tmp_path / "worker.log").read_text()[-3000:]
+    assert final.status == RunStatus.COMPLETED, (tmp_path / "worker.log").read_text()[-3000:]
     assert touched(service.engine) == {i: 1 for i in range(1, 301)}
-    assert final["rows_done"] == 300 and final["batches_failed"] == 0
+    assert final.rows_done == 300 and final.batches_failed == 0
     with service.engine.connect() as connection:
         statuses = connection.exec_driver_sql(
             f"SELECT DISTINCT status FROM backfill_batches WHERE run_id = {run_id}").scalars().all()
@@ -97,7 +97,7 @@ def test_pause_resume_cancel_and_retry_on_real_workers_apply_every_row_once(pg_u
     run2 = service.schedule("test_touch_slow")
     service.start(run2, executor="celery")
     service.cancel(run2, actor="test")
-    assert service.advance(run2) == [] and service.get_run(run2)["status"] == RunStatus.CANCELLED
+    assert service.advance(run2) == [] and service.get_run(run2).status == RunStatus.CANCELLED
     service.engine.dispose()
 
 

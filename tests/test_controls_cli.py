@@ -100,8 +100,8 @@ def test_only_a_failed_run_can_be_retried(scene):
     result = run_migrations(url, "--retry", str(pending))
     assert result.returncode == 1
     assert f"run {pending} is pending; it cannot become running (only a failed run can be retried)" in result.stderr
-    assert service.get_run(pending)["status"] == "pending"
-    assert [t["to_status"] for t in service.transitions(pending)] == ["pending"]
+    assert service.get_run(pending).status == "pending"
+    assert [t.to_status for t in service.transitions(pending)] == ["pending"]
 
 
 def test_dry_run_estimates_and_changes_nothing(scene):

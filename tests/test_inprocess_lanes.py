@@ -107,7 +107,7 @@ def test_pause_and_cancel_stop_every_lane(pg_url, control):
         result = {}
         driver = threading.Thread(target=lambda: result.update(progress=run_in_process(service, run_id)))
         driver.start()
-        wait_until(lambda: service.get_run(run_id)["batches_done"] >= 2, 30, "two batches done")
+        wait_until(lambda: service.get_run(run_id).batches_done >= 2, 30, "two batches done")
         getattr(service, control)(run_id, actor="test")
         driver.join(30)
         assert not driver.is_alive()
@@ -116,9 +116,9 @@ def test_pause_and_cancel_stop_every_lane(pg_url, control):
             statuses = connection.execute(sa.select(backfill_batches.c.status)
                                           .where(backfill_batches.c.run_id == run_id)).scalars().all()
         assert BatchStatus.RUNNING not in statuses  # every lane finished its batch and stopped
-        done = service.get_run(run_id)["batches_done"]
-        assert done < 12 and sum(touched(service.engine).values()) == service.get_run(run_id)["rows_done"]
-        assert service.get_run(run_id)["lease_owner"] is None
+        done = service.get_run(run_id).batches_done
+        assert done < 12 and sum(touched(service.engine).values()) == service.get_run(run_id).rows_done
+        assert service.get_run(run_id).lease_owner is None
         if control == "pause":
             service.resume(run_id, actor="test")
             assert run_in_process(service, run_id).status == RunStatus.COMPLETED

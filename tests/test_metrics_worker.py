@@ -74,7 +74,7 @@ def test_a_prefork_worker_exports_its_childrens_batches_and_logs_json(pg_url, re
         cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
     try:
         Celery("client", broker=redis_server.url).send_task("worker.tasks.start_run", args=[run_id])
-        wait_for(lambda: service.get_run(run_id)["status"] in RunStatus.FINISHED, timeout=90,
+        wait_for(lambda: service.get_run(run_id).status in RunStatus.FINISHED, timeout=90,
                  message="the run to finish")
         samples = wait_for(lambda: scrape_worker(port), timeout=10, message="the worker's exporter")
     finally:
@@ -84,7 +84,7 @@ def test_a_prefork_worker_exports_its_childrens_batches_and_logs_json(pg_url, re
         stderr.close()
         service.engine.dispose()
     logged = (tmp_path / "stderr").read_text()
-    assert service.get_run(run_id)["status"] == RunStatus.COMPLETED, logged[-3000:]
+    assert service.get_run(run_id).status == RunStatus.COMPLETED, logged[-3000:]
 
     # Counted in the two children, served by the main process.
     assert samples.get_value("backfill_batch_outcomes_total", outcome="succeeded") == 10

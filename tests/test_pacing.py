@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from backend.backfill.clock import as_utc, use_clock
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import RunStatus, backfill_batches
+from backend.backfill.model import Batch, RunStatus
+from backend.backfill.state import backfill_batches
 from backend.migrations.alembic_api import upgrade
 from tests import backfills_for_tests
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touch_service, touched
@@ -38,9 +39,9 @@ def clock(monkeypatch):
 
 def batch_rows(service, run_id):
     with service.engine.connect() as connection:
-        return connection.execute(
+        return [Batch.from_row(row) for row in connection.execute(
             sa.select(backfill_batches).where(backfill_batches.c.run_id == run_id).order_by(backfill_batches.c.seq)
-        ).mappings().all()
+        ).mappings()]
 
 
 def test_outside_the_window_the_run_waits_and_nothing_runs(service, clock):
@@ -49,10 +50,10 @@ def test_outside_the_window_the_run_waits_and_nothing_runs(service, clock):
     progress = run_in_process(service, run_id, sleep=clock.sleep, wait=False)
     assert progress.status == RunStatus.WAITING
     run = service.get_run(run_id)
-    assert "outside the maintenance windows (daily 01:00-02:00)" in run["wait_reason"]
-    assert as_utc(run["next_window_at"]) == datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+    assert "outside the maintenance windows (daily 01:00-02:00)" in run.wait_reason
+    assert as_utc(run.next_window_at) == datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
     assert set(touched(service.engine).values()) == {0}
-    assert service.transitions(run_id)[-1]["actor"] == "maintenance window"
+    assert service.transitions(run_id)[-1].actor == "maintenance window"
 
 
 def test_the_run_resumes_at_the_next_opening_and_never_overruns(service, clock, monkeypatch):
@@ -64,16 +65,16 @@ def test_the_run_resumes_at_the_next_opening_and_never_overruns(service, clock, 
     assert progress.status == RunStatus.COMPLETED
     assert touched(service.engine) == {i: 1 for i in range(1, 121)}
     for batch in batch_rows(service, run_id):
-        start = as_utc(batch["started_at"])
-        end = start + timedelta(milliseconds=batch["duration_ms"])
+        start = as_utc(batch.started_at)
+        end = start + timedelta(milliseconds=batch.duration_ms)
         assert 1 <= start.hour < 2, start
         assert end <= start.replace(hour=2, minute=0, second=0, microsecond=0), (start, end)
     # The 6th batch of a night would start at 01:55 and end at 02:06: it waits.
-    starts = [as_utc(b["started_at"]) for b in batch_rows(service, run_id)]
+    starts = [as_utc(b.started_at) for b in batch_rows(service, run_id)]
     assert [s.day for s in starts] == [25] * 5 + [26] * 5 + [27] * 2
     assert waits[0] == datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
     assert datetime(2026, 11, 27, 1, 0, tzinfo=UTC) in waits
-    reasons = [t["reason"] or "" for t in service.transitions(run_id)]
+    reasons = [t.reason or "" for t in service.transitions(run_id)]
     assert any("would overrun the window ending at" in r for r in reasons)
 
 
@@ -98,8 +99,8 @@ def test_a_run_paused_while_the_scheduler_wakes_it_stays_paused(service, clock):
     when_statement_runs(service.engine, "next_window_at <=",
                         lambda: service.pause(run_id, actor="operator", reason="not tonight"))
     assert service.wake_due(run_id=run_id) == []
-    assert service.get_run(run_id)["status"] == RunStatus.PAUSED
-    assert [(t["to_status"], t["actor"]) for t in service.transitions(run_id)][-1] == ("paused", "operator")
+    assert service.get_run(run_id).status == RunStatus.PAUSED
+    assert [(t.to_status, t.actor) for t in service.transitions(run_id)][-1] == ("paused", "operator")
 
 
 def test_adaptive_batch_size_converges_within_bounds(service, clock, monkeypatch):
@@ -107,7 +108,7 @@ def test_adaptive_batch_size_converges_within_bounds(service, clock, monkeypatch
     insert_rows(service.engine, range(1, 1501))
     run_id = service.schedule("test_touch_adaptive")
     assert run_in_process(service, run_id, sleep=clock.sleep).status == RunStatus.COMPLETED
-    sizes = [b["batch_size"] for b in batch_rows(service, run_id)]
+    sizes = [b.batch_size for b in batch_rows(service, run_id)]
     assert sizes[0] == 20 and all(5 <= s <= 200 for s in sizes)
     assert sizes[-2] == pytest.approx(50, abs=3)  # the last batch is whatever is left
     assert touched(service.engine) == {i: 1 for i in range(1, 1501)}
@@ -121,13 +122,13 @@ def test_a_tripped_health_check_backs_off_then_continues(service, clock):
     progress = run_in_process(service, run_id, sleep=clock.sleep, wait=False)
     run = service.get_run(run_id)
     assert progress.status == RunStatus.WAITING
-    assert run["wait_reason"] == "backing off: the test flag says the database is sick"
-    assert as_utc(run["next_window_at"]) == clock.now + timedelta(seconds=30)
+    assert run.wait_reason == "backing off: the test flag says the database is sick"
+    assert as_utc(run.next_window_at) == clock.now + timedelta(seconds=30)
     with service.engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM touch_flags")
     assert run_in_process(service, run_id, sleep=clock.sleep).status == RunStatus.COMPLETED
     assert touched(service.engine) == {i: 1 for i in range(1, 41)}
-    actors = [t["actor"] for t in service.transitions(run_id)]
+    actors = [t.actor for t in service.transitions(run_id)]
     assert "health check test_flag" in actors and "scheduler" in actors
 
 
@@ -147,7 +148,7 @@ def test_failed_batches_within_the_tolerated_share_do_not_stop_the_run(service, 
     run_id = service.schedule("test_touch_tolerant")
     progress = run_in_process(service, run_id, sleep=clock.sleep)
     assert progress.status == RunStatus.FAILED and progress.batches_failed == 1 and progress.batches_done == 9
-    assert "1 batch(es) failed" in service.transitions(run_id)[-1]["reason"]
+    assert "1 batch(es) failed" in service.transitions(run_id)[-1].reason
     counts = touched(service.engine)
     assert all(counts[i] == (0 if 11 <= i <= 20 else 1) for i in counts)
     with service.engine.begin() as connection:
@@ -185,10 +186,10 @@ def test_a_batch_hitting_the_statement_timeout_is_split(pg_service):
     assert run_in_process(service, run_id).status == RunStatus.COMPLETED
     assert touched(service.engine) == {i: 1 for i in range(1, 33)}
     batches = batch_rows(service, run_id)
-    assert max(b["rows_in_range"] for b in batches) <= 8
+    assert max(b.rows_in_range for b in batches) <= 8
     assert len(batches) >= 4
-    assert "split in two after a statement timeout" in service.get_run(run_id)["last_error"]
-    assert "canceling statement due to statement timeout" in service.get_run(run_id)["last_error"]
+    assert "split in two after a statement timeout" in service.get_run(run_id).last_error
+    assert "canceling statement due to statement timeout" in service.get_run(run_id).last_error
 
 
 def test_batches_run_under_the_statement_timeout_and_without_jit_and_leave_the_session_as_it_was(pg_service):

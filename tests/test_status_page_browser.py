@@ -143,7 +143,7 @@ def test_operator_pauses_and_resumes_a_running_backfill(pg_url, redis_server, tm
         worker.stop()
 
     assert touched(service.engine) == {i: 1 for i in range(1, ROWS + 1)}, logs()
-    log = [(t["to_status"], t["actor"]) for t in service.transitions(run_id)]
+    log = [(t.to_status, t.actor) for t in service.transitions(run_id)]
     assert ("paused", "api:ops") in log and ("running", "api:ops") in log and log[-1][0] == "completed"
     service.engine.dispose()
 
@@ -185,12 +185,12 @@ def _drive(page, expect, base_url, run_id, broker_url, service, tmp_path):
     expect(page.get_by_role("button", name=f"Pause test_touch_slow (run {run_id})")).to_be_hidden()
     expect(field("batches")).not_to_contain_text("running", timeout=10_000)  # batches in flight finished
     rows_paused = field("rows").text_content()
-    done_paused = service.get_run(run_id)["rows_done"]
+    done_paused = service.get_run(run_id).rows_done
     page.screenshot(path=str(tmp_path / "status-page-paused.png"), full_page=True)
     time.sleep(3)
     assert field("rows").text_content() == rows_paused
-    assert service.get_run(run_id)["rows_done"] == done_paused < ROWS
-    assert service.get_run(run_id)["status"] == RunStatus.PAUSED
+    assert service.get_run(run_id).rows_done == done_paused < ROWS
+    assert service.get_run(run_id).status == RunStatus.PAUSED
 
     # Resume: the worker gets the batches at once and the run completes.
     page.get_by_role("button", name=f"Resume test_touch_slow (run {run_id})").click()

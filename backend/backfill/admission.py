@@ -54,7 +54,7 @@ def expected_batch_duration(connection: Connection, run_id: int) -> timedelta:
 def admit(connection: Connection, backfill, run, policy: RunPolicy, settings: EngineSettings,
           now: datetime) -> Admission:
     if not policy.schedule.always_open:
-        expected = expected_batch_duration(connection, run["id"])
+        expected = expected_batch_duration(connection, run.id)
         allowed, retry_at = policy.schedule.may_start(now, expected)
         if not allowed:
             if retry_at is None:

@@ -12,7 +12,7 @@ workers kept dying (fail_for_lost_workers), a batch halved after a statement tim
 Each function runs its statements on the caller's connection, in the caller's
 transaction: which transaction a write belongs to is the caller's decision (above
 all, record_success runs in the batch's own transaction, with its data change).
-Reads that serve only one caller stay with it.
+Reads that serve only one caller stay with it; a batch read whole is a model.Batch.
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import utcnow
-from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.model import Batch, BatchStatus, RunStatus
 from backend.backfill.state import backfill_batches, backfill_runs
 
 
-def lock_batch(connection: Connection, batch_id: int):
+def lock_batch(connection: Connection, batch_id: int) -> Batch | None:
     """Read the batch under its row lock (PostgreSQL) or SQLite's write lock (a no-op
     UPDATE, as runs.lock_run does): two processes claiming one batch take turns."""
     query = sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)
@@ -35,7 +35,8 @@ def lock_batch(connection: Connection, batch_id: int):
     else:
         connection.execute(sa.update(backfill_batches).where(backfill_batches.c.id == batch_id)
                            .values(id=backfill_batches.c.id))
-    return connection.execute(query).mappings().first()
+    row = connection.execute(query).mappings().first()
+    return Batch.from_row(row) if row is not None else None
 
 
 def add_batch(connection: Connection, *, run_id: int, seq: int, key_after: str | None, key_end: str,
@@ -113,13 +114,13 @@ def hold(connection: Connection, batch_id: int, token: str) -> bool:
     ).rowcount == 1
 
 
-def record_success(connection: Connection, batch, rows: int, duration_ms: int) -> None:
+def record_success(connection: Connection, batch: Batch, rows: int, duration_ms: int) -> None:
     """The batch's done record and its run's counters: the last statements of the
     batch's own transaction, which holds its data change (the engine's invariant)."""
     now = utcnow()
     connection.execute(
         sa.update(backfill_batches)
-        .where(backfill_batches.c.id == batch["id"])
+        .where(backfill_batches.c.id == batch.id)
         .values(status=BatchStatus.SUCCEEDED, rows_affected=rows, duration_ms=duration_ms,
                 finished_at=now, error=None, lease_expires_at=None)
     )
@@ -128,10 +129,10 @@ def record_success(connection: Connection, batch, rows: int, duration_ms: int) -
     # needs that lock anyway).
     connection.execute(
         sa.update(backfill_runs)
-        .where(backfill_runs.c.id == batch["run_id"])
+        .where(backfill_runs.c.id == batch.run_id)
         .values(
             rows_done=backfill_runs.c.rows_done + rows,
-            rows_scanned=backfill_runs.c.rows_scanned + batch["rows_in_range"],
+            rows_scanned=backfill_runs.c.rows_scanned + batch.rows_in_range,
             batches_done=backfill_runs.c.batches_done + 1,
             heartbeat_at=now,
             updated_at=now,

@@ -10,7 +10,6 @@ transaction, together with the batch rows it creates, so it is never lost.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -22,7 +21,7 @@ from backend.backfill.keys import decode_key, encode_key
 from backend.backfill.optimizer import BatchSample, next_batch_size
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
-from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.model import BatchStatus, Run, RunStatus
 from backend.backfill.state import backfill_batches, backfill_runs
 from backend.db import write_transaction
 from backend.metrics import events
@@ -30,28 +29,28 @@ from backend.metrics import events
 SIZING_SAMPLES = 10
 
 
-def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -> dict[str, Any]:
+def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -> Run:
     """pending -> running, fixing the key bounds; an empty table completes at once."""
     with engine.begin() as connection:
         run = runs.lock_run(connection, run_id)
-        if run["status"] != RunStatus.PENDING:
-            if run["executor"] != executor and run["status"] in RunStatus.ACTIVE:
+        if run.status != RunStatus.PENDING:
+            if run.executor != executor and run.status in RunStatus.ACTIVE:
                 runs.set_executor(connection, run_id, executor)
-            return dict(runs.get_run(connection, run_id))
-        backfill = catalog.get(run["name"])
+            return runs.get_run(connection, run_id)
+        backfill = catalog.get(run.name)
         bounds = batching.key_bounds(connection, backfill)
         now = utcnow()
         if bounds is None:
             run = runs.transition(connection, run_id, RunStatus.COMPLETED, reason="the table is empty",
                                   executor=executor, started_at=now, rows_total=0, rows_total_exact=True)
-            return dict(run)
+            return run
         run = runs.transition(
             connection, run_id, RunStatus.RUNNING, actor=f"executor {executor}", reason="started",
             executor=executor, started_at=now, heartbeat_at=now,
             key_min=encode_key(bounds.key_min), key_max=encode_key(bounds.key_max),
             rows_total=bounds.rows_total, rows_total_exact=bounds.exact,
         )
-        return dict(run)
+        return run
 
 
 def advance(engine: Engine, catalog: Catalog, run_id: int, settings: EngineSettings | None = None) -> list[int]:
@@ -68,10 +67,10 @@ def advance_in(connection: Connection, catalog: Catalog, run_id: int, settings: 
     transaction of the batch it just finished: one transaction (and one wait for
     the run's row lock) per batch instead of two."""
     run = runs.lock_run(connection, run_id)
-    if run["status"] != RunStatus.RUNNING:
+    if run.status != RunStatus.RUNNING:
         return []
     in_flight = _count_batches(connection, run_id, BatchStatus.PENDING, BatchStatus.RUNNING)
-    slots = max(run["max_parallel"], 1) - in_flight
+    slots = max(run.max_parallel, 1) - in_flight
     new_ids = _carve(connection, catalog, run, slots=slots, settings=settings) if slots > 0 else []
     if not new_ids and in_flight == 0:  # nothing left after the cursor
         failed = _count_batches(connection, run_id, BatchStatus.FAILED)
@@ -95,25 +94,25 @@ def _count_batches(connection: Connection, run_id: int, *statuses: str) -> int:
 def _next_batch_size(connection: Connection, run, policy: RunPolicy) -> int:
     """The run's batch size, adapted to the target duration from its recent batches."""
     if policy.sizing is None:
-        return run["batch_size"]
+        return run.batch_size
     recent = connection.execute(
         sa.select(backfill_batches.c.rows_in_range, backfill_batches.c.duration_ms)
-        .where(backfill_batches.c.run_id == run["id"], backfill_batches.c.status == BatchStatus.SUCCEEDED)
+        .where(backfill_batches.c.run_id == run.id, backfill_batches.c.status == BatchStatus.SUCCEEDED)
         .order_by(backfill_batches.c.finished_at.desc())
         .limit(SIZING_SAMPLES)
     ).all()
     samples = [BatchSample(rows, ms / 1000.0) for rows, ms in reversed(recent) if ms is not None]
-    return next_batch_size(run["batch_size"], samples, policy.sizing)
+    return next_batch_size(run.batch_size, samples, policy.sizing)
 
 
 def _carve(connection: Connection, catalog: Catalog, run, *, slots: int, settings: EngineSettings) -> list[int]:
-    backfill = catalog.get(run["name"])
+    backfill = catalog.get(run.name)
     size = _next_batch_size(connection, run, RunPolicy.of(backfill, settings))
-    key_type = run["key_type"]
-    cursor = decode_key(key_type, run["cursor"])
-    key_min, key_max = decode_key(key_type, run["key_min"]), decode_key(key_type, run["key_max"])
+    key_type = run.key_type
+    cursor = decode_key(key_type, run.cursor)
+    key_min, key_max = decode_key(key_type, run.key_min), decode_key(key_type, run.key_max)
     seq = connection.execute(
-        sa.select(sa.func.coalesce(sa.func.max(backfill_batches.c.seq), 0)).where(backfill_batches.c.run_id == run["id"])
+        sa.select(sa.func.coalesce(sa.func.max(backfill_batches.c.seq), 0)).where(backfill_batches.c.run_id == run.id)
     ).scalar_one()
     now = utcnow()
     new_ids: list[int] = []
@@ -123,12 +122,12 @@ def _carve(connection: Connection, catalog: Catalog, run, *, slots: int, setting
         if carved is None:
             break
         seq += 1
-        new_ids.append(batches.add_batch(connection, run_id=run["id"], seq=seq, key_after=encode_key(cursor),
+        new_ids.append(batches.add_batch(connection, run_id=run.id, seq=seq, key_after=encode_key(cursor),
                                          key_end=encode_key(carved.end), rows_in_range=carved.rows,
                                          batch_size=size, now=now))
         cursor = carved.end
     if new_ids:
-        runs.move_cursor(connection, run["id"], encode_key(cursor), size, now)
+        runs.move_cursor(connection, run.id, encode_key(cursor), size, now)
     return new_ids
 
 

@@ -100,7 +100,7 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
     `lanes` overrides the setting (still capped by max_parallel; 1 on SQLite)."""
     lease = RunLease(service, run_id)
     run = service.start(run_id, executor="inprocess")
-    count = lane_count(service, run["max_parallel"], lanes)
+    count = lane_count(service, run.max_parallel, lanes)
     announced: datetime | None = None
     try:
         with sigterm_unwinds():
@@ -109,7 +109,7 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
                 if on_progress:
                     on_progress(progress)
                 if progress.status == RunStatus.WAITING:
-                    until = as_utc(service.get_run(run_id)["next_window_at"]) or utcnow()
+                    until = as_utc(service.get_run(run_id).next_window_at) or utcnow()
                     if not wait:
                         return progress
                     if on_wait and until != announced:
@@ -126,7 +126,7 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
                 ticker = (lambda: on_progress(service.snapshot(run_id))) if on_progress else (lambda: None)
                 ran = Lanes(service, run_id, lease, count, sleep=sleep, tick=ticker,
                             tick_seconds=max(poll_interval, 0.1)).run()
-                if not ran and service.get_run(run_id)["status"] == RunStatus.RUNNING:
+                if not ran and service.get_run(run_id).status == RunStatus.RUNNING:
                     sleep(poll_interval)  # its batches are held by others for now
     finally:
         lease.release()

@@ -129,20 +129,20 @@ def percent_done(status: str, scanned: int, total: int | None) -> float | None:
 def snapshot(connection: Connection, run_id: int, schedule: WindowSchedule | None = None) -> Progress:
     run = get_run(connection, run_id)
     now = utcnow()
-    total = run["rows_total"]
-    moving = pace(run["rows_scanned"], total, recent_work(connection, run_id, now), now, schedule) \
-        if run["status"] == RunStatus.RUNNING else STILL
+    total = run.rows_total
+    moving = pace(run.rows_scanned, total, recent_work(connection, run_id, now), now, schedule) \
+        if run.status == RunStatus.RUNNING else STILL
     return Progress(
-        run_id=run["id"], name=run["name"], status=run["status"],
-        rows_done=run["rows_done"], rows_scanned=run["rows_scanned"], rows_total=total,
-        rows_total_exact=bool(run["rows_total_exact"]),
-        percent=percent_done(run["status"], run["rows_scanned"], total),
+        run_id=run.id, name=run.name, status=run.status,
+        rows_done=run.rows_done, rows_scanned=run.rows_scanned, rows_total=total,
+        rows_total_exact=bool(run.rows_total_exact),
+        percent=percent_done(run.status, run.rows_scanned, total),
         rows_per_second=moving.rows_per_second_shown,
         eta_seconds=moving.eta_seconds_shown,
-        batch_size=run["batch_size"], batches_done=run["batches_done"], batches_failed=run["batches_failed"],
-        last_error=run["last_error"],
-        wait_reason=run["wait_reason"],
-        next_window_at=as_utc(run["next_window_at"]),
+        batch_size=run.batch_size, batches_done=run.batches_done, batches_failed=run.batches_failed,
+        last_error=run.last_error,
+        wait_reason=run.wait_reason,
+        next_window_at=as_utc(run.next_window_at),
         windows_remaining=moving.plan.windows if moving.plan else None,
         estimated_finish_at=moving.plan.finish_at if moving.plan else None,
     )

@@ -80,11 +80,11 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
     if isinstance(claimed, BatchOutcome):
         return claimed
     batch, run = claimed
-    backfill = catalog.get(run["name"])
+    backfill = catalog.get(run.name)
     key_range = KeyRange(
-        after=decode_key(run["key_type"], batch["key_after"]),
-        end=decode_key(run["key_type"], batch["key_end"]),
-        start=decode_key(run["key_type"], run["key_min"]),
+        after=decode_key(run.key_type, batch.key_after),
+        end=decode_key(run.key_type, batch.key_end),
+        start=decode_key(run.key_type, run.key_min),
     )
     started = utcnow()  # wall time through the engine's clock, so tests can simulate slow batches
     try:
@@ -92,19 +92,19 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
             if not batches.hold(connection, batch_id, token):
                 # Our claim was taken over after our lease expired: the new holder
                 # owns the range now, we must not touch it.
-                return BatchOutcome(Outcome.LEASED, batch_id, run["id"], retry_in=settings.lease_seconds)
+                return BatchOutcome(Outcome.LEASED, batch_id, run.id, retry_in=settings.lease_seconds)
             _configure_batch_transaction(connection, settings)
-            connection.info["backfill_run_id"] = run["id"]  # for state a backfill keeps per run
+            connection.info["backfill_run_id"] = run.id  # for state a backfill keeps per run
             rows = backfill.process(connection, key_range)
             batches.record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
-            next_ids = tuple(coordinator.advance_in(connection, catalog, run["id"], settings)) if advance else None
+            next_ids = tuple(coordinator.advance_in(connection, catalog, run.id, settings)) if advance else None
     except Exception as exc:
-        if is_statement_timeout(exc) and batch["rows_in_range"] > 1:
+        if is_statement_timeout(exc) and batch.rows_in_range > 1:
             split = _split(engine, backfill, batch, key_range, token, exc)
             if split is not None:
                 return split
         return _record_failure(engine, backfill, batch, run, token, exc, settings)
-    return BatchOutcome(Outcome.SUCCEEDED, batch_id, run["id"], rows=rows, next_batch_ids=next_ids)
+    return BatchOutcome(Outcome.SUCCEEDED, batch_id, run.id, rows=rows, next_batch_ids=next_ids)
 
 
 def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings: EngineSettings):
@@ -117,19 +117,19 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
         batch = batches.lock_batch(connection, batch_id)
         if batch is None:
             return BatchOutcome(Outcome.NOT_RUNNABLE, batch_id, error="no such batch")
-        run = runs.get_run(connection, batch["run_id"])
-        if run["status"] != RunStatus.RUNNING or not _is_claimable(batch, now):
+        run = runs.get_run(connection, batch.run_id)
+        if run.status != RunStatus.RUNNING or not _is_claimable(batch, now):
             return _why_not_claimed(batch, run, now)
-        backfill = catalog.get(run["name"])
-        if batch["attempts"] >= backfill.max_attempts:
+        backfill = catalog.get(run.name)
+        if batch.attempts >= backfill.max_attempts:
             return _fail_out_of_attempts(connection, backfill, batch, run, now, settings)
         admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now)
         if not admission.allowed:
             return _wait_for_admission(connection, batch, run, admission, now)
         # The batch row is locked and was checked above; the run row is not locked.
         if not batches.claim(connection, batch_id, token, now, settings.lease_seconds):  # the run changed since we read it
-            return _why_not_claimed(batch, runs.get_run(connection, batch["run_id"]), now)
-    if batch["status"] == BatchStatus.RUNNING:  # claimed over an expired lease: its worker is gone
+            return _why_not_claimed(batch, runs.get_run(connection, batch.run_id), now)
+    if batch.status == BatchStatus.RUNNING:  # claimed over an expired lease: its worker is gone
         events.lease_taken_over()
     return batch, run
 
@@ -139,34 +139,34 @@ def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: dat
     """A batch whose worker was lost on every attempt (killed, or over its lease)
     never reached _record_failure; it fails here instead of being retried forever."""
     batches.fail_for_lost_workers(  # locked and checked by _claim
-        connection, batch["id"], f"its worker was lost on each of {batch['attempts']} attempts "
+        connection, batch.id, f"its worker was lost on each of {batch.attempts} attempts "
                                  f"(killed, or over the {settings.lease_seconds:g}s lease)", now)
-    message = (f"batch {batch['seq']} failed after {batch['attempts']} attempts: "
+    message = (f"batch {batch.seq} failed after {batch.attempts} attempts: "
                "its worker was lost each time (killed, or over its lease)")
-    _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
-    return BatchOutcome(Outcome.FAILED, batch["id"], run["id"], error=message)
+    _fail_run_if_too_many(connection, backfill, run.id, message, settings)
+    return BatchOutcome(Outcome.FAILED, batch.id, run.id, error=message)
 
 
 def _wait_for_admission(connection: Connection, batch, run, admission, now: datetime) -> BatchOutcome:
     """Windows and health said no: the batch stays pending (a dead worker's claim is
     released too, so that it is not retried outside the window) and its run waits,
     with the reason and the retry time in its row."""
-    if batch["status"] == BatchStatus.RUNNING:  # its lease expired (checked by _claim)
-        batches.release_claim(connection, batch["id"])
-    if runs.lock_run(connection, run["id"])["status"] == RunStatus.RUNNING:
-        runs.transition(connection, run["id"], RunStatus.WAITING, actor=admission.actor,
+    if batch.status == BatchStatus.RUNNING:  # its lease expired (checked by _claim)
+        batches.release_claim(connection, batch.id)
+    if runs.lock_run(connection, run.id).status == RunStatus.RUNNING:
+        runs.transition(connection, run.id, RunStatus.WAITING, actor=admission.actor,
                         reason=admission.reason, wait_reason=admission.reason,
                         next_window_at=admission.retry_at)
-    return BatchOutcome(Outcome.WAITING, batch["id"], run["id"], error=admission.reason,
+    return BatchOutcome(Outcome.WAITING, batch.id, run.id, error=admission.reason,
                         retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
 
 
 def _is_claimable(batch, now: datetime) -> bool:
     """Pending, or running under a lease that expired (its worker is gone)."""
-    if batch["status"] == BatchStatus.PENDING:
+    if batch.status == BatchStatus.PENDING:
         return True
-    expires = as_utc(batch["lease_expires_at"])
-    return batch["status"] == BatchStatus.RUNNING and (expires is None or expires < now)
+    expires = as_utc(batch.lease_expires_at)
+    return batch.status == BatchStatus.RUNNING and (expires is None or expires < now)
 
 
 def _fail_run_if_too_many(connection: Connection, backfill, run_id: int, message: str,
@@ -174,9 +174,9 @@ def _fail_run_if_too_many(connection: Connection, backfill, run_id: int, message
     """Count a batch failed for good; fail the run once failures pass the tolerated share."""
     runs.count_failed_batch(connection, run_id, message)
     current = runs.lock_run(connection, run_id)
-    if current["status"] in (RunStatus.RUNNING, RunStatus.WAITING) and RunPolicy.of(
+    if current.status in (RunStatus.RUNNING, RunStatus.WAITING) and RunPolicy.of(
         backfill, settings
-    ).failed_too_often(current["batches_failed"], current["batches_done"]):
+    ).failed_too_often(current.batches_failed, current.batches_done):
         runs.transition(connection, run_id, RunStatus.FAILED, actor="engine", reason=message)
 
 
@@ -192,14 +192,14 @@ def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc
 
     now = utcnow()
     with engine.begin() as connection:
-        runs.lock_run(connection, batch["run_id"])
+        runs.lock_run(connection, batch.run_id)
         still_ours = connection.execute(
             sa.select(backfill_batches.c.id).where(
-                backfill_batches.c.id == batch["id"], backfill_batches.c.status == BatchStatus.RUNNING,
+                backfill_batches.c.id == batch.id, backfill_batches.c.status == BatchStatus.RUNNING,
                 backfill_batches.c.claimed_by == token)
         ).first()
         half = batching.next_range(connection, backfill, after=key_range.after, key_min=key_range.start,
-                                   key_max=key_range.end, size=max(batch["rows_in_range"] // 2, 1))
+                                   key_max=key_range.end, size=max(batch.rows_in_range // 2, 1))
         if still_ours is None or half is None or half.end == key_range.end:
             return None
         rest = connection.execute(
@@ -207,25 +207,25 @@ def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc
             .where(KeyRange(after=half.end, end=key_range.end).clause(backfill.key_column))
         ).scalar_one()
         seq = connection.execute(
-            sa.select(sa.func.max(backfill_batches.c.seq)).where(backfill_batches.c.run_id == batch["run_id"])
+            sa.select(sa.func.max(backfill_batches.c.seq)).where(backfill_batches.c.run_id == batch.run_id)
         ).scalar_one()
         note = f"split in two after a statement timeout: {describe_error(exc)}"
-        batches.halve(connection, batch["id"], key_end=encode_key(half.end), rows_in_range=half.rows, note=note,
+        batches.halve(connection, batch.id, key_end=encode_key(half.end), rows_in_range=half.rows, note=note,
                       now=now)
-        new_id = batches.add_batch(connection, run_id=batch["run_id"], seq=seq + 1, key_after=encode_key(half.end),
-                                   key_end=batch["key_end"], rows_in_range=int(rest), batch_size=int(rest), now=now)
-        runs.note_error(connection, batch["run_id"], f"batch {batch['seq']} {note}", now)
-    return BatchOutcome(Outcome.SPLIT, batch["id"], batch["run_id"], error=note, new_batch_ids=(int(new_id),))
+        new_id = batches.add_batch(connection, run_id=batch.run_id, seq=seq + 1, key_after=encode_key(half.end),
+                                   key_end=batch.key_end, rows_in_range=int(rest), batch_size=int(rest), now=now)
+        runs.note_error(connection, batch.run_id, f"batch {batch.seq} {note}", now)
+    return BatchOutcome(Outcome.SPLIT, batch.id, batch.run_id, error=note, new_batch_ids=(int(new_id),))
 
 
 def _why_not_claimed(batch, run, now) -> BatchOutcome:
-    if batch["status"] == BatchStatus.SUCCEEDED:
-        return BatchOutcome(Outcome.DONE, batch["id"], run["id"])
-    if batch["status"] == BatchStatus.RUNNING and run["status"] == RunStatus.RUNNING:
-        remaining = (as_utc(batch["lease_expires_at"]) - now).total_seconds()
-        return BatchOutcome(Outcome.LEASED, batch["id"], run["id"], retry_in=max(remaining, 0.0) + 0.1)
-    reason = f"batch is {batch['status']}, run is {run['status']}"
-    return BatchOutcome(Outcome.NOT_RUNNABLE, batch["id"], run["id"], error=reason)
+    if batch.status == BatchStatus.SUCCEEDED:
+        return BatchOutcome(Outcome.DONE, batch.id, run.id)
+    if batch.status == BatchStatus.RUNNING and run.status == RunStatus.RUNNING:
+        remaining = (as_utc(batch.lease_expires_at) - now).total_seconds()
+        return BatchOutcome(Outcome.LEASED, batch.id, run.id, retry_in=max(remaining, 0.0) + 0.1)
+    reason = f"batch is {batch.status}, run is {run.status}"
+    return BatchOutcome(Outcome.NOT_RUNNABLE, batch.id, run.id, error=reason)
 
 
 def _configure_batch_transaction(connection: Connection, settings: EngineSettings) -> None:
@@ -257,15 +257,15 @@ def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Excep
     now = utcnow()
     with write_transaction(engine) as connection:
         attempts = connection.execute(
-            sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch["id"])
+            sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch.id)
         ).scalar_one()
         final = attempts >= backfill.max_attempts
-        if not batches.record_failure(connection, batch["id"], token, final=final, error=error, now=now):
-            return BatchOutcome(Outcome.LEASED, batch["id"], run["id"], error=error, retry_in=settings.lease_seconds)
+        if not batches.record_failure(connection, batch.id, token, final=final, error=error, now=now):
+            return BatchOutcome(Outcome.LEASED, batch.id, run.id, error=error, retry_in=settings.lease_seconds)
         if not final:
             # Visible while it retries: the run's last error says what goes wrong.
-            runs.note_error(connection, run["id"], f"batch {batch['seq']} attempt {attempts}: {error}", now)
-            return BatchOutcome(Outcome.RETRY, batch["id"], run["id"], error=error, retry_in=settings.retry_delay(attempts))
-        message = f"batch {batch['seq']} failed after {attempts} attempts: {error}"
-        _fail_run_if_too_many(connection, backfill, run["id"], message, settings)
-    return BatchOutcome(Outcome.FAILED, batch["id"], run["id"], error=error)
+            runs.note_error(connection, run.id, f"batch {batch.seq} attempt {attempts}: {error}", now)
+            return BatchOutcome(Outcome.RETRY, batch.id, run.id, error=error, retry_in=settings.retry_delay(attempts))
+        message = f"batch {batch.seq} failed after {attempts} attempts: {error}"
+        _fail_run_if_too_many(connection, backfill, run.id, message, settings)
+    return BatchOutcome(Outcome.FAILED, batch.id, run.id, error=error)

@@ -11,16 +11,14 @@ writes of batches.py do the same).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import utcnow
-from backend.backfill.model import RunStatus, check_transition
+from backend.backfill.model import Run, RunStatus, Transition, check_transition
 from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions
-
-Run = Mapping[str, Any]
 
 
 # An operator's reason for a control (pause, cancel), from the API or the CLI.
@@ -36,7 +34,7 @@ def get_run(connection: Connection, run_id: int) -> Run:
     row = connection.execute(sa.select(backfill_runs).where(backfill_runs.c.id == run_id)).mappings().first()
     if row is None:
         raise RunNotFound(run_id)
-    return row
+    return Run.from_row(row)
 
 
 def latest_run(connection: Connection, name: str) -> Run | None:
@@ -46,7 +44,8 @@ def latest_run(connection: Connection, name: str) -> Run | None:
         .order_by(backfill_runs.c.id.desc())
         .limit(1)
     )
-    return connection.execute(query).mappings().first()
+    row = connection.execute(query).mappings().first()
+    return Run.from_row(row) if row is not None else None
 
 
 def list_runs(connection: Connection, *, status: str | None = None, name: str | None = None) -> list[Run]:
@@ -55,11 +54,11 @@ def list_runs(connection: Connection, *, status: str | None = None, name: str | 
         query = query.where(backfill_runs.c.status == status)
     if name is not None:
         query = query.where(backfill_runs.c.name == name)
-    return list(connection.execute(query).mappings())
+    return [Run.from_row(row) for row in connection.execute(query).mappings()]
 
 
 def lock_run(connection: Connection, run_id: int) -> Run:
-    """Take the run's row lock for the rest of the transaction and return the row,
+    """Take the run's row lock for the rest of the transaction and return the run,
     so that two coordinators never carve the same key range.
 
     PostgreSQL: FOR NO KEY UPDATE, the lock an UPDATE of the row takes. The stronger
@@ -72,7 +71,7 @@ def lock_run(connection: Connection, run_id: int) -> Run:
         row = connection.execute(query).mappings().first()
         if row is None:
             raise RunNotFound(run_id)
-        return row
+        return Run.from_row(row)
     connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(id=backfill_runs.c.id))
     return get_run(connection, run_id)
 
@@ -84,15 +83,15 @@ def transition(connection: Connection, run_id: int, target: str, *, actor: str =
 
     The run's row is locked first, so a concurrent move is never overwritten."""
     run = lock_run(connection, run_id)
-    check_transition(run_id, run["status"], target)
-    log_transition(connection, run_id, run["status"], target, actor=actor, reason=reason)
+    check_transition(run_id, run.status, target)
+    log_transition(connection, run_id, run.status, target, actor=actor, reason=reason)
     now = utcnow()
     values.setdefault("updated_at", now)
     if target in RunStatus.FINISHED:
         values.setdefault("finished_at", now)
     connection.execute(
         sa.update(backfill_runs)
-        .where(backfill_runs.c.id == run_id, backfill_runs.c.status == run["status"])
+        .where(backfill_runs.c.id == run_id, backfill_runs.c.status == run.status)
         .values(status=target, **values)
     )
     return get_run(connection, run_id)
@@ -108,11 +107,11 @@ def log_transition(connection: Connection, run_id: int, from_status: str | None,
     )
 
 
-def transitions(connection: Connection, run_id: int) -> list[Run]:
+def transitions(connection: Connection, run_id: int) -> list[Transition]:
     query = sa.select(backfill_transitions).where(backfill_transitions.c.run_id == run_id).order_by(
         backfill_transitions.c.id
     )
-    return list(connection.execute(query).mappings())
+    return [Transition.from_row(row) for row in connection.execute(query).mappings()]
 
 
 def create_run(connection: Connection, name: str, *, batch_size: int, max_parallel: int,

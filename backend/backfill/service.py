@@ -18,7 +18,7 @@ from backend.backfill.policy import RunPolicy
 from backend.backfill.outcome import BatchOutcome
 from backend.backfill.runner import execute_batch
 from backend.backfill.settings import EngineSettings
-from backend.backfill.model import IllegalTransition, RunStatus
+from backend.backfill.model import IllegalTransition, Run, RunStatus, Transition
 from backend.backfill.state import backfill_runs
 from backend.config import Config
 from backend.db import create_db_engine, write_transaction
@@ -62,61 +62,61 @@ class BackfillService:
         """A pending run of `name`, or the id of its unfinished run if it has one."""
         backfill = self.catalog.get(name)
         with write_transaction(self.engine) as connection:
-            active = [run for run in runs.list_runs(connection, name=name) if run["status"] in RunStatus.ACTIVE]
+            active = [run for run in runs.list_runs(connection, name=name) if run.status in RunStatus.ACTIVE]
             if active:
-                return active[-1]["id"]
+                return active[-1].id
             return runs.create_run(connection, name, batch_size=backfill.batch_size,
                                    max_parallel=backfill.max_parallel, key_type=backfill.key_type,
                                    scheduled_by=scheduled_by)
 
-    def get_run(self, run_id: int) -> dict[str, Any]:
+    def get_run(self, run_id: int) -> Run:
         with self.engine.connect() as connection:
-            return dict(runs.get_run(connection, run_id))
+            return runs.get_run(connection, run_id)
 
-    def list_runs(self, *, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, name: str | None = None) -> list[Run]:
         with self.engine.connect() as connection:
-            return [dict(run) for run in runs.list_runs(connection, status=status, name=name)]
+            return runs.list_runs(connection, status=status, name=name)
 
-    def unfinished_runs(self, only: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    def unfinished_runs(self, only: Iterable[str] | None = None) -> list[Run]:
         wanted = set(only) if only else None
-        return [run for run in self.list_runs() if run["status"] in RunStatus.ACTIVE
-                and (wanted is None or run["name"] in wanted)]
+        return [run for run in self.list_runs() if run.status in RunStatus.ACTIVE
+                and (wanted is None or run.name in wanted)]
 
     def transition(self, run_id: int, target: str, *, actor: str = "engine", reason: str | None = None,
-                   **values: Any) -> dict[str, Any]:
+                   **values: Any) -> Run:
         with self.engine.begin() as connection:
-            return dict(runs.transition(connection, run_id, target, actor=actor, reason=reason, **values))
+            return runs.transition(connection, run_id, target, actor=actor, reason=reason, **values)
 
-    def transitions(self, run_id: int) -> list[dict[str, Any]]:
+    def transitions(self, run_id: int) -> list[Transition]:
         with self.engine.connect() as connection:
             runs.get_run(connection, run_id)
-            return [dict(t) for t in runs.transitions(connection, run_id)]
+            return runs.transitions(connection, run_id)
 
     # --- controls: each takes effect at the next batch boundary -------------------------
-    def pause(self, run_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+    def pause(self, run_id: int, *, actor: str, reason: str | None = None) -> Run:
         """No new batch starts; batches in flight finish (they are never cut)."""
         return self.transition(run_id, RunStatus.PAUSED, actor=actor, reason=reason, wait_reason=None,
                                next_window_at=None)
 
-    def resume(self, run_id: int, *, actor: str, dispatch: Dispatch | None = None) -> dict[str, Any]:
+    def resume(self, run_id: int, *, actor: str, dispatch: Dispatch | None = None) -> Run:
         """Continue a paused run from its durable cursor; with `dispatch`, hand out its
         batches now. (A pending run is started, a failed one retried: not resumed.)"""
-        current = self.get_run(run_id)["status"]
+        current = self.get_run(run_id).status
         if current != RunStatus.PAUSED:
             raise IllegalTransition(run_id, current, RunStatus.RUNNING, hint="only a paused run can be resumed")
         run = self.transition(run_id, RunStatus.RUNNING, actor=actor, reason="resumed")
         self._dispatch_now(run_id, dispatch)
         return run
 
-    def cancel(self, run_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+    def cancel(self, run_id: int, *, actor: str, reason: str | None = None) -> Run:
         return self.transition(run_id, RunStatus.CANCELLED, actor=actor, reason=reason, wait_reason=None,
                                next_window_at=None)
 
-    def retry_failed(self, run_id: int, *, actor: str = "engine", dispatch: Dispatch | None = None) -> dict[str, Any]:
+    def retry_failed(self, run_id: int, *, actor: str = "engine", dispatch: Dispatch | None = None) -> Run:
         """failed -> running, its failed batches pending again with fresh attempts.
         Only a failed run: a pending, waiting or paused one has nothing to retry."""
         with self.engine.begin() as connection:
-            current = runs.lock_run(connection, run_id)["status"]
+            current = runs.lock_run(connection, run_id).status
             if current != RunStatus.FAILED:
                 raise IllegalTransition(run_id, current, RunStatus.RUNNING, hint="only a failed run can be retried")
             runs.transition(connection, run_id, RunStatus.RUNNING, actor=actor,
@@ -127,19 +127,19 @@ class BackfillService:
         return self.get_run(run_id)
 
     def _dispatch_now(self, run_id: int, dispatch: Dispatch | None) -> None:
-        if dispatch is not None and self.get_run(run_id)["executor"] == "celery":
+        if dispatch is not None and self.get_run(run_id).executor == "celery":
             ids = [*self.batches_to_run(run_id), *self.advance(run_id)]
             if ids:
                 dispatch(ids)
 
-    def start(self, run_id: int, *, executor: str) -> dict[str, Any]:
+    def start(self, run_id: int, *, executor: str) -> Run:
         return coordinator.start_run(self.engine, self.catalog, run_id, executor=executor)
 
     def snapshot(self, run_id: int) -> progress.Progress:
         with self.engine.connect() as connection:
             run = runs.get_run(connection, run_id)
-            schedule = RunPolicy.of(self.catalog.get(run["name"]), self.settings).schedule \
-                if run["name"] in self.catalog else None
+            schedule = RunPolicy.of(self.catalog.get(run.name), self.settings).schedule \
+                if run.name in self.catalog else None
             return progress.snapshot(connection, run_id, schedule)
 
     def dry_run(self, name: str, *, samples: int = 3):
@@ -160,7 +160,7 @@ class BackfillService:
         """Asked after every batch: the run's backfill name is read once per process."""
         name = self._backfill_of_run.get(run_id)
         if name is None:
-            name = self._backfill_of_run[run_id] = self.get_run(run_id)["name"]
+            name = self._backfill_of_run[run_id] = self.get_run(run_id).name
         return RunPolicy.of(self.catalog.get(name), self.settings)
 
     def wake_due(self, *, executor: str | None = None, run_id: int | None = None) -> list[int]:
@@ -181,11 +181,11 @@ class BackfillService:
         for due_id in due:
             with write_transaction(self.engine) as connection:
                 run = runs.lock_run(connection, due_id)
-                next_window_at = as_utc(run["next_window_at"])
-                if run["status"] != RunStatus.WAITING or next_window_at is None or next_window_at > now:
+                next_window_at = as_utc(run.next_window_at)
+                if run.status != RunStatus.WAITING or next_window_at is None or next_window_at > now:
                     continue
                 runs.transition(connection, due_id, RunStatus.RUNNING, actor="scheduler",
-                                reason=f"time to try again after: {run['wait_reason']}",
+                                reason=f"time to try again after: {run.wait_reason}",
                                 wait_reason=None, next_window_at=None)
                 woken.append(due_id)
         return woken

@@ -50,7 +50,7 @@ def resolve_run(service: BackfillService, ref: str) -> int:
     found = service.list_runs(name=ref)
     if not found:
         raise RunNotFound(ref)
-    return found[-1]["id"]
+    return found[-1].id
 
 
 def control(config: Config, action: str, ref: str, reason: str | None = None,
@@ -64,9 +64,9 @@ def control(config: Config, action: str, ref: str, reason: str | None = None,
         run_id = resolve_run(service, ref)
         run = chosen.apply(service, run_id, actor=cli_actor(), reason=reason,
                            dispatch=dispatcher.send if dispatcher is not None else None)
-        lines = [f"run {run_id} ({run['name']}) is now {run['status']}"]
-        if chosen.target == RunStatus.RUNNING and run["executor"] != "celery":
-            lines.append("continue it here with: python run_migrations.py --batched --only " + run["name"])
+        lines = [f"run {run_id} ({run.name}) is now {run.status}"]
+        if chosen.target == RunStatus.RUNNING and run.executor != "celery":
+            lines.append("continue it here with: python run_migrations.py --batched --only " + run.name)
         return lines
     finally:
         service.engine.dispose()
@@ -78,12 +78,12 @@ def transition_log(config: Config, ref: str) -> list[str]:
         run_id = resolve_run(service, ref)
         lines = [f"run {run_id}:"]
         for t in service.transitions(run_id):
-            when = t["at"].strftime("%Y-%m-%d %H:%M:%S") if t["at"] else "?"
+            when = t.at.strftime("%Y-%m-%d %H:%M:%S") if t.at else "?"
             # Stored text reaches the operator's terminal: control characters (an ESC
             # sequence, a right-to-left override) are shown escaped, never interpreted.
-            reason = f" ({escape_controls(t['reason'])})" if t["reason"] else ""
-            actor = escape_controls(t["actor"])
-            lines.append(f"  {when}  {t['from_status'] or '-':>9} -> {t['to_status']:<9} by {actor}{reason}")
+            reason = f" ({escape_controls(t.reason)})" if t.reason else ""
+            actor = escape_controls(t.actor)
+            lines.append(f"  {when}  {t.from_status or '-':>9} -> {t.to_status:<9} by {actor}{reason}")
         return lines
     finally:
         service.engine.dispose()

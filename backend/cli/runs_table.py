@@ -19,17 +19,17 @@ def runs_table(config: Config, only: Iterable[str] = ()) -> list[str]:
             return ["backfills: none yet (the engine's tables come with revision 0002)"]
         service = BackfillService.from_config(config, engine=engine)
         wanted = set(only)
-        runs = [r for r in service.list_runs() if not wanted or r["name"] in wanted]
+        runs = [r for r in service.list_runs() if not wanted or r.name in wanted]
         if not runs:
             return ["backfills: no runs"]
         lines = ["backfills:", HEADER]
         for run in runs:
-            progress = service.snapshot(run["id"])
+            progress = service.snapshot(run.id)
             total = "?" if progress.rows_total is None else f"{'' if progress.rows_total_exact else '~'}{progress.rows_total:,}"
             percent = "-" if progress.percent is None else f"{progress.percent:.1f}"
             error = (progress.last_error or "").splitlines()[0][:60] if progress.last_error else ""
             lines.append(
-                f"{run['id']:>5}  {run['name']:<28} {run['status']:<10} {progress.rows_scanned:>10,}/{total:<10} "
+                f"{run.id:>5}  {run.name:<28} {run.status:<10} {progress.rows_scanned:>10,}/{total:<10} "
                 f"{percent:>6}  {progress.batches_done:>8}/{progress.batches_failed:<9} {error}"
             )
         return lines

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from backend.backfill import progress
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.model import BatchStatus, Run, RunStatus
 from backend.backfill.state import backfill_batches, backfill_runs
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class DatabaseCollector(Collector):
 def _families(connection: Connection) -> Iterator[Metric]:
     now = utcnow()
     watched = _watched_runs(connection)
-    run_ids = [run["id"] for run in watched]
+    run_ids = [run.id for run in watched]
     batch_counts = _batch_counts(connection, run_ids)
     succeeded = _succeeded_batches(connection, run_ids)
 
@@ -73,10 +73,10 @@ def _families(connection: Connection) -> Iterator[Metric]:
     rows = HistogramMetricFamily("backfill_batch_rows", "Keys walked by each of the run's succeeded batches.",
                                  labels=RUN_LABELS)
     for run in watched:
-        labels = [run["name"], str(run["id"])]
-        counts = batch_counts.get(run["id"], {})
-        gauges.add(labels, run, counts, progress.snapshot(connection, run["id"]), now)
-        done = succeeded.get(run["id"])
+        labels = [run.name, str(run.id)]
+        counts = batch_counts.get(run.id, {})
+        gauges.add(labels, run, counts, progress.snapshot(connection, run.id), now)
+        done = succeeded.get(run.id)
         if done is not None:
             gauges.last_finished.add_metric(labels, done["last_finished"].timestamp())
             duration.add_metric(labels, _buckets(done["duration"], DURATION_BUCKETS, done["count"]),
@@ -87,13 +87,13 @@ def _families(connection: Connection) -> Iterator[Metric]:
     yield rows
 
 
-def _watched_runs(connection: Connection) -> list[Mapping]:
+def _watched_runs(connection: Connection) -> list[Run]:
     """Unfinished runs, and the latest run of each backfill."""
     latest = sa.select(sa.func.max(backfill_runs.c.id)).group_by(backfill_runs.c.name)
     query = (sa.select(backfill_runs)
              .where(sa.or_(backfill_runs.c.status.in_(RunStatus.ACTIVE), backfill_runs.c.id.in_(latest)))
              .order_by(backfill_runs.c.name, backfill_runs.c.id))
-    return list(connection.execute(query).mappings())
+    return [Run.from_row(row) for row in connection.execute(query).mappings()]
 
 
 def _runs_by_status(connection: Connection) -> GaugeMetricFamily:
@@ -182,27 +182,27 @@ class _RunGauges:
         self.last_finished = gauge("backfill_run_last_batch_finished_timestamp_seconds",
                                    "When its last batch succeeded (Unix time).")
 
-    def add(self, labels: list[str], run: Mapping, counts: dict[str, int], snapshot: progress.Progress,
+    def add(self, labels: list[str], run: Run, counts: dict[str, int], snapshot: progress.Progress,
             now: datetime) -> None:
         for status in RunStatus.ALL:
-            self.status.add_metric([*labels, str(status)], 1 if run["status"] == status else 0)
+            self.status.add_metric([*labels, str(status)], 1 if run.status == status else 0)
         for status in BatchStatus.ALL:
             self.batches.add_metric([*labels, str(status)], counts.get(status, 0))
-        self.rows_done.add_metric(labels, run["rows_done"])
-        self.rows_scanned.add_metric(labels, run["rows_scanned"])
-        if run["rows_total"] is not None:
-            self.rows_total.add_metric(labels, run["rows_total"])
-        self.batches_done.add_metric(labels, run["batches_done"])
-        self.batches_failed.add_metric(labels, run["batches_failed"])
+        self.rows_done.add_metric(labels, run.rows_done)
+        self.rows_scanned.add_metric(labels, run.rows_scanned)
+        if run.rows_total is not None:
+            self.rows_total.add_metric(labels, run.rows_total)
+        self.batches_done.add_metric(labels, run.batches_done)
+        self.batches_failed.add_metric(labels, run.batches_failed)
         self.in_flight.add_metric(labels, sum(counts.get(status, 0) for status in BatchStatus.IN_FLIGHT))
-        self.batch_size.add_metric(labels, run["batch_size"])
+        self.batch_size.add_metric(labels, run.batch_size)
         self.rate.add_metric(labels, snapshot.rows_per_second or 0.0)
         if snapshot.eta_seconds is not None:
             self.eta.add_metric(labels, snapshot.eta_seconds)
-        next_window_at = as_utc(run["next_window_at"])
-        if run["status"] == RunStatus.WAITING and next_window_at is not None:
+        next_window_at = as_utc(run.next_window_at)
+        if run.status == RunStatus.WAITING and next_window_at is not None:
             self.next_window.add_metric(labels, (next_window_at - now).total_seconds())
-        started = as_utc(run["started_at"])
+        started = as_utc(run.started_at)
         if started is not None:
             self.started.add_metric(labels, started.timestamp())
 

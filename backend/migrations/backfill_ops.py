@@ -62,7 +62,7 @@ def schedule_backfill(name: str, *, revision: str | None = None) -> None:
         op.execute(offline.schedule_statement(name, backfill, revision))
         return
     connection = op.get_bind()
-    active = [r for r in runs.list_runs(connection, name=name) if r["status"] in RunStatus.ACTIVE]
+    active = [r for r in runs.list_runs(connection, name=name) if r.status in RunStatus.ACTIVE]
     if not active:
         runs.create_run(connection, name, batch_size=backfill.batch_size, max_parallel=backfill.max_parallel,
                         key_type=backfill.key_type, scheduled_by=revision)
@@ -75,7 +75,7 @@ def unschedule_backfill(name: str) -> None:
             op.execute(statement)
         return
     connection = op.get_bind()
-    run_ids = [r["id"] for r in runs.list_runs(connection, name=name)]
+    run_ids = [r.id for r in runs.list_runs(connection, name=name)]
     if run_ids:
         runs.delete_runs(connection, run_ids)
 
@@ -121,13 +121,13 @@ def _gate_problem(connection, name: str) -> str | None:
     shown = f"{left:,}" if left < 1_000_000 else "over 1,000,000"
     if run is None:
         return None if left == 0 else f"never scheduled and {shown} rows need work"
-    status = run["status"]
+    status = run.status
     if status == RunStatus.COMPLETED and (left == 0 or _catalog().get(name).pending_filter() is None):
         return None  # without a pending filter, the completed run is the only proof
     if status == RunStatus.PENDING and left == 0:
-        runs.transition(connection, run["id"], RunStatus.COMPLETED, actor="alembic gate",
+        runs.transition(connection, run.id, RunStatus.COMPLETED, actor="alembic gate",
                         reason="no row needed work", started_at=utcnow(), rows_total=0, rows_total_exact=True)
         return None
     if status == RunStatus.COMPLETED:
-        return f"run {run['id']} completed but {shown} rows still need work"
-    return f"run {run['id']} is {status}, {shown} rows still need work"
+        return f"run {run.id} completed but {shown} rows still need work"
+    return f"run {run.id} is {status}, {shown} rows still need work"

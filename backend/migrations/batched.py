@@ -97,7 +97,7 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
                     result.at = current_revisions(url)
                     return result
         result.at = current_revisions(url)
-        run_ids = [run["id"] for run in service.unfinished_runs(options.only or None)]
+        run_ids = [run.id for run in service.unfinished_runs(options.only or None)]
         _finish_all(service, run_ids, options, display, result)
         return result
     finally:
@@ -110,11 +110,11 @@ def _run_for_gate(service: BackfillService, name: str) -> int:
     batches would fail the same way in a new run, after rescanning every key; the
     operator retries them (or cancels the run to start over)."""
     latest = service.list_runs(name=name)[-1:]
-    if latest and latest[0]["status"] == RunStatus.FAILED:
+    if latest and latest[0].status == RunStatus.FAILED:
         run = latest[0]
         raise BatchedMigrationFailed(
-            f"backfill {name} (run {run['id']}) failed: {run['last_error'] or 'see --log'}; retry its failed batches "
-            f"with: python run_migrations.py --retry {run['id']} (or --cancel {run['id']} to start a new run)")
+            f"backfill {name} (run {run.id}) failed: {run.last_error or 'see --log'}; retry its failed batches "
+            f"with: python run_migrations.py --retry {run.id} (or --cancel {run.id} to start a new run)")
     return service.schedule(name)
 
 
@@ -133,15 +133,15 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
     finished_all = True
     for run_id in run_ids:
         run = service.get_run(run_id)
-        if run["status"] == RunStatus.PAUSED:
+        if run.status == RunStatus.PAUSED:
             raise BatchedMigrationFailed(
-                f"backfill {run['name']} (run {run_id}) is paused; resume it with: "
+                f"backfill {run.name} (run {run_id}) is paused; resume it with: "
                 f"python run_migrations.py --resume {run_id}")
         if options.dispatcher is not None:
             _start_on_workers(service, run_id, options.dispatcher)
             result.dispatched.append(run_id)
             if options.no_wait:
-                display.message(f"backfill {run['name']} (run {run_id}) dispatched to the workers")
+                display.message(f"backfill {run.name} (run {run_id}) dispatched to the workers")
                 finished_all = False
                 continue
             progress = _follow(service, run_id, display, options.poll_interval, send=options.dispatcher.send,

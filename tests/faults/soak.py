@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from backend.backfill.clock import as_utc
-from backend.backfill.state import RunStatus, backfill_batches
+from backend.backfill.model import Run, RunStatus
+from backend.backfill.state import backfill_batches
 from tests.faults.support import FaultStack, Worker, wait_until
 from tests.processes import RedisServer
 
@@ -60,7 +61,7 @@ class Soak:
 
     # --- the faults ------------------------------------------------------------------
     def pool_kill(self) -> str | None:
-        running = [b["claimed_by"] or "" for b in self.stack.batches(self.run_id) if b["status"] == "running"]
+        running = [b.claimed_by or "" for b in self.stack.batches(self.run_id) if b.status == "running"]
         children = [(w, c) for w in self.workers for c in w.pool_children()]
         busy = [(w, c) for w, c in children if any(f":{c}:" in claim for claim in running)]
         if not (busy or children):
@@ -102,7 +103,7 @@ class Soak:
         return f"backend {pid} terminated"
 
     def pause_resume(self) -> str | None:
-        if self.stack.run(self.run_id)["status"] != RunStatus.RUNNING:
+        if self.stack.run(self.run_id).status != RunStatus.RUNNING:
             return None
         service, held = self.stack.service, self.rng.uniform(1, 4)
         service.pause(self.run_id, actor="soak", reason="soak: pause and resume")
@@ -124,7 +125,7 @@ class Soak:
     def recovery(self, after: datetime, timeout: float) -> tuple[float | None, str | None]:
         """(seconds to the next batch, None) or (None, what went wrong)."""
         def settled():
-            if self.stack.run(self.run_id)["status"] == RunStatus.COMPLETED:
+            if self.stack.run(self.run_id).status == RunStatus.COMPLETED:
                 return datetime.now(timezone.utc)
             return self.next_batch_after(after)
 
@@ -139,7 +140,7 @@ class Soak:
 
 
 def summary(*, tally: Tally, minutes: float, seed: int, fault_seconds: float, total_seconds: float,
-            rows: int, run: dict, worker_restarts: int, outcome: str, commit: str) -> str:
+            rows: int, run: Run, worker_restarts: int, outcome: str, commit: str) -> str:
     lines = [
         "# Fault soak: last run",
         "",
@@ -151,8 +152,8 @@ def summary(*, tally: Tally, minutes: float, seed: int, fault_seconds: float, to
         "in each transaction, 2 at once); a shared 2-core machine",
         f"- faults for {fault_seconds / 60:.1f} min (asked {minutes:g}), one at a time, 2-8 s apart, each "
         "followed by the wait for a batch claimed after it to finish",
-        f"- run time {total_seconds / 60:.1f} min; rows {rows:,}; run {run.get('status')}, "
-        f"{run.get('batches_done', 0):,} batches; worker restarts {worker_restarts}",
+        f"- run time {total_seconds / 60:.1f} min; rows {rows:,}; run {run.status}, "
+        f"{run.batches_done:,} batches; worker restarts {worker_restarts}",
         f"- outcome: {outcome}",
         "",
         "| fault | injected | survived | slowest recovery (s) |",

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from celery import Celery
 from sqlalchemy.engine import make_url
 
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_transitions
+from backend.backfill.model import Batch, BatchStatus, Run, RunStatus, Transition
+from backend.backfill.state import backfill_batches
 from backend.migrations.alembic_api import upgrade
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touched
 from tests.faults import backfills as fault_backfills
@@ -290,53 +291,50 @@ class FaultStack:
         insert_rows(self.engine, ids)
         run_id = self.service.schedule(name)
         self.client.send_task("worker.tasks.start_run", args=[run_id])
-        self.wait_run(run_id, lambda run: run["status"] != RunStatus.PENDING, "the run to start", timeout=30)
+        self.wait_run(run_id, lambda run: run.status != RunStatus.PENDING, "the run to start", timeout=30)
         outside = list(outside)
         if outside:
             run = self.run(run_id)
-            assert all(not int(run["key_min"]) <= i <= int(run["key_max"]) for i in outside)
+            assert all(not int(run.key_min) <= i <= int(run.key_max) for i in outside)
             insert_rows(self.engine, outside)
         return run_id
 
     # reading the durable state
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> Run:
         return self.service.get_run(run_id)
 
-    def batches(self, run_id: int) -> list[dict[str, Any]]:
+    def batches(self, run_id: int) -> list[Batch]:
         with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(
+            return [Batch.from_row(row) for row in connection.execute(
                 sa.select(backfill_batches).where(backfill_batches.c.run_id == run_id).order_by(backfill_batches.c.seq)
             ).mappings()]
 
-    def batch(self, batch_id: int) -> dict[str, Any]:
+    def batch(self, batch_id: int) -> Batch:
         with self.engine.connect() as connection:
-            return dict(connection.execute(
+            return Batch.from_row(connection.execute(
                 sa.select(backfill_batches).where(backfill_batches.c.id == batch_id)).mappings().one())
 
-    def transitions(self, run_id: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(
-                sa.select(backfill_transitions).where(backfill_transitions.c.run_id == run_id)
-                .order_by(backfill_transitions.c.id)).mappings()]
+    def transitions(self, run_id: int) -> list[Transition]:
+        return self.service.transitions(run_id)
 
     def touched(self) -> dict[int, int]:
         return touched(self.engine)
 
-    def rows_of(self, batch: dict[str, Any]) -> dict[int, int]:
-        low = int(batch["key_after"]) if batch["key_after"] is not None else None
-        high = int(batch["key_end"])
+    def rows_of(self, batch: Batch) -> dict[int, int]:
+        low = int(batch.key_after) if batch.key_after is not None else None
+        high = int(batch.key_end)
         return {k: v for k, v in self.touched().items() if (low is None or k > low) and k <= high}
 
-    def wait_run(self, run_id: int, condition: Callable[[dict], bool], what: str, timeout: float = 60) -> dict:
+    def wait_run(self, run_id: int, condition: Callable[[Run], bool], what: str, timeout: float = 60) -> Run:
         return wait_until(lambda: (run := self.run(run_id)) and condition(run) and run, timeout, what,
                           interval=0.1, diagnostics=lambda: f"run: {self.run(run_id)}\n{self.logs()}")
 
-    def wait_finished(self, run_id: int, timeout: float = 60) -> dict:
-        return self.wait_run(run_id, lambda run: run["status"] in RunStatus.FINISHED, "the run to finish", timeout)
+    def wait_finished(self, run_id: int, timeout: float = 60) -> Run:
+        return self.wait_run(run_id, lambda run: run.status in RunStatus.FINISHED, "the run to finish", timeout)
 
-    def batch_claimed_by(self, run_id: int, pid: int) -> dict[str, Any]:
+    def batch_claimed_by(self, run_id: int, pid: int) -> Batch:
         running = [b for b in self.batches(run_id)
-                   if b["status"] == BatchStatus.RUNNING and f":{pid}:" in (b["claimed_by"] or "")]
+                   if b.status == BatchStatus.RUNNING and f":{pid}:" in (b.claimed_by or "")]
         assert len(running) == 1, (pid, self.batches(run_id))
         return running[0]
 
@@ -397,33 +395,33 @@ class FaultStack:
 
 # --- what every fault test checks afterwards ------------------------------------------
 
-def assert_ranges_tile(run: dict, batches: list[dict]) -> None:
+def assert_ranges_tile(run: Run, batches: list[Batch]) -> None:
     """The batches' key ranges cover [key_min, key_max] without gap or overlap."""
-    ordered = sorted(batches, key=lambda b: int(b["key_end"]))
+    ordered = sorted(batches, key=lambda b: int(b.key_end))
     assert ordered, "the run has no batch"
-    assert ordered[0]["key_after"] is None, ordered[0]
+    assert ordered[0].key_after is None, ordered[0]
     for before, after in zip(ordered, ordered[1:]):
-        assert after["key_after"] is not None and int(after["key_after"]) == int(before["key_end"]), \
+        assert after.key_after is not None and int(after.key_after) == int(before.key_end), \
             f"ranges overlap or leave a gap: {before} / {after}"
-    assert int(ordered[-1]["key_end"]) == int(run["key_max"])
+    assert int(ordered[-1].key_end) == int(run.key_max)
 
 
-def assert_exactly_once(stack: FaultStack, run_id: int, ids: Iterable[int], outside: Iterable[int] = ()) -> dict:
+def assert_exactly_once(stack: FaultStack, run_id: int, ids: Iterable[int], outside: Iterable[int] = ()) -> Run:
     """Every row in range touched exactly once, rows outside untouched, and the run's
     own counters agreeing with the data and with its batches."""
     ids, outside = sorted(ids), sorted(outside)
     run = stack.run(run_id)
-    assert run["status"] == RunStatus.COMPLETED, f"{run}\n{stack.logs()}"
+    assert run.status == RunStatus.COMPLETED, f"{run}\n{stack.logs()}"
     data = stack.touched()
     wrong = {i: data.get(i) for i in ids if data.get(i) != 1}
     assert not wrong, f"rows in range not touched exactly once: {wrong}"
     assert {i: data[i] for i in outside} == {i: 0 for i in outside}, "rows outside the run's bounds were touched"
     batches = stack.batches(run_id)
-    assert {b["status"] for b in batches} == {BatchStatus.SUCCEEDED}, batches
-    assert run["rows_done"] == len(ids) == sum(b["rows_affected"] for b in batches)
-    assert run["rows_scanned"] == len(ids) == sum(b["rows_in_range"] for b in batches)
-    assert run["batches_done"] == len(batches)
-    assert run["batches_failed"] == 0
+    assert {b.status for b in batches} == {BatchStatus.SUCCEEDED}, batches
+    assert run.rows_done == len(ids) == sum(b.rows_affected for b in batches)
+    assert run.rows_scanned == len(ids) == sum(b.rows_in_range for b in batches)
+    assert run.batches_done == len(batches)
+    assert run.batches_failed == 0
     assert_ranges_tile(run, batches)
     return run
 

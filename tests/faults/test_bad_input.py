@@ -147,7 +147,7 @@ def assert_every_control_refuses(shop, run_id: int) -> None:
 
 def test_illegal_transitions_are_refused_and_change_nothing(shop):
     running = shop.schedule("test_touch")
-    assert shop.start(running, executor="inprocess")["status"] == RunStatus.RUNNING
+    assert shop.start(running, executor="inprocess").status == RunStatus.RUNNING
     finished = shop.schedule("test_touch_filtered")
     shop.transition(finished, RunStatus.CANCELLED, actor="fault-suite")
     before = dump_database(shop.engine)
@@ -162,7 +162,7 @@ def test_illegal_transitions_are_refused_and_change_nothing(shop):
         (running, lambda r: shop.transition(r, "running'; DROP TABLE users;--", actor="fault-suite")),
     ]
     for run_id, control in refused:
-        status = shop.get_run(run_id)["status"]
+        status = shop.get_run(run_id).status
         with pytest.raises(IllegalTransition, match=f"run {run_id} is {status}; it cannot become "):
             control(run_id)
     assert dump_database(shop.engine) == before

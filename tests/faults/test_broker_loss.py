@@ -35,7 +35,7 @@ def settled(stack, worker, run_id: int) -> bool:
     """The worker has finished the batch it held: by its log, or by the database when
     its main process is stuck reconnecting to the broker (it logs no task result until
     the broker is back, though the pool process has finished): no batch is running."""
-    return idle(worker) or not any(batch["status"] == "running" for batch in stack.batches(run_id))
+    return idle(worker) or not any(batch.status == "running" for batch in stack.batches(run_id))
 
 
 def idle(worker) -> bool:
@@ -56,7 +56,7 @@ def test_redis_restarted_empty_mid_run(stack):
     worker = stack.worker(concurrency=1)
     stack.beat()
     run_id = stack.start_run("test_touch_slow", IDS, outside=OUTSIDE)
-    stack.wait_run(run_id, lambda run: run["batches_done"] >= 2, "two batches done")
+    stack.wait_run(run_id, lambda run: run.batches_done >= 2, "two batches done")
     wait_until(lambda: queued_messages(stack), 20, "a batch message waiting in Redis")
     waiting = queued_messages(stack)
 
@@ -64,7 +64,7 @@ def test_redis_restarted_empty_mid_run(stack):
     wait_until(lambda: "Connection to broker lost" in worker.log() and settled(stack, worker, run_id), 30,
                "the worker to notice the broker is gone and finish what it held", diagnostics=stack.logs)
     time.sleep(PUBLISH_GIVE_UP_SECONDS)  # its attempts to publish the next batches fail meanwhile
-    assert stack.run(run_id)["status"] == "running"
+    assert stack.run(run_id).status == "running"
     stack.restart_redis_empty()
     # The messages that waited are gone. (The beat and the worker may publish new
     # ones as soon as they reconnect, so the new Redis is not checked for emptiness.)

@@ -17,7 +17,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from backend.backfill.state import RunStatus
+from backend.backfill.model import Batch, RunStatus
 from backend.migrations.alembic_api import current_revisions, head_revisions, upgrade
 from tests.backfill_helpers import create_touch_tables, insert_rows, make_service
 from tests.faults.support import assert_ranges_tile
@@ -57,24 +57,24 @@ def test_two_batched_migrations_at_once_run_each_range_once(pg_url):
     assert current_revisions(pg_url) == head_revisions()
 
     runs = service.list_runs()
-    assert sorted(run["name"] for run in runs) == sorted(
+    assert sorted(run.name for run in runs) == sorted(
         ["orders_total_cents", "translation_slugs", "users_email_normalized", "test_touch_slow"]), runs
     for run in runs:
-        assert run["status"] == RunStatus.COMPLETED, run
+        assert run.status == RunStatus.COMPLETED, run
         with engine.connect() as connection:
-            batches = [dict(b) for b in connection.execute(
-                sa.text("SELECT * FROM backfill_batches WHERE run_id = :r"), {"r": run["id"]}).mappings()]
-        assert {b["status"] for b in batches} == {"succeeded"}, (run, batches)
+            batches = [Batch.from_row(b) for b in connection.execute(
+                sa.text("SELECT * FROM backfill_batches WHERE run_id = :r"), {"r": run.id}).mappings()]
+        assert {b.status for b in batches} == {"succeeded"}, (run, batches)
         assert_ranges_tile(run, batches)  # no key range carved twice
-        assert run["batches_done"] == len(batches)
-        assert run["rows_done"] == sum(b["rows_affected"] for b in batches)
+        assert run.batches_done == len(batches)
+        assert run.rows_done == sum(b.rows_affected for b in batches)
 
     with engine.connect() as connection:
         totals = dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all())
         touched = dict(connection.execute(sa.text("SELECT id, touched FROM touch_rows")).all())
     assert totals == expected_totals
     assert touched == {i: 1 for i in TOUCH_IDS}  # every row once: no batch ran twice
-    by_name = {run["name"]: run for run in runs}
-    assert by_name["test_touch_slow"]["rows_done"] == len(TOUCH_IDS)
-    assert by_name["orders_total_cents"]["rows_done"] == len(expected_totals)
+    by_name = {run.name: run for run in runs}
+    assert by_name["test_touch_slow"].rows_done == len(TOUCH_IDS)
+    assert by_name["orders_total_cents"].rows_done == len(expected_totals)
     engine.dispose()

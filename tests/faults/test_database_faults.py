@@ -42,10 +42,10 @@ def test_connection_terminated_mid_batch_is_retried_and_applied_once(stack):
         os.kill(owner, signal.SIGCONT)  # it wakes up inside a transaction whose session is gone
     stack.wait_finished(run_id)
     assert_exactly_once(stack, run_id, FEW_IDS, OUTSIDE)
-    retried = stack.batch(batch["id"])
-    assert retried["attempts"] == 2, retried  # the terminated attempt, then the one that committed
+    retried = stack.batch(batch.id)
+    assert retried.attempts == 2, retried  # the terminated attempt, then the one that committed
     assert worker.process.poll() is None  # the worker survived its connection
-    assert "connection" in (stack.run(run_id)["last_error"] or ""), stack.run(run_id)  # why it was retried
+    assert "connection" in (stack.run(run_id).last_error or ""), stack.run(run_id)  # why it was retried
 
 
 # --- fault 5: one scenario, observed by two tests -------------------------------------
@@ -94,7 +94,7 @@ def refused_connections(postgres_available, redis_binary, tmp_path_factory):
         workers = [stack.worker(), stack.worker()]
         stack.beat()
         run_id = stack.start_run("test_touch_slow", IDS, outside=OUTSIDE)
-        stack.wait_run(run_id, lambda run: run["batches_done"] >= 2, "two batches done")
+        stack.wait_run(run_id, lambda run: run.batches_done >= 2, "two batches done")
 
         _admin(f'ALTER DATABASE "{database}" CONNECTION LIMIT 0')
         _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db AND usename = :role",
@@ -118,8 +118,8 @@ def refused_connections(postgres_available, redis_binary, tmp_path_factory):
 @pytest.mark.slow
 def test_refused_connections_the_run_waits_and_completes_exactly_once(refused_connections):
     stack, run_id, during = refused_connections["stack"], refused_connections["run_id"], refused_connections["during"]
-    assert during["run"]["status"] == RunStatus.RUNNING  # not failed while the database refused
-    assert BatchStatus.FAILED not in {b["status"] for b in during["batches"]}
+    assert during["run"].status == RunStatus.RUNNING  # not failed while the database refused
+    assert BatchStatus.FAILED not in {b.status for b in during["batches"]}
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
 
 
@@ -127,6 +127,6 @@ def test_refused_connections_the_run_waits_and_completes_exactly_once(refused_co
 def test_refused_connections_the_reason_is_visible_in_the_runs_state(refused_connections):
     stack, run_id = refused_connections["stack"], refused_connections["run_id"]
     run = stack.run(run_id)
-    texts = [run["last_error"], run["wait_reason"], *(b["error"] for b in stack.batches(run_id)),
-             *(t["reason"] for t in stack.transitions(run_id))]
+    texts = [run.last_error, run.wait_reason, *(b.error for b in stack.batches(run_id)),
+             *(t.reason for t in stack.transitions(run_id))]
     assert any(text and ("connection" in text.lower()) for text in texts), texts

@@ -25,7 +25,7 @@ def start_without_dispatch(stack, name: str, ids: list[int]) -> tuple[int, list[
 
     insert_rows(stack.engine, ids)
     run_id = stack.service.schedule(name)
-    assert stack.service.start(run_id, executor="celery")["status"] == RunStatus.RUNNING
+    assert stack.service.start(run_id, executor="celery").status == RunStatus.RUNNING
     return run_id, stack.service.advance(run_id)
 
 
@@ -58,7 +58,7 @@ def test_same_batch_delivered_twice_at_once_has_one_effect(stack, backfill):
     assert_exactly_once(stack, run_id, IDS)
     assert receivers(workers, task_id) == 2, stack.logs()  # both workers got a copy
     batch = stack.batch(first)
-    assert batch["attempts"] == 1 and batch["rows_affected"] == 5, batch
+    assert batch.attempts == 1 and batch.rows_affected == 5, batch
     # The copy that found the batch leased retries when the lease expires: it must
     # find the batch done and change nothing.
     wait_until(lambda: outcomes(workers, first, "done"), 2 * LEASE_SECONDS + 5, "the duplicate to find the batch done",
@@ -87,11 +87,11 @@ def test_duplicate_claiming_after_the_lease_expired_waits_for_the_open_transacti
         with stack.engine.connect() as connection:
             if connection.execute(blocked, {"db": stack.database}).scalar():
                 seen_waiting.append(True)
-        return stack.run(run_id)["status"] in RunStatus.FINISHED
+        return stack.run(run_id).status in RunStatus.FINISHED
 
     wait_until(finished, 45, "the run to finish", diagnostics=stack.logs)
     assert_exactly_once(stack, run_id, ids)
     assert receivers(workers, task_id) == 2, stack.logs()
     assert seen_waiting, "the second copy never claimed while the first transaction was open"
-    assert stack.batch(only)["attempts"] == 1
+    assert stack.batch(only).attempts == 1
     assert outcomes(workers, only, "succeeded") == 1 and outcomes(workers, only, "done") == 1, stack.logs()

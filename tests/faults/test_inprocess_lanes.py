@@ -39,7 +39,7 @@ def scheduled(stack) -> int:
 
 
 def running_batches(stack, run_id: int) -> int:
-    return sum(1 for b in stack.batches(run_id) if b["status"] == BatchStatus.RUNNING)
+    return sum(1 for b in stack.batches(run_id) if b.status == BatchStatus.RUNNING)
 
 
 def log_text(stack, name: str) -> str:
@@ -57,7 +57,7 @@ def test_a_lanes_connection_terminated_mid_batch_the_run_completes_exactly_once(
         insert_rows_outside(stack, run_id)
         open_tx, owner = stack.freeze_inside_batch(lambda: [process.pid])  # both lanes stopped
         try:
-            frozen = [b["id"] for b in stack.batches(run_id) if b["status"] == BatchStatus.RUNNING]
+            frozen = [b.id for b in stack.batches(run_id) if b.status == BatchStatus.RUNNING]
             with stack.engine.connect() as connection:
                 assert connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"),
                                           {"pid": open_tx.backend_pid}).scalar()
@@ -69,9 +69,9 @@ def test_a_lanes_connection_terminated_mid_batch_the_run_completes_exactly_once(
         if process.poll() is None:
             process.kill()
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
-    assert max(b["attempts"] for b in stack.batches(run_id)) == 2  # the terminated attempt, then the one that committed
-    assert 2 in [stack.batch(batch_id)["attempts"] for batch_id in frozen]  # the lane whose session was cut
-    assert "connection" in (stack.run(run_id)["last_error"] or ""), stack.run(run_id)
+    assert max(b.attempts for b in stack.batches(run_id)) == 2  # the terminated attempt, then the one that committed
+    assert 2 in [stack.batch(batch_id).attempts for batch_id in frozen]  # the lane whose session was cut
+    assert "connection" in (stack.run(run_id).last_error or ""), stack.run(run_id)
 
 
 def insert_rows_outside(stack, run_id: int) -> None:
@@ -79,7 +79,7 @@ def insert_rows_outside(stack, run_id: int) -> None:
     from tests.backfill_helpers import insert_rows
 
     run = stack.run(run_id)
-    assert all(not int(run["key_min"]) <= i <= int(run["key_max"]) for i in OUTSIDE)
+    assert all(not int(run.key_min) <= i <= int(run.key_max) for i in OUTSIDE)
     insert_rows(stack.engine, OUTSIDE)
 
 
@@ -89,7 +89,7 @@ def test_interrupted_mid_run_the_lanes_stop_cleanly_and_a_second_batched_finishe
     run_id = scheduled(stack)
     first = batched(stack, "first.log")
     try:
-        wait_until(lambda: stack.run(run_id)["batches_done"] >= 2 and running_batches(stack, run_id) == 2, 30,
+        wait_until(lambda: stack.run(run_id).batches_done >= 2 and running_batches(stack, run_id) == 2, 30,
                    "two lanes inside batches after two batches", diagnostics=lambda: log_text(stack, "first.log"))
         insert_rows_outside(stack, run_id)
         first.send_signal(signum)
@@ -100,10 +100,10 @@ def test_interrupted_mid_run_the_lanes_stop_cleanly_and_a_second_batched_finishe
     assert code != 0, log_text(stack, "first.log")
     run = stack.run(run_id)
     batches = stack.batches(run_id)
-    assert run["lease_owner"] is None, run  # released: the next process need not wait for it
-    assert BatchStatus.RUNNING not in {b["status"] for b in batches}, batches  # each lane finished its batch
-    assert run["batches_done"] < len(IDS) // 5, "the run was not interrupted mid-way"
-    done = {i for b in batches if b["status"] == BatchStatus.SUCCEEDED for i in stack.rows_of(b)}
+    assert run.lease_owner is None, run  # released: the next process need not wait for it
+    assert BatchStatus.RUNNING not in {b.status for b in batches}, batches  # each lane finished its batch
+    assert run.batches_done < len(IDS) // 5, "the run was not interrupted mid-way"
+    done = {i for b in batches if b.status == BatchStatus.SUCCEEDED for i in stack.rows_of(b)}
     assert stack.touched() == {i: int(i in done) for i in [*IDS, *OUTSIDE]}  # committed batches once, others not
 
     second = batched(stack, "second.log")

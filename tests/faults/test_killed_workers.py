@@ -28,7 +28,7 @@ def kill_inside_batch(stack, candidates, *, whole_group=None, before_kill=lambda
     running it (or the whole worker `whole_group`), and prove that the transaction
     rolled back."""
     open_tx, owner = stack.freeze_inside_batch(candidates)
-    run_id = stack.service.list_runs()[-1]["id"]
+    run_id = stack.service.list_runs()[-1].id
     batch = stack.batch_claimed_by(run_id, owner)
     before_kill(run_id)
     if whole_group is not None:
@@ -36,8 +36,8 @@ def kill_inside_batch(stack, candidates, *, whole_group=None, before_kill=lambda
     else:
         os.kill(owner, signal.SIGKILL)
     stack.wait_backend_gone(open_tx.backend_pid)
-    after = stack.batch(batch["id"])
-    assert after["status"] == BatchStatus.RUNNING and after["claimed_by"] == batch["claimed_by"], \
+    after = stack.batch(batch.id)
+    assert after.status == BatchStatus.RUNNING and after.claimed_by == batch.claimed_by, \
         f"the killed attempt committed after all: {after}"
     assert set(stack.rows_of(after).values()) == {0}, "the killed batch's UPDATE was not rolled back"
     return owner, batch
@@ -55,8 +55,8 @@ def test_pool_child_killed_mid_batch_is_redelivered_and_applied_once(stack, back
     assert child != worker.pid
     stack.wait_finished(run_id)
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
-    retried = stack.batch(batch["id"])
-    assert retried["attempts"] >= 2 and f":{child}:" not in retried["claimed_by"]
+    retried = stack.batch(batch.id)
+    assert retried.attempts >= 2 and f":{child}:" not in retried.claimed_by
     assert "WorkerLostError" in worker.log() or "exited with 'signal 9" in worker.log(), worker.log()[-3000:]
 
 
@@ -73,8 +73,8 @@ def test_whole_worker_killed_mid_batch_is_redispatched_by_the_beat(stack):
     assert not victim.pids() and survivor.process.poll() is None
     stack.wait_finished(run_id)
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
-    retried = stack.batch(batch["id"])
-    assert retried["attempts"] >= 2 and f":{owner}:" not in retried["claimed_by"]
+    retried = stack.batch(batch.id)
+    assert retried.attempts >= 2 and f":{owner}:" not in retried.claimed_by
     assert "recovery re-dispatched batches" in survivor.log()
 
 
@@ -93,16 +93,16 @@ def test_batch_that_kills_its_worker_every_time_reaches_its_attempt_limit(stack)
     run_id = stack.start_run("fault_crash", ids)
 
     def crashing_batch():
-        return next((b for b in stack.batches(run_id) if b["seq"] == 2), None)
+        return next((b for b in stack.batches(run_id) if b.seq == 2), None)
 
-    wait_until(lambda: stack.run(run_id)["status"] in RunStatus.FINISHED
-               or ((b := crashing_batch()) is not None and b["attempts"] > 2),
+    wait_until(lambda: stack.run(run_id).status in RunStatus.FINISHED
+               or ((b := crashing_batch()) is not None and b.attempts > 2),
                45, "the run to fail or the crashing batch to start a third attempt", interval=0.1,
                diagnostics=stack.logs)
     batch, run = crashing_batch(), stack.run(run_id)
-    assert batch["attempts"] <= 2, f"attempt {batch['attempts']} of a batch allowed 2: {batch}"
-    assert batch["status"] == BatchStatus.FAILED and batch["error"]
-    assert run["status"] == RunStatus.FAILED and run["last_error"]
+    assert batch.attempts <= 2, f"attempt {batch.attempts} of a batch allowed 2: {batch}"
+    assert batch.status == BatchStatus.FAILED and batch.error
+    assert run.status == RunStatus.FAILED and run.last_error
     assert set(stack.rows_of(batch).values()) == {0}
 
 
@@ -118,12 +118,12 @@ def test_worker_killed_while_the_run_is_paused_then_resumed(stack):
         run_id, actor="fault-suite", reason="paused while a batch is open"))
 
     frozen = (stack.touched(), stack.batches(run_id), stack.run(run_id))
-    assert frozen[2]["status"] == RunStatus.PAUSED
+    assert frozen[2].status == RunStatus.PAUSED
     survivor = stack.worker(concurrency=1)
     stack.beat()
     # Two recovery passes after the dead claim's lease expired: they must leave a
     # paused run alone.
-    expired = max(b["lease_expires_at"] for b in frozen[1] if b["lease_expires_at"] is not None)
+    expired = max(b.lease_expires_at for b in frozen[1] if b.lease_expires_at is not None)
     wait_until(lambda: _database_now(stack) > expired, 2 * LEASE_SECONDS, "the dead claim's lease to expire")
     passes = task_outcomes(survivor, "recover", "succeeded")
     wait_until(lambda: task_outcomes(survivor, "recover", "succeeded") >= passes + 2, 30,
@@ -133,7 +133,7 @@ def test_worker_killed_while_the_run_is_paused_then_resumed(stack):
     stack.service.resume(run_id, actor="fault-suite", dispatch=stack.dispatch)
     stack.wait_finished(run_id)
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
-    moves = [(t["from_status"], t["to_status"], t["actor"]) for t in stack.transitions(run_id)]
+    moves = [(t.from_status, t.to_status, t.actor) for t in stack.transitions(run_id)]
     assert ("running", "paused", "fault-suite") in moves and ("paused", "running", "fault-suite") in moves
 
 
@@ -155,19 +155,19 @@ def test_workers_killed_as_the_window_closes_and_while_it_waits_then_it_opens(st
     stack.set_worker_time(datetime.combine(today, time(1, 30), timezone.utc))
     first = stack.worker(concurrency=1)
     run_id = stack.start_run("fault_windowed", IDS, outside=OUTSIDE)
-    stack.wait_run(run_id, lambda run: run["batches_done"] >= 1, "a first batch inside the window")
+    stack.wait_run(run_id, lambda run: run.batches_done >= 1, "a first batch inside the window")
 
     open_tx, child = stack.freeze_inside_batch(first.pool_children)
     killed = stack.batch_claimed_by(run_id, child)
     stack.set_worker_time(datetime.combine(today, time(2, 30), timezone.utc))
     os.kill(child, signal.SIGKILL)
     stack.wait_backend_gone(open_tx.backend_pid)
-    assert stack.batch(killed["id"])["status"] != BatchStatus.SUCCEEDED
+    assert stack.batch(killed.id).status != BatchStatus.SUCCEEDED
     assert set(stack.rows_of(killed).values()) == {0}, "the killed batch's UPDATE was not rolled back"
-    waiting = stack.wait_run(run_id, lambda run: run["status"] == RunStatus.WAITING,
+    waiting = stack.wait_run(run_id, lambda run: run.status == RunStatus.WAITING,
                              "the run to wait for its next window", timeout=30)
-    assert as_utc(waiting["next_window_at"]) == windows[1][0]
-    assert "outside the maintenance windows" in waiting["wait_reason"]
+    assert as_utc(waiting.next_window_at) == windows[1][0]
+    assert "outside the maintenance windows" in waiting.wait_reason
 
     first.kill()  # killed while the run waits
     frozen = (stack.touched(), stack.batches(run_id), stack.run(run_id))
@@ -183,11 +183,11 @@ def test_workers_killed_as_the_window_closes_and_while_it_waits_then_it_opens(st
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)
     batches = stack.batches(run_id)
     outside_windows = [b for b in batches
-                       if not any(start <= as_utc(b["started_at"]) < end for start, end in windows)]
+                       if not any(start <= as_utc(b.started_at) < end for start, end in windows)]
     assert not outside_windows, f"batches started outside the window: {outside_windows}"
-    retried = stack.batch(killed["id"])
-    assert as_utc(retried["started_at"]) >= windows[1][0] and f":{child}:" not in retried["claimed_by"]
-    moves = [(t["from_status"], t["to_status"], t["actor"]) for t in stack.transitions(run_id)]
+    retried = stack.batch(killed.id)
+    assert as_utc(retried.started_at) >= windows[1][0] and f":{child}:" not in retried.claimed_by
+    moves = [(t.from_status, t.to_status, t.actor) for t in stack.transitions(run_id)]
     assert ("running", "waiting", "maintenance window") in moves and ("waiting", "running", "scheduler") in moves
 
 

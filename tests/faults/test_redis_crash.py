@@ -54,7 +54,7 @@ RECOVERY_LIMIT = 3 * RECOVERY_BOUND
 
 def busy_pool_processes(stack, run_id: int, workers) -> dict:
     """Worker -> one of its pool processes holding a running batch of the run."""
-    running = [b["claimed_by"] or "" for b in stack.batches(run_id) if b["status"] == "running"]
+    running = [b.claimed_by or "" for b in stack.batches(run_id) if b.status == "running"]
     found = {}
     for worker in workers:
         for child in worker.pool_children():
@@ -66,9 +66,9 @@ def busy_pool_processes(stack, run_id: int, workers) -> dict:
 
 def next_batch_finished_after(stack, run_id: int, moment: datetime) -> datetime | None:
     """When the first batch claimed after `moment` finished (None: none yet)."""
-    finished = [as_utc(b["finished_at"]) for b in stack.batches(run_id)
-                if b["status"] == "succeeded" and b["started_at"] is not None
-                and as_utc(b["started_at"]) > moment and b["finished_at"] is not None]
+    finished = [as_utc(b.finished_at) for b in stack.batches(run_id)
+                if b.status == "succeeded" and b.started_at is not None
+                and as_utc(b.started_at) > moment and b.finished_at is not None]
     return min(finished) if finished else None
 
 
@@ -105,7 +105,7 @@ def test_workers_survive_redis_crashes_with_pool_processes_killed(stack, record_
         recoveries.append((finished - back).total_seconds())
         for worker in workers:
             assert worker.alive(), f"round {round_no}: a worker died after Redis came back\n{stack.logs()}"
-        assert stack.run(run_id)["status"] == "running", f"round {round_no}: the run ended early: add rows"
+        assert stack.run(run_id).status == "running", f"round {round_no}: the run ended early: add rows"
 
     stack.wait_finished(run_id, timeout=120)
     assert_exactly_once(stack, run_id, IDS, OUTSIDE)

@@ -68,7 +68,7 @@ def test_soak_random_faults_then_exactly_once(stack, pytestconfig):
     deadline = fault_started + minutes * 60
     outcome, fault_seconds = "not finished", 0.0
     try:
-        while time.monotonic() < deadline and stack.run(run_id)["status"] != "completed":
+        while time.monotonic() < deadline and stack.run(run_id).status != "completed":
             time.sleep(rng.uniform(2, 8))
             kind = first_round.pop() if first_round else rng.choices(soak.KINDS, soak.WEIGHTS)[0]
             if getattr(run, kind)() is None:
@@ -92,4 +92,4 @@ def test_soak_random_faults_then_exactly_once(stack, pytestconfig):
                             worker_restarts=run.worker_restarts, outcome=outcome, commit=_commit())
         report.write_text(text)
         print("\n" + text)
-    assert finished["status"] == "completed"
+    assert finished.status == "completed"

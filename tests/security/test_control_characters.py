@@ -85,7 +85,7 @@ def test_control_reasons_with_control_characters_are_refused_by_the_api(running_
     finally:
         app.extensions["db_engine"].dispose()
     assert response.status_code == 400
-    assert service.get_run(run_id)["status"] == "running"
+    assert service.get_run(run_id).status == "running"
 
 
 def test_control_reasons_with_control_characters_are_refused_by_the_cli(running_run):
@@ -93,7 +93,7 @@ def test_control_reasons_with_control_characters_are_refused_by_the_cli(running_
     result = run_migrations(url, "--pause", str(run_id), "--reason", "peak \x1b]0;pwned\x07")
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "\x1b" not in result.stderr
-    assert service.get_run(run_id)["status"] == "running"
+    assert service.get_run(run_id).status == "running"
 
 
 def test_the_log_shows_stored_control_characters_escaped(running_run):

@@ -18,24 +18,25 @@ again (its `measured_at` is its last update), so its ETag has no tick.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill import controls, progress, runs, stall
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.model import Batch, BatchStatus, Run, RunStatus, Transition
+from backend.backfill.state import backfill_batches, backfill_runs
 
 RATE_TICK_SECONDS = 5
 BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
 REPRESENTATION_VERSION = "v2"  # part of every ETag: bump it when the JSON shape changes
 
-Run = Mapping[str, Any]
 ScheduleFor = Callable[[str], Any]  # backfill name -> its WindowSchedule, or None when unknown
 
 
@@ -64,7 +65,7 @@ def _canonical(value: Any) -> str:
 
 def _row_fingerprint(run: Run) -> str:
     # The whole row, so that a column the engine adds later changes the ETag too.
-    return "|".join(f"{key}={_canonical(run[key])}" for key in sorted(run.keys()))
+    return "|".join(f"{field.name}={_canonical(getattr(run, field.name))}" for field in dataclasses.fields(run))
 
 
 def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchStats"]) -> str:
@@ -72,10 +73,10 @@ def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchSta
     rows, the batch counts read now (a claimed batch changes no run row) and, while a
     run is active, the tick."""
     digest = hashlib.sha256(REPRESENTATION_VERSION.encode())
-    if any(run["status"] in RunStatus.ACTIVE for run in rows):
+    if any(run.status in RunStatus.ACTIVE for run in rows):
         digest.update(f"tick={iso(as_of)}".encode())
     for run in rows:
-        counts = stats.get(run["id"]) or BatchStats()
+        counts = stats.get(run.id) or BatchStats()
         digest.update(b"\n" + _row_fingerprint(run).encode() + f"|{counts.in_flight}|{counts.running}|{counts.held}"
                       f"|{_canonical(counts.last_claimed_at)}|{_canonical(counts.last_finished_at)}".encode())
     return f'"{digest.hexdigest()[:40]}"'
@@ -100,7 +101,7 @@ def list_runs(connection: Connection, status: str | None = None) -> list[Run]:
     query = sa.select(backfill_runs).order_by(backfill_runs.c.id.desc())
     if status is not None:
         query = query.where(backfill_runs.c.status == status)
-    return list(connection.execute(query).mappings())
+    return [Run.from_row(row) for row in connection.execute(query).mappings()]
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,10 @@ class BatchStats:
 
 def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) -> dict[int, BatchStats]:
     """One aggregate query over the batches of the active runs among `rows`."""
-    active = [run["id"] for run in rows if run["status"] in RunStatus.ACTIVE]
+    active = [run.id for run in rows if run.status in RunStatus.ACTIVE]
     if not active:
         return {}
-    running = [run["id"] for run in rows if run["status"] == RunStatus.RUNNING]
+    running = [run.id for run in rows if run.status == RunStatus.RUNNING]
     b = backfill_batches
     in_flight = b.c.status.in_(BatchStatus.IN_FLIGHT)
     recent = sa.and_(b.c.run_id.in_(running) if running else sa.false(), progress.in_rate_window(as_of))
@@ -150,14 +151,14 @@ def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) ->
 def stall_view(run: Run, stats: BatchStats, as_of: datetime) -> dict[str, Any] | None:
     """The engine's stall rule on this reading, as of the tick: a running run nobody
     has taken a batch of for STALL_SECONDS although batches wait (or none is carved)."""
-    if run["status"] != RunStatus.RUNNING:
+    if run.status != RunStatus.RUNNING:
         return None
     activity = stall.BatchActivity(
         last_claimed_at=stats.last_claimed_at, last_finished_at=stats.last_finished_at, attempts=0,
         waiting=stats.in_flight - stats.held, held=stats.held,
-        batches=run["batches_done"] + run["batches_failed"] + stats.in_flight)
-    last_change = max((as_utc(t) for t in (run["started_at"], run["updated_at"]) if t is not None), default=None)
-    found = stall.stall_of(run["status"], activity, last_change, as_of, executor=run["executor"])
+        batches=run.batches_done + run.batches_failed + stats.in_flight)
+    last_change = max((as_utc(t) for t in (run.started_at, run.updated_at) if t is not None), default=None)
+    found = stall.stall_of(run.status, activity, last_change, as_of, executor=run.executor)
     if found is None:
         return None
     return {"since": iso(found.since), "seconds": int(found.seconds), "batches_waiting": found.waiting,
@@ -169,43 +170,43 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
     document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs.
     A stalled run has no rate or ETA: nothing moves, and an old rate would pretend."""
     stats = stats or BatchStats()
-    status = run["status"]
+    status = run.status
     stalled = stall_view(run, stats, as_of)
-    total = run["rows_total"]
-    moving = progress.pace(run["rows_scanned"], total, stats.recent, as_of, schedule) \
+    total = run.rows_total
+    moving = progress.pace(run.rows_scanned, total, stats.recent, as_of, schedule) \
         if status == RunStatus.RUNNING and stalled is None else progress.STILL
     eta, plan = moving.eta_seconds, moving.plan
     return {
-        "id": run["id"],
-        "name": run["name"],
+        "id": run.id,
+        "name": run.name,
         "status": status,
-        "executor": run["executor"],
-        "scheduled_by": run["scheduled_by"],
-        "rows_done": run["rows_done"],
-        "rows_scanned": run["rows_scanned"],
+        "executor": run.executor,
+        "scheduled_by": run.scheduled_by,
+        "rows_done": run.rows_done,
+        "rows_scanned": run.rows_scanned,
         "rows_total": total,
-        "rows_total_exact": bool(run["rows_total_exact"]),
-        "percent": progress.percent_done(status, run["rows_scanned"], total),
+        "rows_total_exact": bool(run.rows_total_exact),
+        "percent": progress.percent_done(status, run.rows_scanned, total),
         "rows_per_second": moving.rows_per_second_shown,
         "eta_seconds": moving.eta_seconds_shown,
         "eta_at": iso(as_of + timedelta(seconds=eta)) if eta is not None else None,
         "windows_remaining": plan.windows if plan else None,
         "estimated_finish_at": iso(plan.finish_at) if plan else None,
-        "measured_at": iso(as_of if status in RunStatus.ACTIVE else run["updated_at"]),
-        "batch_size": run["batch_size"],
-        "max_parallel": run["max_parallel"],
-        "batches_done": run["batches_done"],
-        "batches_failed": run["batches_failed"],
+        "measured_at": iso(as_of if status in RunStatus.ACTIVE else run.updated_at),
+        "batch_size": run.batch_size,
+        "max_parallel": run.max_parallel,
+        "batches_done": run.batches_done,
+        "batches_failed": run.batches_failed,
         "batches_in_flight": stats.in_flight,
         "batches_running": stats.running,
-        "last_error": run["last_error"],
-        "wait_reason": run["wait_reason"],
-        "next_window_at": iso(run["next_window_at"]),
-        "created_at": iso(run["created_at"]),
-        "started_at": iso(run["started_at"]),
-        "updated_at": iso(run["updated_at"]),
-        "heartbeat_at": iso(run["heartbeat_at"]),
-        "finished_at": iso(run["finished_at"]),
+        "last_error": run.last_error,
+        "wait_reason": run.wait_reason,
+        "next_window_at": iso(run.next_window_at),
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "updated_at": iso(run.updated_at),
+        "heartbeat_at": iso(run.heartbeat_at),
+        "finished_at": iso(run.finished_at),
         "stalled": stalled,
         "actions": controls.possible(status),
     }
@@ -215,29 +216,29 @@ def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
               schedule_for: ScheduleFor | None = None,
               stats: Mapping[int, BatchStats] | None = None) -> list[dict[str, Any]]:
     stats = batch_stats(connection, rows, as_of) if stats is None else stats
-    return [run_view(run, stats.get(run["id"]), as_of,
-                     schedule_for(run["name"]) if schedule_for and run["status"] == RunStatus.RUNNING else None)
+    return [run_view(run, stats.get(run.id), as_of,
+                     schedule_for(run.name) if schedule_for and run.status == RunStatus.RUNNING else None)
             for run in rows]
 
 
-def batch_view(batch: Mapping[str, Any]) -> dict[str, Any]:
+def batch_view(batch: Batch) -> dict[str, Any]:
     return {
-        "id": batch["id"],
-        "seq": batch["seq"],
-        "status": batch["status"],
-        "key_after": batch["key_after"],
-        "key_end": batch["key_end"],
-        "rows_in_range": batch["rows_in_range"],
-        "rows_affected": batch["rows_affected"],
-        "batch_size": batch["batch_size"],
-        "attempts": batch["attempts"],
-        "duration_ms": batch["duration_ms"],
-        "error": batch["error"],
-        "claimed_by": batch["claimed_by"],
-        "dispatched_at": iso(batch["dispatched_at"]),
-        "started_at": iso(batch["started_at"]),
-        "finished_at": iso(batch["finished_at"]),
-        "lease_expires_at": iso(batch["lease_expires_at"]),
+        "id": batch.id,
+        "seq": batch.seq,
+        "status": batch.status,
+        "key_after": batch.key_after,
+        "key_end": batch.key_end,
+        "rows_in_range": batch.rows_in_range,
+        "rows_affected": batch.rows_affected,
+        "batch_size": batch.batch_size,
+        "attempts": batch.attempts,
+        "duration_ms": batch.duration_ms,
+        "error": batch.error,
+        "claimed_by": batch.claimed_by,
+        "dispatched_at": iso(batch.dispatched_at),
+        "started_at": iso(batch.started_at),
+        "finished_at": iso(batch.finished_at),
+        "lease_expires_at": iso(batch.lease_expires_at),
     }
 
 
@@ -251,23 +252,23 @@ def batches_page(connection: Connection, run_id: int, *, status: str | None, lim
         query = query.where(b.c.status == status)
     if after_seq is not None:
         query = query.where(b.c.seq > after_seq)
-    rows = list(connection.execute(query).mappings())
-    more = len(rows) > limit
-    rows = rows[:limit]
+    batches = [Batch.from_row(row) for row in connection.execute(query).mappings()]
+    more = len(batches) > limit
+    batches = batches[:limit]
     return {
-        "items": [batch_view(row) for row in rows],
-        "next_cursor": str(rows[-1]["seq"]) if more else None,
+        "items": [batch_view(batch) for batch in batches],
+        "next_cursor": str(batches[-1].seq) if more else None,
     }
 
 
-def transition_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def transition_view(row: Transition) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "from_status": row["from_status"],
-        "to_status": row["to_status"],
-        "actor": row["actor"],
-        "reason": row["reason"],
-        "at": iso(row["at"]),
+        "id": row.id,
+        "from_status": row.from_status,
+        "to_status": row.to_status,
+        "actor": row.actor,
+        "reason": row.reason,
+        "at": iso(row.at),
     }
 
 
