@@ -148,6 +148,8 @@ def test_the_script_builds_on_an_empty_database_what_the_online_upgrade_builds(p
         drop_pg_database(online_url)
     statuses = {name: status for name, status, *_ in backfill_state(pg_url)["runs"]}
     assert statuses == {"orders_total_cents": "completed", "translation_slugs": "completed",
+                        "type_change:order_items.unit_price_cents": "completed",
+                        "type_change:products.price_cents": "completed",
                         "users_email_normalized": "completed"}
 
 

@@ -20,14 +20,13 @@ from backend.backfill.state import RunStatus
 from backend.backfill.type_change import declare_type_change
 from backend.db import create_db_engine
 from backend.migrations import alembic_api
-from backend.migrations.backfill_ops import BackfillNotFinished
 from backend.migrations.type_change import (cleanup_type_change, finish_type_change, start_type_change,
                                             undo_cleanup_type_change, undo_finish_type_change, undo_start_type_change)
 from tests.backfill_helpers import make_service
 
 pytestmark = pytest.mark.timeout(180)
 
-NAMES = declare_type_change("tc_parents", "id", old_type=sa.Integer(), new_type=sa.BigInteger(), batch_size=250)
+NAMES = declare_type_change("tc_parents", "id", sa.BigInteger(), batch_size=250)
 TYPES = dict(old_type=sa.Integer(), new_type=sa.BigInteger())
 PARENTS, CHILDREN = 2000, 4000
 
@@ -226,13 +225,18 @@ def test_each_step_is_undone_and_a_retry_after_the_swap_does_nothing_twice(engin
         connection.exec_driver_sql("INSERT INTO tc_parents (note) VALUES ('after')")
 
     with revision(engine):
-        undo_cleanup_type_change("tc_parents", "id", sa.Integer(), revision="cleanup")
-    with pytest.raises(BackfillNotFinished, match=r"requires backfill type_change:tc_parents.id:revert"):
-        with revision(engine):  # the integer column is not filled yet
-            undo_finish_type_change("tc_parents", "id", **TYPES, revision="contract")
-    run_backfill(pg_url, NAMES.revert_backfill)
+        undo_cleanup_type_change("tc_parents", "id", sa.Integer())
+    assert scalar(engine, "SELECT count(*) FROM tc_parents WHERE id_old IS DISTINCT FROM id") == 0
+    with engine.begin() as connection:  # a value the integer column cannot hold stops the way back
+        connection.exec_driver_sql("INSERT INTO tc_parents (id, note) VALUES (3000000000, 'big')")
+    with pytest.raises(sa.exc.InternalError, match=r"type change of tc_parents.id: some rows hold values that "
+                                                   r"integer cannot .* the downgrade would lose them"):
+        with revision(engine):
+            undo_finish_type_change("tc_parents", "id", **TYPES)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM tc_parents WHERE id = 3000000000")
     with revision(engine):
-        undo_finish_type_change("tc_parents", "id", **TYPES, revision="contract")
+        undo_finish_type_change("tc_parents", "id", **TYPES)
     assert column_types(engine) == {**before["columns"], "id_new": "bigint"}
     assert constraints(engine) == before["constraints"]
     assert sequence_owner_and_type(engine) == before["sequence"]

@@ -32,4 +32,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table, column in reversed(COLUMNS):
-        undo_finish_type_change(table, column, old_type=sa.Integer(), new_type=sa.BigInteger(), revision=revision)
+        undo_finish_type_change(table, column, old_type=sa.Integer(), new_type=sa.BigInteger())

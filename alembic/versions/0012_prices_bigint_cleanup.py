@@ -1,8 +1,8 @@
 """Cleanup: prices to bigint, step 3 of 3: the integer columns and their triggers dropped
 
 Normally a release after 0011, once nobody will downgrade to before it. Its
-downgrade adds the integer columns back and schedules their revert copies, which
-0011's downgrade waits for.
+downgrade adds the integer columns back, kept in sync by the reverse triggers, and
+fills them in batches of short transactions, so that 0011's downgrade can swap back.
 
 Revision ID: 0012_prices_bigint_cleanup
 Revises: 0011_prices_bigint_contract
@@ -30,4 +30,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table, column in reversed(COLUMNS):
-        undo_cleanup_type_change(table, column, sa.Integer(), revision=revision)
+        undo_cleanup_type_change(table, column, sa.Integer())

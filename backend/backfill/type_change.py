@@ -6,15 +6,12 @@ backfill copies (and converts) the rows written before, in key ranges, like any
 other set-based backfill: exactly once in effect, resumable, paced. A module listed
 in BACKFILL_MODULES declares each conversion so that the workers know it:
 
-    declare_type_change("order_items", "unit_price_cents", old_type=sa.Integer(), new_type=sa.BigInteger())
+    declare_type_change("order_items", "unit_price_cents", sa.BigInteger())
 
-which registers two backfills:
-
-- `type_change:order_items.unit_price_cents` copies `unit_price_cents` into
-  `unit_price_cents_new` (scheduled by the expand revision, gated by the contract);
-- `type_change:order_items.unit_price_cents:revert` copies the converted column back
-  into `unit_price_cents_old` (scheduled only when the cleanup revision is
-  downgraded, gated by the contract's downgrade).
+which registers the backfill `type_change:order_items.unit_price_cents`: it copies
+`unit_price_cents` into `unit_price_cents_new`, is scheduled by the expand revision
+and gated by the contract. (The way back, after a cleanup, is a plain batched copy in
+the downgrade itself: a downgrade must run with `alembic downgrade` alone.)
 
 The names of the shadow column, the trigger and the copies of indexes and
 constraints live here too, so the revisions and the backfill agree on them.
@@ -54,8 +51,8 @@ class TypeChangeNames:
         if max(len(self.trigger), len(self.shadow), len(self.old)) > MAX_IDENTIFIER:
             raise TypeChangeError(f"type change: {self.table}.{self.column} makes names over {MAX_IDENTIFIER} "
                                   f"characters; PostgreSQL would truncate them")
-        if len(self.revert_backfill) > MAX_BACKFILL_NAME:
-            raise TypeChangeError(f"type change: backfill name {self.revert_backfill!r} is over "
+        if len(self.backfill) > MAX_BACKFILL_NAME:
+            raise TypeChangeError(f"type change: backfill name {self.backfill!r} is over "
                                   f"{MAX_BACKFILL_NAME} characters (backfill_runs.name)")
 
     @property
@@ -76,10 +73,6 @@ class TypeChangeNames:
     @property
     def backfill(self) -> str:
         return f"type_change:{self.table}.{self.column}"
-
-    @property
-    def revert_backfill(self) -> str:
-        return f"{self.backfill}:revert"
 
     @staticmethod
     def copy_of(name: str) -> str:
@@ -102,16 +95,12 @@ def type_name(type_: sa.types.TypeEngine) -> str:
     return type_.compile(dialect=postgresql.dialect()).lower()
 
 
-def declare_type_change(table: str, column: str, *, old_type: sa.types.TypeEngine, new_type: sa.types.TypeEngine,
-                        key: str = "id", key_type: str = "int", batch_size: int = 5000) -> TypeChangeNames:
-    """Register the forward and the revert copy of `table.column` (see the module)."""
+def declare_type_change(table: str, column: str, new_type: sa.types.TypeEngine, *, key: str = "id",
+                        key_type: str = "int", batch_size: int = 5000) -> TypeChangeNames:
+    """Register the copy of `table.column` into its shadow column (see the module)."""
     names = TypeChangeNames(table, column)
-    forward = _copy_backfill(names.backfill, table, key, key_type, batch_size, source=column, target=names.shadow,
-                             to_type=new_type, description=f"{table}.{names.shadow} = {column} as {type_name(new_type)}")
-    revert = _copy_backfill(names.revert_backfill, table, key, key_type, batch_size, source=column, target=names.old,
-                            to_type=old_type, description=f"{table}.{names.old} = {column} as {type_name(old_type)}")
-    register(forward)
-    register(revert)
+    register(_copy_backfill(names.backfill, table, key, key_type, batch_size, source=column, target=names.shadow,
+                            to_type=new_type, description=f"{table}.{names.shadow} = {column} as {type_name(new_type)}"))
     return names
 
 

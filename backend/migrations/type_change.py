@@ -31,6 +31,11 @@ On PostgreSQL:
   are VALIDATEd while the shop writes.
 - cleanup drops the trigger and `<column>_old`.
 
+Downgrades: undo_cleanup adds `<column>_old` back with the reverse trigger and fills
+it in batches of short transactions (no engine: `alembic downgrade` alone must do
+it); undo_finish refuses while a row holds a value the old type cannot (NULL in
+`<column>_old`), then swaps back the same way; undo_start drops the shadow column.
+
 The catalog reads and the swap are PL/pgSQL blocks, so `alembic upgrade --sql`
 renders the same steps; only the index copies need the live database (the offline
 swap stops with a clear error when a copy is missing). Every step can run again
@@ -48,6 +53,7 @@ from alembic import op
 from alembic.util import CommandError
 
 from backend.migrations.backfill_ops import require_backfill, schedule_backfill, unschedule_backfill
+from backend.backfill.definition import Backfill
 from backend.backfill.registry import load_catalog
 from backend.backfill.type_change import INTEGER_RANGES, TypeChangeError, TypeChangeNames, type_name
 from backend.migrations import offline, run_config
@@ -93,9 +99,9 @@ def finish_type_change(table: str, column: str, *, old_type: sa.types.TypeEngine
 
 
 def undo_finish_type_change(table: str, column: str, *, old_type: sa.types.TypeEngine,
-                            new_type: sa.types.TypeEngine, revision: str | None = None) -> None:
+                            new_type: sa.types.TypeEngine) -> None:
     """Downgrade of finish: the same swap the other way (`<column>_old` back to
-    `<column>`), once it holds every value (after undo_cleanup, its revert copy)."""
+    `<column>`), refused while a row holds a value the old type cannot."""
     names = _names(table, column)
     if _dialect() != "postgresql":
         with op.batch_alter_table(table) as batch_op:
@@ -104,9 +110,9 @@ def undo_finish_type_change(table: str, column: str, *, old_type: sa.types.TypeE
     if _already_swapped(names, incoming=names.old, outgoing=names.shadow):
         _validate_foreign_keys(names)
         return
-    require_backfill(names.revert_backfill, revision=revision)
+    with _outside_transaction():  # a scan, under a lock the shop's writes do not wait for
+        _execute(_everything_fits_sql(names, old_type))
     _swap(names, incoming=names.old, outgoing=names.shadow, outgoing_type=new_type)
-    unschedule_backfill(names.revert_backfill)  # its column is gone: nothing left to gate
 
 
 def cleanup_type_change(table: str, column: str) -> None:
@@ -118,17 +124,18 @@ def cleanup_type_change(table: str, column: str) -> None:
     op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {names.old}")
 
 
-def undo_cleanup_type_change(table: str, column: str, old_type: sa.types.TypeEngine, *,
-                             revision: str | None = None) -> None:
+def undo_cleanup_type_change(table: str, column: str, old_type: sa.types.TypeEngine) -> None:
     """Downgrade of cleanup: `<column>_old` again, kept in sync by the reverse trigger
-    and filled by the revert copy, which undo_finish_type_change waits for."""
+    and filled here by a copy in batches of its own short transactions (a downgrade
+    runs with `alembic downgrade` alone, without the backfill engine)."""
     names = _names(table, column)
     if _dialect() != "postgresql":
         return
-    _require_declared(names)
+    key = _require_declared(names).key
     add_column(table, sa.Column(names.old, old_type, nullable=True))
     _install_trigger(names, target=names.old, target_type=old_type)
-    schedule_backfill(names.revert_backfill, revision=revision)
+    with _outside_transaction():
+        _execute(_copy_back_sql(names, key, type_name(old_type)))
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -153,13 +160,15 @@ def _names(table: str, column: str) -> TypeChangeNames:
         raise CommandError(str(exc)) from None
 
 
-def _require_declared(names: TypeChangeNames) -> None:
+def _require_declared(names: TypeChangeNames) -> Backfill:
+    """The conversion's copy, declared in a backfill module; else one line saying how."""
     catalog = load_catalog(run_config.current().backfill_modules)
     if names.backfill not in catalog:
         raise CommandError(
             f"type change of {names.table}.{names.column}: no backfill {names.backfill!r}; declare it with "
             f"declare_type_change({names.table!r}, {names.column!r}, ...) (backend.backfill.type_change) in a "
             f"module of BACKFILL_MODULES")
+    return catalog.get(names.backfill)
 
 
 def _columns(table: str) -> dict[str, str]:
@@ -193,10 +202,7 @@ def _install_trigger(names: TypeChangeNames, *, target: str, target_type: sa.typ
 def _trigger_sql(names: TypeChangeNames, target: str, target_type: str) -> str:
     """The function that sets NEW.<target> from NEW.<column>, and its trigger. UPDATE OF
     the column only: a write that leaves the column alone leaves the copy alone."""
-    value = f"NEW.{names.column}"
-    bounds = INTEGER_RANGES.get(target_type)
-    if bounds:
-        value = f"CASE WHEN {value} BETWEEN {bounds[0]} AND {bounds[1]} THEN {value} END"
+    value = _fits(f"NEW.{names.column}", target_type)
     return (
         f"CREATE OR REPLACE FUNCTION {names.trigger}() RETURNS trigger LANGUAGE plpgsql AS $body$ "
         f"BEGIN NEW.{target} := {value}; RETURN NEW; END $body$;\n"
@@ -301,6 +307,44 @@ def _validate_sql(names: TypeChangeNames, column: str, kind: str) -> str:
                    = ANY(confkey))) LOOP
     EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', con.tab, con.conname);
   END LOOP;""", declare="con record;")
+
+
+def _fits(value: str, type_: str) -> str:
+    """`value`, or NULL where an integer does not fit the narrower `type_` (as the reverse trigger)."""
+    bounds = INTEGER_RANGES.get(type_)
+    return f"CASE WHEN {value} BETWEEN {bounds[0]} AND {bounds[1]} THEN {value} END" if bounds else value
+
+
+def _copy_back_sql(names: TypeChangeNames, key: str, old_type: str, batch_size: int = 5000) -> str:
+    """`<column>_old` filled from `<column>` in key order, one COMMIT per batch (a DO
+    block outside a transaction may commit): no row stays locked longer than a batch."""
+    table, column, old = names.table, names.column, names.old
+    return f"""DO $type_change$
+DECLARE
+  after bigint;
+  last bigint;
+BEGIN
+  LOOP
+    WITH batch AS (SELECT {key} FROM {table} WHERE after IS NULL OR {key} > after ORDER BY {key} LIMIT {batch_size}),
+         copied AS (UPDATE {table} SET {old} = {_fits(f"{table}.{column}", old_type)} FROM batch
+                    WHERE {table}.{key} = batch.{key} AND {table}.{old} IS NULL AND {table}.{column} IS NOT NULL)
+    SELECT max({key}) INTO last FROM batch;
+    EXIT WHEN last IS NULL;
+    after := last;
+    COMMIT;
+  END LOOP;
+END $type_change$"""
+
+
+def _everything_fits_sql(names: TypeChangeNames, old_type: sa.types.TypeEngine) -> str:
+    table, column, old = names.table, names.column, names.old
+    return f"""DO $type_change$
+BEGIN
+  IF EXISTS (SELECT 1 FROM {table} WHERE {old} IS NULL AND {column} IS NOT NULL) THEN
+    RAISE EXCEPTION 'type change of {table}.{column}: some rows hold values that {type_name(old_type)} cannot '
+                    '(written since the contract), the downgrade would lose them';
+  END IF;
+END $type_change$"""
 
 
 def _swap_sql(names: TypeChangeNames, incoming: str, outgoing: str) -> str:

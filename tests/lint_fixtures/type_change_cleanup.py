@@ -15,4 +15,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    undo_cleanup_type_change("order_items", "unit_price_cents", sa.Integer(), revision=revision)
+    undo_cleanup_type_change("order_items", "unit_price_cents", sa.Integer())

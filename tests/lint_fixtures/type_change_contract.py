@@ -17,4 +17,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     type_change.undo_finish_type_change("order_items", "unit_price_cents", old_type=sa.Integer(),
-                                        new_type=sa.BigInteger(), revision=revision)
+                                        new_type=sa.BigInteger())
