@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 
 from backend.migrations.alembic_api import upgrade
 from tests.test_api_products import (  # noqa: F401 - fixtures
-    act_as, app, auth_header, client, create_product, create_user, error_of, make_app, scalar, validation_app,
+    app, auth_header, client, create_product, create_user, error_of, make_app, scalar, validation_app,
     validation_client,
 )
 

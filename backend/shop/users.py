@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
 from backend.auth import sessions
 from backend.auth.passwords import hash_password, verify_password
 from backend.config import Config
