@@ -34,7 +34,7 @@ def start_run(engine: Engine, catalog: Catalog, run_id: int, *, executor: str) -
     with engine.begin() as connection:
         run = runs.lock_run(connection, run_id)
         if run.status != RunStatus.PENDING:
-            if run.executor != executor and run.status in RunStatus.ACTIVE:
+            if run.executor != executor and run.is_active:
                 runs.set_executor(connection, run_id, executor)
             return runs.get_run(connection, run_id)
         backfill = catalog.get(run.name)

@@ -2,9 +2,9 @@
 
 `Run`, `Batch` and `Transition` are read-only values built from one row of
 backfill_runs, backfill_batches and backfill_transitions (state.py) by their
-`from_row`; the modules that read the tables (runs.py, batches.py) hand these out,
-never the row itself. A value is a snapshot: to change a run or a batch, call the
-named writes of runs.py and batches.py, which take the row locks.
+`from_row`; whoever reads whole rows (runs.py, batches.py, the API's lists) hands
+these out, never the row itself. A value is a snapshot: a run or a batch changes
+only through the named writes of runs.py and batches.py, in the caller's transaction.
 
 The statuses are `StrEnum`s: each member is the string stored in the database and
 sent in the JSON, so rows, API responses and f-strings read as before.

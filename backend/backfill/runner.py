@@ -19,11 +19,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from backend.backfill import batches, coordinator, runs
+from backend.backfill import batches, batching, coordinator, runs
 from backend.backfill.registry import Catalog
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.keys import KeyRange, decode_key
+from backend.backfill.keys import KeyRange, decode_key, encode_key
 from backend.backfill.admission import admit
+from backend.backfill.memory import ExecutorMemory
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.model import BatchStatus, RunStatus
@@ -40,29 +41,25 @@ def new_claim_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-# When this process last failed to reach the database for the engine's own
-# bookkeeping (claim, failure record), and why; written to the run once it is back.
-_outage: tuple[datetime, str] | None = None
-
-
 def execute_batch(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
-                  claim_token: str | None = None, *, advance: bool = False) -> BatchOutcome:
+                  claim_token: str | None = None, *, advance: bool = False,
+                  memory: ExecutorMemory) -> BatchOutcome:
     """Run one batch. A database that cannot be reached is a `retry` (with back-off),
-    and the outage is recorded on the run as soon as the database answers again.
+    and the outage is recorded on the run as soon as the database answers again
+    (until then the executor's `memory` keeps it).
 
     With `advance`, a batch that succeeds also carves the run's next batches in its
     own transaction (see coordinator.advance_in), returned in `next_batch_ids`."""
-    global _outage
     try:
-        outcome = _execute(engine, catalog, batch_id, settings, claim_token, advance)
+        outcome = _execute(engine, catalog, batch_id, settings, claim_token, advance, memory)
     except sa.exc.DBAPIError as exc:
         error = describe_error(exc)
-        _outage = (_outage[0] if _outage else utcnow(), error)
+        memory.outage = (memory.outage[0] if memory.outage else utcnow(), error)
         return events.batch_outcome(BatchOutcome(Outcome.RETRY, batch_id, error=f"database unreachable: {error}",
                                                  retry_in=settings.retry_delay(3)))
-    if _outage is not None and outcome.run_id is not None:
-        _record_outage(engine, outcome.run_id, *_outage)
-        _outage = None
+    if memory.outage is not None and outcome.run_id is not None:
+        _record_outage(engine, outcome.run_id, *memory.outage)
+        memory.outage = None
     return events.batch_outcome(outcome)  # counted and logged
 
 
@@ -74,9 +71,9 @@ def _record_outage(engine: Engine, run_id: int, since: datetime, error: str) -> 
 
 
 def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSettings,
-             claim_token: str | None, advance: bool) -> BatchOutcome:
+             claim_token: str | None, advance: bool, memory: ExecutorMemory) -> BatchOutcome:
     token = claim_token or new_claim_token()
-    claimed = _claim(engine, catalog, batch_id, token, settings)
+    claimed = _claim(engine, catalog, batch_id, token, settings, memory)
     if isinstance(claimed, BatchOutcome):
         return claimed
     batch, run = claimed
@@ -107,7 +104,8 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
     return BatchOutcome(Outcome.SUCCEEDED, batch_id, run.id, rows=rows, next_batch_ids=next_ids)
 
 
-def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings: EngineSettings):
+def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings: EngineSettings,
+           memory: ExecutorMemory):
     """Count an attempt and take the lease, in one short transaction of its own, after
     two checks: a batch that used up its attempts (its worker was lost each time)
     fails instead, and a batch that may not start now (window, health) stays pending
@@ -123,11 +121,12 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
         backfill = catalog.get(run.name)
         if batch.attempts >= backfill.max_attempts:
             return _fail_out_of_attempts(connection, backfill, batch, run, now, settings)
-        admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now)
+        admission = admit(connection, backfill, run, RunPolicy.of(backfill, settings), settings, now, memory)
         if not admission.allowed:
             return _wait_for_admission(connection, batch, run, admission, now)
-        # The batch row is locked and was checked above; the run row is not locked.
-        if not batches.claim(connection, batch_id, token, now, settings.lease_seconds):  # the run changed since we read it
+        # The batch row is locked and was checked above; the run row is not locked:
+        # the claim fails when the run changed since we read it.
+        if not batches.claim(connection, batch_id, token, now, settings.lease_seconds):
             return _why_not_claimed(batch, runs.get_run(connection, batch.run_id), now)
     if batch.status == BatchStatus.RUNNING:  # claimed over an expired lease: its worker is gone
         events.lease_taken_over()
@@ -187,9 +186,6 @@ def is_statement_timeout(exc: BaseException) -> bool:
 def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc: Exception) -> BatchOutcome | None:
     """Halve a batch that hit the statement timeout (as GitLab does): this batch keeps
     the first half, a new batch takes the rest; both retry with fresh attempts."""
-    from backend.backfill import batching
-    from backend.backfill.keys import encode_key
-
     now = utcnow()
     with engine.begin() as connection:
         runs.lock_run(connection, batch.run_id)

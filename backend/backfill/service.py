@@ -14,6 +14,7 @@ from backend.backfill import batches, coordinator, health, progress, runs
 from backend.backfill.registry import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.estimate import dry_run, window_plan
+from backend.backfill.memory import ExecutorMemory
 from backend.backfill.policy import RunPolicy
 from backend.backfill.outcome import BatchOutcome
 from backend.backfill.runner import execute_batch
@@ -50,6 +51,7 @@ class BackfillService:
         self.catalog = catalog
         self.settings = settings if settings is not None else Config.from_env().engine_settings
         self._backfill_of_run: dict[int, str] = {}  # a run's backfill never changes
+        self.memory = ExecutorMemory()  # healthy answers and outages, between this executor's batches
         check_health_check_names(self.catalog, self.settings)
 
     @classmethod
@@ -62,7 +64,7 @@ class BackfillService:
         """A pending run of `name`, or the id of its unfinished run if it has one."""
         backfill = self.catalog.get(name)
         with write_transaction(self.engine) as connection:
-            active = [run for run in runs.list_runs(connection, name=name) if run.status in RunStatus.ACTIVE]
+            active = [run for run in runs.list_runs(connection, name=name) if run.is_active]
             if active:
                 return active[-1].id
             return runs.create_run(connection, name, batch_size=backfill.batch_size,
@@ -79,7 +81,7 @@ class BackfillService:
 
     def unfinished_runs(self, only: Iterable[str] | None = None) -> list[Run]:
         wanted = set(only) if only else None
-        return [run for run in self.list_runs() if run.status in RunStatus.ACTIVE
+        return [run for run in self.list_runs() if run.is_active
                 and (wanted is None or run.name in wanted)]
 
     def transition(self, run_id: int, target: str, *, actor: str = "engine", reason: str | None = None,
@@ -193,7 +195,8 @@ class BackfillService:
     def execute(self, batch_id: int, claim_token: str | None = None, *, advance: bool = False) -> BatchOutcome:
         """Run one batch; with `advance`, a success also carves the next batches (in
         `outcome.next_batch_ids`), as `advance` would after it."""
-        return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token, advance=advance)
+        return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token, advance=advance,
+                             memory=self.memory)
 
     def batches_to_run(self, run_id: int) -> list[int]:
         """Expired leases released, then every pending batch of the run."""

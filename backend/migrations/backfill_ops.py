@@ -62,7 +62,7 @@ def schedule_backfill(name: str, *, revision: str | None = None) -> None:
         op.execute(offline.schedule_statement(name, backfill, revision))
         return
     connection = op.get_bind()
-    active = [r for r in runs.list_runs(connection, name=name) if r.status in RunStatus.ACTIVE]
+    active = [r for r in runs.list_runs(connection, name=name) if r.is_active]
     if not active:
         runs.create_run(connection, name, batch_size=backfill.batch_size, max_parallel=backfill.max_parallel,
                         key_type=backfill.key_type, scheduled_by=revision)

@@ -73,7 +73,7 @@ def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchSta
     rows, the batch counts read now (a claimed batch changes no run row) and, while a
     run is active, the tick."""
     digest = hashlib.sha256(REPRESENTATION_VERSION.encode())
-    if any(run.status in RunStatus.ACTIVE for run in rows):
+    if any(run.is_active for run in rows):
         digest.update(f"tick={iso(as_of)}".encode())
     for run in rows:
         counts = stats.get(run.id) or BatchStats()
@@ -118,7 +118,7 @@ class BatchStats:
 
 def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) -> dict[int, BatchStats]:
     """One aggregate query over the batches of the active runs among `rows`."""
-    active = [run.id for run in rows if run.status in RunStatus.ACTIVE]
+    active = [run.id for run in rows if run.is_active]
     if not active:
         return {}
     running = [run.id for run in rows if run.status == RunStatus.RUNNING]
