@@ -143,7 +143,8 @@ class CeleryMethod:
     def run(self, run_id: int) -> dict:
         import sqlalchemy as sa
 
-        from backend.backfill.state import RunStatus, backfill_runs
+        from backend.backfill.model import RunStatus
+        from backend.backfill.state import backfill_runs
         from backend.db import create_db_engine
         from bench.methods import vm_hwm_kb
 

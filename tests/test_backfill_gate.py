@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend.migrations.backfill_ops import BackfillNotFinished
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import current_revisions, downgrade, head_revisions, upgrade

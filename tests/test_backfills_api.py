@@ -22,7 +22,8 @@ from backend import create_app
 from backend.backfill import runs
 from backend.backfill.clock import use_clock, utcnow
 from backend.backfill.estimate import window_plan
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches, backfill_runs
+from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.state import backfill_batches, backfill_runs
 from backend.backfill.windows import parse_windows
 from backend.config import Config
 from backend.web.backfills import view as view

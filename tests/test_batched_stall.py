@@ -4,7 +4,7 @@ are pending, none held by a live worker. It says so once, with the likely cause,
 keeps following, and says so again when the workers take batches again."""
 from __future__ import annotations
 
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from backend.migrations import batched
 from backend.migrations.batched import BatchActivity, StallWatch
 from tests.backfill_helpers import insert_rows, touch_service, touched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery import Celery
 
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.processes import CeleryWorker, RedisServer, subprocess_env, wait_for
 
@@ -49,7 +49,7 @@ def test_run_on_two_worker_processes_touches_every_row_exactly_once(pg_url, redi
 
 def test_pause_resume_cancel_and_retry_on_real_workers_apply_every_row_once(pg_url, redis_server, tmp_path):
     """Controls take effect at batch boundaries on the workers; nothing is lost or doubled."""
-    from backend.backfill.state import BatchStatus
+    from backend.backfill.model import BatchStatus
 
     service = touch_service(pg_url)
     insert_rows(service.engine, range(1, 301))

@@ -13,7 +13,8 @@ from backend.backfill.registry import load_catalog
 from backend.backfill.inprocess import lane_count, run_in_process
 from backend.backfill.service import BackfillService
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches
+from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.state import backfill_batches
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import upgrade
 from tests import backfills_for_lanes

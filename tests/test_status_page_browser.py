@@ -23,7 +23,7 @@ import time
 import pytest
 from celery import Celery
 
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from tests.backfill_helpers import insert_rows, touch_service, touched
 from tests.conftest import IN_CI
 from tests.processes import ROOT, CeleryWorker, RedisServer, free_port, subprocess_env, wait_for

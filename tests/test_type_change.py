@@ -16,7 +16,7 @@ from alembic.runtime.environment import EnvironmentContext
 
 from backend.backfill.inprocess import run_in_process
 from backend.backfill.runs import latest_run
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from backend.backfill.type_change import declare_type_change
 from backend.db import create_db_engine
 from backend.migrations import alembic_api

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.estimate import WindowPlan, window_plan
 from backend.backfill.runs import get_run
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches
+from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.state import backfill_batches
 from backend.backfill.windows import WindowSchedule
 
 RATE_WINDOW = timedelta(seconds=60)

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.state import BatchStatus, RunStatus, backfill_batches
+from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.state import backfill_batches
 
 STALL_SECONDS = 30.0
 

@@ -8,7 +8,7 @@ from backend.backfill import controls
 from backend.backfill.dispatcher import Dispatcher
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.shop.validation import clean_text

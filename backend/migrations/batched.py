@@ -20,7 +20,7 @@ from backend.backfill.progress import Progress
 from backend.backfill.service import BackfillService
 from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch
 from backend.backfill.stall import batch_activity as read_batch_activity
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import current_revisions, upgrade

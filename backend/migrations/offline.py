@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from backend.backfill.definition import Backfill
-from backend.backfill.state import RunStatus, backfill_batches, backfill_runs, backfill_transitions
+from backend.backfill.model import RunStatus
+from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions
 
 GATE_COUNT_LIMIT = 1_000_000  # the online gate counts up to this many rows too
 

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from backend.backfill.state import BatchStatus, RunStatus
+from backend.backfill.model import BatchStatus, RunStatus
 from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine, create_pg_database, drop_pg_database
 from tests.faults.support import FaultStack, assert_exactly_once, unique_name, wait_until
 

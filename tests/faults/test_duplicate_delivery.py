@@ -14,7 +14,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from backend.backfill.state import RunStatus
+from backend.backfill.model import RunStatus
 from tests.faults.support import LEASE_SECONDS, assert_exactly_once, wait_until
 
 IDS = list(range(1, 31))

@@ -12,7 +12,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from backend.backfill.state import BatchStatus
+from backend.backfill.model import BatchStatus
 from tests.faults.support import assert_exactly_once, wait_until
 from tests.processes import ROOT
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend.backfill.clock import as_utc
-from backend.backfill.state import BatchStatus, RunStatus
+from backend.backfill.model import BatchStatus, RunStatus
 from tests.faults.support import LEASE_SECONDS, assert_exactly_once, task_outcomes, wait_until
 
 IDS = [i for i in range(10, 46) if i % 9]          # 32 rows with gaps: 7 batches of 5

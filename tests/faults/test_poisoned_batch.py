@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.backfill.state import BatchStatus, RunStatus
+from backend.backfill.model import BatchStatus, RunStatus
 from tests.faults.support import assert_exactly_once, wait_until
 
 IDS = list(range(1, 101))  # 10 batches of 10

@@ -9,7 +9,7 @@ from typing import Any
 
 from backend.backfill import controls
 from backend.backfill.stall import STALL_SECONDS
-from backend.backfill.state import BatchStatus, RunStatus
+from backend.backfill.model import BatchStatus, RunStatus
 
 BIGINT_MAX = 2**63 - 1
 NO_NUL = "^[^\\u0000]*$"
