@@ -72,8 +72,8 @@ def test_duplicate_claiming_after_the_lease_expired_waits_for_the_open_transacti
     """`fault_overrun` keeps its transaction open 4 s, longer than the 3 s lease. The
     second copy finds the batch leased, retries when the lease expires and may then
     claim it while the first holder is still inside its transaction: the batch row
-    lock taken by the holder's first statement (runner._hold) must make its claim
-    (runner._lock_batch) wait, then see the batch succeeded."""
+    lock taken by the holder's first statement (batches.hold) must make its claim
+    (batches.lock_batch) wait, then see the batch succeeded."""
     workers = [stack.worker(), stack.worker()]
     ids = list(range(1, 11))  # one batch
     run_id, (only,) = start_without_dispatch(stack, "fault_overrun", ids)
