@@ -16,6 +16,7 @@ it, and `Run.can` asks it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -79,6 +80,11 @@ def check_transition(run_id: int, current: str, target: str) -> None:
         raise IllegalTransition(run_id, current, target)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
+
+
 class _FromRow:
     """`from_row` for the values below: one field per column of their table (a
     test checks the two lists agree), statuses turned into their enum."""
@@ -88,7 +94,7 @@ class _FromRow:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]):
-        values = {field.name: row[field.name] for field in dataclasses.fields(cls)}
+        values = {name: row[name] for name in _field_names(cls)}
         for name, enum in cls._enums.items():
             if values[name] is not None:
                 values[name] = enum(values[name])
