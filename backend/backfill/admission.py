@@ -6,7 +6,8 @@ and when to ask again; the run then waits (status `waiting`), from durable state
 
 Health checks query PostgreSQL's statistics views, which costs more than a small
 batch's bookkeeping; a healthy answer is therefore reused for
-`health_check_interval` seconds by this process (a tripped one never is).
+`health_check_interval` seconds by the same executor (its ExecutorMemory; a tripped
+one never is).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.backfill import health
+from backend.backfill.memory import ExecutorMemory
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
 from backend.backfill.state import BatchStatus, backfill_batches
@@ -35,11 +37,6 @@ class Admission:
 
 ADMITTED = Admission(True)
 
-# (database, backfill, checks) -> until when this process last found them healthy.
-# Per process on purpose: it saves this process's queries, and a tripped check is
-# never remembered, so no process can hide another one's problem.
-_healthy_until: dict[tuple[str, str, tuple[str, ...]], datetime] = {}
-
 
 def expected_batch_duration(connection: Connection, run_id: int) -> timedelta:
     durations = connection.execute(
@@ -52,7 +49,7 @@ def expected_batch_duration(connection: Connection, run_id: int) -> timedelta:
 
 
 def admit(connection: Connection, backfill, run, policy: RunPolicy, settings: EngineSettings,
-          now: datetime) -> Admission:
+          now: datetime, memory: ExecutorMemory) -> Admission:
     if not policy.schedule.always_open:
         expected = expected_batch_duration(connection, run.id)
         allowed, retry_at = policy.schedule.may_start(now, expected)
@@ -66,7 +63,7 @@ def admit(connection: Connection, backfill, run, policy: RunPolicy, settings: En
                 reason = (f"the next batch (~{expected.total_seconds():.1f}s) would overrun the window "
                           f"ending at {window.end.isoformat(timespec='minutes')}")
             return Admission(False, reason, retry_at, "maintenance window")
-    problem = _health_problem(connection, backfill, policy, settings, now)
+    problem = _health_problem(connection, backfill, policy, settings, now, memory)
     if problem:
         name, reason = problem
         return Admission(False, f"backing off: {reason}", now + timedelta(seconds=settings.health_backoff_seconds),
@@ -75,15 +72,15 @@ def admit(connection: Connection, backfill, run, policy: RunPolicy, settings: En
 
 
 def _health_problem(connection: Connection, backfill, policy: RunPolicy, settings: EngineSettings,
-                    now: datetime) -> tuple[str, str] | None:
+                    now: datetime, memory: ExecutorMemory) -> tuple[str, str] | None:
     if not policy.health_checks:
         return None
     key = (str(connection.engine.url), backfill.name, policy.health_checks)
-    if now < _healthy_until.get(key, now):
+    if now < memory.healthy_until.get(key, now):
         return None
     problem = health.first_problem(connection, backfill, settings, policy.health_checks)
     if problem is None and settings.health_check_interval > 0:
-        _healthy_until[key] = now + timedelta(seconds=settings.health_check_interval)
+        memory.healthy_until[key] = now + timedelta(seconds=settings.health_check_interval)
     else:
-        _healthy_until.pop(key, None)
+        memory.healthy_until.pop(key, None)
     return problem
