@@ -344,7 +344,9 @@ def markdown(results: list[dict], interval_s: float) -> str:
 
 def size_label(orders: int) -> str:
     """100k, 1m: the sizes in the results' file name."""
-    return f"{orders // 1_000_000}m" if orders % 1_000_000 == 0 else f"{orders // 1000}k"
+    if orders % 1_000_000 == 0:
+        return f"{orders // 1_000_000}m"
+    return f"{orders // 1000}k" if orders >= 1000 else str(orders)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = options.orders or [100_000]
     results = [measure(options.server_url, orders, options.interval_ms / 1000) for orders in sizes]
     text = markdown(results, options.interval_ms / 1000)
-    print(text)
+    print(text, end="")
     stem = f"{datetime.now(timezone.utc):%Y-%m-%d}-typechange-" + "-".join(size_label(n) for n in sizes)
     path = unused_stem(options.output_dir, stem).with_suffix(".md")
     path.write_text(text)
