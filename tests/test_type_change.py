@@ -41,7 +41,8 @@ def engine(pg_url):
             CREATE TABLE tc_children (id serial PRIMARY KEY, qty int NOT NULL DEFAULT 1,
                 parent_id int NOT NULL CONSTRAINT fk_children_parent REFERENCES tc_parents (id) ON DELETE CASCADE);
             CREATE INDEX ix_tc_children_parent_id ON tc_children (parent_id);
-            CREATE UNIQUE INDEX ix_tc_parents_id_note ON tc_parents (id, note);""")
+            CREATE UNIQUE INDEX ix_tc_parents_id_note ON tc_parents (id, note);
+            CREATE INDEX ix_tc_parents_recent_notes ON tc_parents (note) WHERE id > 1000;""")
         connection.exec_driver_sql(f"INSERT INTO tc_parents (note) SELECT 'p' || g FROM generate_series(1, {PARENTS}) g")
         connection.exec_driver_sql(f"INSERT INTO tc_children (parent_id) SELECT 1 + mod(g, {PARENTS}) "
                                    f"FROM generate_series(1, {CHILDREN}) g")
@@ -190,6 +191,8 @@ def test_an_integer_primary_key_referenced_by_a_foreign_key_becomes_bigint_under
                            ORDER BY 1""") == [
         ("ix_tc_parents_id_note", "CREATE UNIQUE INDEX ix_tc_parents_id_note ON public.tc_parents USING btree (id, note)",
          True),
+        ("ix_tc_parents_recent_notes",  # the column in the predicate only
+         "CREATE INDEX ix_tc_parents_recent_notes ON public.tc_parents USING btree (note) WHERE (id > 1000)", True),
         ("tc_parents_pkey", "CREATE UNIQUE INDEX tc_parents_pkey ON public.tc_parents USING btree (id)", True)]
     # The integer column follows (for a downgrade) while values fit, and a value past
     # 2**31 is accepted: NULL in the old column, which no longer holds it.
@@ -273,3 +276,18 @@ def test_what_it_cannot_do_is_one_line_before_anything_changes(engine, pg_url):
         with revision(engine):
             finish_type_change("tc_parents", "id", **TYPES, revision="contract")
     assert column_types(engine)["id"] == "integer"
+
+
+def test_the_offline_swap_stops_when_an_index_has_no_copy(engine, pg_url):
+    """Offline there is no catalog to build the index copies from: the swap block
+    checks for them when the script runs, and changes nothing without them."""
+    from backend.migrations import offline, type_change_sql
+
+    with revision(engine):
+        start_type_change("tc_parents", "id", sa.BigInteger(), revision="expand")
+    run_backfill(pg_url, NAMES.backfill)
+    with pytest.raises(sa.exc.InternalError, match=r"type change of tc_parents.id: index ix_tc_parents_id_note has no "
+                                                   r"copy ix_tc_parents_id_note_tc on id_new: run this revision online"):
+        with engine.begin() as connection:
+            connection.execute(offline.verbatim(type_change_sql.swap_sql(NAMES, "id_new", "id_old")))
+    assert column_types(engine) == {"id": "integer", "id_new": "bigint", "note": "text"}
