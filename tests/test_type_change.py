@@ -291,3 +291,44 @@ def test_the_offline_swap_stops_when_an_index_has_no_copy(engine, pg_url):
         with engine.begin() as connection:
             connection.execute(offline.verbatim(type_change_sql.swap_sql(NAMES, "id_new", "id_old")))
     assert column_types(engine) == {"id": "integer", "id_new": "bigint", "note": "text"}
+
+
+def test_the_shipped_contract_waits_out_a_long_transaction_through_the_lock_retries(pg_url, monkeypatch):
+    """0011 under env.py's lock_timeout and retries: a transaction holding a lock on
+    order_items makes the swap time out (never queue the shop behind it); once it ends,
+    the retried revision finishes what the first try started."""
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT_MS", "100")
+    monkeypatch.setenv("MIGRATION_LOCK_TRIES", "40")
+    alembic_api.upgrade(pg_url, "0010_prices_bigint_expand")
+    engine = create_db_engine(pg_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("""
+                INSERT INTO users (id, email, email_normalized, preferred_locale, password_hash)
+                    VALUES (1, 'a@example.com', 'a@example.com', 'en', 'x');
+                INSERT INTO products (id, owner_id, sku, price_cents) VALUES (1, 1, 'SKU-1', 2147483000);
+                INSERT INTO orders (id, user_id, total_cents) SELECT g, 1, 0 FROM generate_series(1, 50) g;
+                INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
+                    SELECT 1 + mod(g, 50), 1, 1, g FROM generate_series(1, 500) g;""")
+        waits: list[str] = []
+        holder = engine.connect()
+        holder.exec_driver_sql("SELECT count(*) FROM order_items")  # ACCESS SHARE until the rollback
+        releaser = threading.Timer(1.5, holder.rollback)
+        releaser.start()
+        try:
+            alembic_api.upgrade(pg_url, "0011_prices_bigint_contract", on_lock_wait=waits.append)
+        finally:
+            releaser.join()
+            holder.close()
+        assert waits and all("lock wait:" in message for message in waits)
+        assert alembic_api.current_revisions(pg_url) == ("0011_prices_bigint_contract",)
+        assert column_types(engine, "order_items")["unit_price_cents"] == "bigint"
+        assert column_types(engine, "products")["price_cents"] == "bigint"
+        assert rows(engine, "SELECT count(*), sum(unit_price_cents), count(*) FILTER (WHERE unit_price_cents_old "
+                            "IS DISTINCT FROM unit_price_cents) FROM order_items") == [(500, 125250, 0)]
+        with engine.begin() as connection:  # past the integer range, as the change was for
+            connection.exec_driver_sql("UPDATE products SET price_cents = 3000000000 WHERE id = 1")
+        alembic_api.upgrade(pg_url, "head")
+        assert rows(engine, "SELECT price_cents FROM products") == [(3000000000,)]
+    finally:
+        engine.dispose()
