@@ -77,7 +77,7 @@ def _current_lock_timeout() -> str:
 
 
 @contextlib.contextmanager
-def _outside_transaction() -> Iterator[None]:
+def outside_transaction() -> Iterator[None]:
     """PostgreSQL refuses CONCURRENTLY inside a transaction block; these locks queue no
     shop statement, so they may wait for as long as they must."""
     with op.get_context().autocommit_block(), lock_timeout(None):
@@ -109,7 +109,7 @@ def create_index(name: str, table: str, columns: Sequence[str], *, unique: bool 
     state = _index_state(name)
     if state == "valid":
         return
-    with _outside_transaction():
+    with outside_transaction():
         if state == "invalid":
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(name)}")
         predicate = f" WHERE {where}" if where else ""
@@ -122,7 +122,7 @@ def drop_index(name: str, table: str) -> None:
     if _dialect() != "postgresql":
         op.drop_index(name, table_name=table)
         return
-    with _outside_transaction():
+    with outside_transaction():
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(name)}")
 
 
@@ -162,7 +162,7 @@ def set_not_null(table: str, column: str, *, existing_type: sa.types.TypeEngine)
     check = _quote(_check_name(table, column))
     op.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT IF EXISTS {check}")  # left by a failed try
     op.execute(f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {check} CHECK ({_quote(column)} IS NOT NULL) NOT VALID")
-    with _outside_transaction():
+    with outside_transaction():
         op.execute(f"ALTER TABLE {_quote(table)} VALIDATE CONSTRAINT {check}")
     op.alter_column(table, column, existing_type=existing_type, nullable=False)
     op.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT {check}")
@@ -180,7 +180,7 @@ def add_foreign_key(name: str, source: str, referent: str, local_columns: Sequen
     if not _constraint_exists(source, name):
         op.create_foreign_key(name, source, referent, list(local_columns), list(remote_columns),
                               ondelete=ondelete, postgresql_not_valid=True)
-    with _outside_transaction():
+    with outside_transaction():
         op.execute(f"ALTER TABLE {_quote(source)} VALIDATE CONSTRAINT {_quote(name)}")
 
 

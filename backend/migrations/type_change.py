@@ -58,7 +58,7 @@ from backend.backfill.type_change import TypeChangeError, TypeChangeNames, type_
 from backend.migrations import offline, run_config
 from backend.migrations import type_change_sql as sql
 from backend.migrations.backfill_ops import require_backfill, schedule_backfill, unschedule_backfill
-from backend.migrations.online import _outside_transaction, add_column, create_index
+from backend.migrations.online import outside_transaction, add_column, create_index
 
 
 # --- the three steps and their downgrades ---------------------------------------------
@@ -111,7 +111,7 @@ def undo_finish_type_change(table: str, column: str, *, old_type: sa.types.TypeE
     if _already_swapped(names, incoming=names.old, outgoing=names.shadow):
         _validate_foreign_keys(names)
         return
-    with _outside_transaction():  # a scan, under a lock the shop's writes do not wait for
+    with outside_transaction():  # a scan, under a lock the shop's writes do not wait for
         _execute(sql.everything_fits_sql(names, old_type))
     _swap(names, incoming=names.old, outgoing=names.shadow, outgoing_type=new_type)
 
@@ -135,7 +135,7 @@ def undo_cleanup_type_change(table: str, column: str, old_type: sa.types.TypeEng
     key = _require_declared(names).key
     add_column(table, sa.Column(names.old, old_type, nullable=True))
     _install_trigger(names, target=names.old, target_type=old_type)
-    with _outside_transaction():
+    with outside_transaction():
         _execute(sql.copy_back_sql(names, key, type_name(old_type)))
 
 
@@ -211,14 +211,14 @@ def _swap(names: TypeChangeNames, *, incoming: str, outgoing: str, outgoing_type
     if not _offline():
         _copy_indexes(names, incoming)
     _execute(sql.prepare_checks_sql(names, incoming))
-    with _outside_transaction():  # the validation scans; the shop writes on
+    with outside_transaction():  # the validation scans; the shop writes on
         _execute(sql.validate_sql(names, incoming, "c"))
     _execute(sql.swap_sql(names, incoming, outgoing) + ";\n" + sql.trigger_sql(names, outgoing, type_name(outgoing_type)))
     _validate_foreign_keys(names)
 
 
 def _validate_foreign_keys(names: TypeChangeNames) -> None:
-    with _outside_transaction():
+    with outside_transaction():
         _execute(sql.validate_sql(names, names.column, "f"))
 
 
