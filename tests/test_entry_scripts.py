@@ -276,7 +276,7 @@ def repo_copy(tmp_path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for directory in ("alembic", "backend"):
         shutil.copytree(REPO_ROOT / directory, root / directory, ignore=ignore)
-    for name in ("alembic.ini", "create_migration.py", "run_migrations.py"):
+    for name in ("alembic.ini", "create_migration.py", "run_migrations.py", "wiring.py"):
         shutil.copy2(REPO_ROOT / name, root / name)
     return root
 
