@@ -21,7 +21,8 @@ from backend.backfill import health
 from backend.backfill.memory import ExecutorMemory
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
-from backend.backfill.state import BatchStatus, backfill_batches
+from backend.backfill.model import BatchStatus
+from backend.backfill.state import backfill_batches
 
 RECENT_BATCHES = 5
 NO_WINDOW_RETRY = timedelta(hours=1)

@@ -27,7 +27,7 @@ from backend.backfill.admission import admit
 from backend.backfill.memory import ExecutorMemory
 from backend.backfill.policy import RunPolicy
 from backend.backfill.settings import EngineSettings
-from backend.backfill.model import BatchStatus, RunStatus
+from backend.backfill.model import Batch, BatchStatus, Run, RunStatus
 from backend.backfill.outcome import BatchOutcome, Outcome
 from backend.backfill.state import backfill_batches
 from backend.db import write_transaction
@@ -133,7 +133,7 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
     return batch, run
 
 
-def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: datetime,
+def _fail_out_of_attempts(connection: Connection, backfill, batch: Batch, run: Run, now: datetime,
                           settings: EngineSettings) -> BatchOutcome:
     """A batch whose worker was lost on every attempt (killed, or over its lease)
     never reached _record_failure; it fails here instead of being retried forever."""
@@ -146,7 +146,7 @@ def _fail_out_of_attempts(connection: Connection, backfill, batch, run, now: dat
     return BatchOutcome(Outcome.FAILED, batch.id, run.id, error=message)
 
 
-def _wait_for_admission(connection: Connection, batch, run, admission, now: datetime) -> BatchOutcome:
+def _wait_for_admission(connection: Connection, batch: Batch, run: Run, admission, now: datetime) -> BatchOutcome:
     """Windows and health said no: the batch stays pending (a dead worker's claim is
     released too, so that it is not retried outside the window) and its run waits,
     with the reason and the retry time in its row."""
@@ -160,7 +160,7 @@ def _wait_for_admission(connection: Connection, batch, run, admission, now: date
                         retry_in=max((admission.retry_at - now).total_seconds(), 0.0))
 
 
-def _is_claimable(batch, now: datetime) -> bool:
+def _is_claimable(batch: Batch, now: datetime) -> bool:
     """Pending, or running under a lease that expired (its worker is gone)."""
     if batch.status == BatchStatus.PENDING:
         return True
@@ -183,7 +183,8 @@ def is_statement_timeout(exc: BaseException) -> bool:
     return getattr(getattr(exc, "orig", None), "pgcode", None) == "57014"  # query_canceled
 
 
-def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc: Exception) -> BatchOutcome | None:
+def _split(engine: Engine, backfill, batch: Batch, key_range: KeyRange, token: str,
+           exc: Exception) -> BatchOutcome | None:
     """Halve a batch that hit the statement timeout (as GitLab does): this batch keeps
     the first half, a new batch takes the rest; both retry with fresh attempts."""
     now = utcnow()
@@ -214,7 +215,7 @@ def _split(engine: Engine, backfill, batch, key_range: KeyRange, token: str, exc
     return BatchOutcome(Outcome.SPLIT, batch.id, batch.run_id, error=note, new_batch_ids=(int(new_id),))
 
 
-def _why_not_claimed(batch, run, now) -> BatchOutcome:
+def _why_not_claimed(batch: Batch, run: Run, now: datetime) -> BatchOutcome:
     if batch.status == BatchStatus.SUCCEEDED:
         return BatchOutcome(Outcome.DONE, batch.id, run.id)
     if batch.status == BatchStatus.RUNNING and run.status == RunStatus.RUNNING:
@@ -245,7 +246,7 @@ def describe_error(exc: BaseException) -> str:
     return "".join(lines).strip()[:ERROR_TEXT_LIMIT]
 
 
-def _record_failure(engine: Engine, backfill, batch, run, token: str, exc: Exception,
+def _record_failure(engine: Engine, backfill, batch: Batch, run: Run, token: str, exc: Exception,
                     settings: EngineSettings) -> BatchOutcome:
     """After the rollback: put the batch back for a retry, or fail it once it has
     used its attempts; the run fails when its failed batches pass the tolerated share."""
