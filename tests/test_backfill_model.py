@@ -72,12 +72,13 @@ def test_the_groupings_work_in_sql():
     metadata.create_all(engine)
     with engine.begin() as connection:
         for status in ("pending", "waiting", "completed"):
-            runs.create_run(connection, "touch", batch_size=1, max_parallel=1, key_type="int")
-        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == 3).values(status="completed"))
-        connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == 2).values(status="waiting"))
+            run_id = runs.create_run(connection, "touch", batch_size=1, max_parallel=1, key_type="int")
+            connection.execute(sa.update(backfill_runs).where(backfill_runs.c.id == run_id).values(status=status))
         active = connection.execute(sa.select(backfill_runs.c.id).where(
             backfill_runs.c.status.in_(RunStatus.ACTIVE))).scalars().all()
-    assert sorted(active) == [1, 2]
+        finished = connection.execute(sa.select(backfill_runs.c.id).where(
+            backfill_runs.c.status.in_(RunStatus.FINISHED))).scalars().all()
+    assert (sorted(active), finished) == ([1, 2], [3])
 
 
 @pytest.mark.parametrize("current", list(RunStatus))
