@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from backend.backfill.service import BackfillService
 from backend.config import Config
 from backend.db import create_db_engine
+from backend.text import escape_controls
 
 HEADER = f"{'RUN':>5}  {'BACKFILL':<28} {'STATUS':<10} {'ROWS':>21} {'%':>6}  {'BATCHES ok/failed':<18} LAST ERROR"
 
@@ -27,7 +28,7 @@ def runs_table(config: Config, only: Iterable[str] = ()) -> list[str]:
             progress = service.snapshot(run.id)
             total = "?" if progress.rows_total is None else f"{'' if progress.rows_total_exact else '~'}{progress.rows_total:,}"
             percent = "-" if progress.percent is None else f"{progress.percent:.1f}"
-            error = (progress.last_error or "").splitlines()[0][:60] if progress.last_error else ""
+            error = escape_controls(progress.last_error.splitlines()[0])[:60] if progress.last_error else ""
             lines.append(
                 f"{run.id:>5}  {run.name:<28} {run.status:<10} {progress.rows_scanned:>10,}/{total:<10} "
                 f"{percent:>6}  {progress.batches_done:>8}/{progress.batches_failed:<9} {error}"

@@ -15,6 +15,7 @@ from backend.backfill.settings import SettingsError
 from backend.backfill.model import IllegalTransition
 from backend.config import ConfigError
 from backend.migrations.lock_retries import LockRetriesExhausted
+from backend.text import escape_controls
 
 
 class CommandFailed(Exception):
@@ -26,7 +27,8 @@ class BatchedMigrationFailed(Exception):
 
 
 def error_message(exc: Exception) -> str:
-    return " ".join(_describe(exc).split())
+    """One line, safe for a terminal: a stored error may carry control characters."""
+    return escape_controls(" ".join(_describe(exc).split()))
 
 
 def _describe(exc: Exception) -> str:

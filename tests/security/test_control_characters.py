@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 
 from backend import create_app
+from backend.backfill.state import backfill_runs
 from backend.config import Config
+from backend.migrations.errors import CommandFailed, error_message
 from backend.text import escape_controls
 from tests.backfill_helpers import insert_rows, touch_service
 from tests.test_api_products import PASSWORD, create_user, error_of, make_app, product_payload, scalar
@@ -113,3 +115,19 @@ def test_the_log_shows_stored_control_characters_escaped(running_run):
 def test_escaping_leaves_ordinary_text_alone():
     assert escape_controls("Grüner Tee 緑茶 (black friday)") == "Grüner Tee 緑茶 (black friday)"
     assert escape_controls("a\tb\nc") == "a\\tb\\nc"
+
+
+def test_status_and_one_line_errors_show_a_stored_error_escaped(running_run):
+    """A batch error is text from the database driver or a backfill's code: --status
+    prints its first line, a failed --batched prints it in its one-line error."""
+    url, service, run_id = running_run
+    with service.engine.begin() as connection:
+        connection.execute(backfill_runs.update().where(backfill_runs.c.id == run_id)
+                           .values(last_error="boom \x1b]0;pwned\x07 \u202eevil"))
+
+    status = run_migrations(url, "--status")
+
+    assert status.returncode == 0, status.stderr
+    assert "\x1b" not in status.stdout and "\u202e" not in status.stdout
+    assert "boom \\x1b]0;pwned\\x07" in status.stdout
+    assert error_message(CommandFailed("run failed: boom \x1b[2J")) == "run failed: boom \\x1b[2J"
