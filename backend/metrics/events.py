@@ -102,9 +102,10 @@ def batch_outcome(outcome: T) -> T:
     Also logged, with the run id, batch id and outcome as fields of LOG_FORMAT=json."""
     kind = outcome.kind
     _metrics().batch_outcomes.labels(kind).inc()
-    level = logging.WARNING if kind in ("failed", "retry") else logging.INFO
     again = f"; again in {outcome.retry_in:.1f}s" if kind in ("retry", "leased", "waiting") else ""
-    log.log(level, "batch %s of run %s: %s (%s rows)%s%s", outcome.batch_id, outcome.run_id, kind, outcome.rows,
+    # INFO even for a failed try: the run's status and --log carry it, and the scripts
+    # (alembic.ini: WARNING) keep their one-line error; workers log INFO by default.
+    log.info("batch %s of run %s: %s (%s rows)%s%s", outcome.batch_id, outcome.run_id, kind, outcome.rows,
             f": {outcome.error}" if outcome.error else "", again,
             extra={"run_id": outcome.run_id, "batch_id": outcome.batch_id, "outcome": kind, "rows": outcome.rows})
     return outcome
