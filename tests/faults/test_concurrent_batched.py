@@ -58,7 +58,8 @@ def test_two_batched_migrations_at_once_run_each_range_once(pg_url):
 
     runs = service.list_runs()
     assert sorted(run.name for run in runs) == sorted(
-        ["orders_total_cents", "translation_slugs", "users_email_normalized", "test_touch_slow"]), runs
+        ["orders_total_cents", "translation_slugs", "users_email_normalized", "test_touch_slow",
+         "type_change:order_items.unit_price_cents", "type_change:products.price_cents"]), runs
     for run in runs:
         assert run.status == RunStatus.COMPLETED, run
         with engine.connect() as connection:
