@@ -34,7 +34,7 @@ from backend.backfill.service import BackfillService
 from backend.db import create_db_engine
 from backend.migrations.safety.databases import drop_scratch_database
 from bench import database
-from bench.cli import DEFAULT_SERVER_URL, create_bench_database
+from bench.common import DEFAULT_SERVER_URL, create_bench_database
 
 EXECUTORS = ("inprocess", "worker")
 STATEMENT_LABEL_LENGTH = 90

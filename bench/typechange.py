@@ -40,7 +40,7 @@ from backend.db import create_db_engine
 from backend.migrations import alembic_api
 from backend.migrations.safety.databases import drop_scratch_database
 from backend.migrations.type_change import cleanup_type_change, finish_type_change, start_type_change
-from bench.cli import DEFAULT_SERVER_URL, ROOT, create_bench_database, log, unused_stem
+from bench.common import DEFAULT_SERVER_URL, ROOT, create_bench_database, log, unused_stem
 from bench.load import dsn
 from bench.report import percentile
 from bench.upgrade import shop as shop_module

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench import perrow, report, rowloop
-from bench.cli import PER_ROW_METHODS, parse_args
+from bench.cli import parse_args
+from bench.measure import PER_ROW_METHODS
 from bench.load import dsn
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.processes import ROOT, subprocess_env

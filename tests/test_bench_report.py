@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bench import report
-from bench.cli import median_run, parse_args, unused_stem
+from bench.cli import parse_args
+from bench.common import unused_stem
+from bench.measure import median_run
 
 
 def _run(wall_s: float, correct: bool = True) -> dict:
@@ -57,7 +59,7 @@ def test_a_second_run_on_the_same_day_does_not_overwrite_the_first(tmp_path):
 def test_repeat_also_measures_each_scaling_size_that_many_times_and_reports_its_median(monkeypatch):
     from types import SimpleNamespace
 
-    from bench import cli
+    from bench import measure as cli
 
     def result(method: str, rows: int, wall: float) -> dict:
         return {"method": method, "rows": rows, "wall_s": wall, "rows_per_s": rows / wall,

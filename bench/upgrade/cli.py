@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.cli import DEFAULT_SERVER_URL, ROOT, create_bench_database, log, machine_info, unused_stem
+from bench.common import DEFAULT_SERVER_URL, ROOT, create_bench_database, log, machine_info, unused_stem
 from bench.upgrade import migration as migration_module
 from bench.upgrade import report, shop as shop_module
 from bench.upgrade.attribution import OPERATIONS, TABLES, attribute
