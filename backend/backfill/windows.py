@@ -133,17 +133,22 @@ class WindowSchedule:
 
     def openings(self, start: datetime, until: datetime) -> list[Interval]:
         """The intervals that begin in [start, until), for estimates."""
-        found: list[Interval] = []
+        return list(self.iter_openings(start, until))
+
+    def iter_openings(self, start: datetime, until: datetime) -> Iterator[Interval]:
+        """The same, one at a time: an estimate stops as soon as the work fits
+        (a window every 2 minutes has 525,600 openings in two years)."""
+        last: Interval | None = None
         moment = start
         while moment < until:
             batch = [i for i in self._intervals(moment) if i.start >= moment and i.start < until]
-            batch = [i for i in batch if not found or i.start > found[-1].start]
+            batch = [i for i in batch if last is None or i.start > last.start]
             if not batch:
                 moment += timedelta(days=7)
                 continue
-            found.extend(batch)
-            moment = batch[-1].start + timedelta(seconds=1)
-        return found
+            yield from batch
+            last = batch[-1]
+            moment = last.start + timedelta(seconds=1)
 
 
 def parse_windows(spec: str | None) -> WindowSchedule:

@@ -95,6 +95,9 @@ def dry_run(config: Config, name: str) -> list[str]:
         report, plan = service.dry_run(name)
         rows = f"{report.rows_to_do:,}" if report.rows_exact else f"~{report.rows_to_do:,} (planner estimate)"
         lines = [f"{name}: {rows} rows to do; nothing was changed (sample batches rolled back)"]
+        if report.rows_to_do == 0:
+            lines.append("nothing to do: the pending filter finds no row")
+            return lines
         if report.rows_per_second is None:
             lines.append("no sample batch could be measured (empty table?)")
             return lines
@@ -104,7 +107,7 @@ def dry_run(config: Config, name: str) -> list[str]:
         if plan is None:
             lines.append("maintenance windows: none configured, it can run at any time")
         elif plan.finish_at is None:
-            lines.append(f"maintenance windows: more than {plan.windows} windows in the next two years")
+            lines.append(f"maintenance windows: more than {plan.windows:,} windows")
         else:
             lines.append(f"maintenance windows: {plan.windows}, from {plan.first_start:%Y-%m-%d %H:%M} UTC, "
                          f"done around {plan.finish_at:%Y-%m-%d %H:%M} UTC")
