@@ -14,6 +14,7 @@ from backend.backfill import runs
 from backend.backfill.model import (
     ALLOWED_TRANSITIONS,
     Batch,
+    BatchError,
     BatchStatus,
     IllegalTransition,
     Run,
@@ -22,7 +23,8 @@ from backend.backfill.model import (
     check_transition,
 )
 from backend.backfill.outcome import STEP_AFTER, BatchOutcome, Outcome, Step, next_step
-from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions, metadata
+from backend.backfill.state import (backfill_batch_errors, backfill_batches, backfill_runs, backfill_transitions,
+                                    metadata)
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -37,7 +39,8 @@ def run_row(**overrides):
 
 
 @pytest.mark.parametrize("value, table", [(Run, backfill_runs), (Batch, backfill_batches),
-                                          (Transition, backfill_transitions)])
+                                          (Transition, backfill_transitions),
+                                          (BatchError, backfill_batch_errors)])
 def test_each_value_has_one_field_per_column_of_its_table(value, table):
     assert [field.name for field in dataclasses.fields(value)] == [column.name for column in table.columns]
 

@@ -1,8 +1,8 @@
 """What a run and a batch are, and what may happen to a run.
 
-`Run`, `Batch` and `Transition` are read-only values built from one row of
-backfill_runs, backfill_batches and backfill_transitions (state.py) by their
-`from_row`; whoever reads whole rows (runs.py, batches.py, the API's lists) hands
+`Run`, `Batch`, `Transition` and `BatchError` are read-only values built from one row
+of backfill_runs, backfill_batches, backfill_transitions and backfill_batch_errors
+(state.py) by their `from_row`; whoever reads whole rows (runs.py, batches.py, the API's lists) hands
 these out, never the row itself. A value is a snapshot: a run or a batch changes
 only through the named writes of runs.py and batches.py, in the caller's transaction.
 
@@ -185,5 +185,20 @@ class Transition(_FromRow):
     actor: str
     reason: str | None
     at: datetime
+    announced: bool  # claimed by the process that runs its hook and notifications (announce.py)
 
     _enums: ClassVar[dict[str, type[StrEnum]]] = {"from_status": RunStatus, "to_status": RunStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchError(_FromRow):
+    """One row of backfill_batch_errors: one failed attempt of a batch, kept after
+    the batch is retried, split or failed for good."""
+
+    id: int
+    batch_id: int
+    run_id: int
+    attempt: int  # 1 for the batch's first attempt (a split batch counts again from 1)
+    error_class: str  # the exception's class, e.g. psycopg2.errors.QueryCanceled; WorkerLost
+    message: str
+    at: datetime

@@ -1,5 +1,5 @@
-"""The engine's durable state: one row per run, one row per batch, and the log of
-every run's status changes.
+"""The engine's durable state: one row per run, one row per batch, the log of
+every run's status changes, and every failed attempt of a batch.
 
 These tables are defined with SQLAlchemy Core on their own MetaData so that the
 engine never depends on the shop's ORM models. What a row means, its statuses and
@@ -91,4 +91,42 @@ backfill_transitions = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("at", _Timestamp, nullable=False, server_default=sa.func.now()),
+    # False until one process claims the change to run the backfill's hook and send
+    # the notifications (announce.py), after the change committed. Rows written
+    # before 0013, or by offline SQL, count as announced: they are never sent.
+    sa.Column("announced", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Index("ix_backfill_transitions_unannounced", "id", postgresql_where=sa.text("NOT announced"),
+             sqlite_where=sa.text("NOT announced")),
+)
+
+# Every failed attempt of a batch (an exception, a statement timeout that split it,
+# a worker lost), written in the transaction that records the failure. A batch's
+# `error` keeps only the last one; this keeps them all.
+backfill_batch_errors = sa.Table(
+    "backfill_batch_errors",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("batch_id", _Id, sa.ForeignKey("backfill_batches.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("run_id", _Id, sa.ForeignKey("backfill_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),  # the batch's attempt that failed (1 = first)
+    sa.Column("error_class", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("at", _Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+# What a schema job (schema_jobs.py) runs: an index built concurrently or a constraint
+# validated, scheduled by a revision and run by the engine as a run of one batch
+# (the run's name is this row's `name`; its key space is this row's id).
+schema_jobs = sa.Table(
+    "schema_jobs",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),  # "index:<index>", "validate:<table>.<constraint>"
+    sa.Column("kind", sa.String(16), nullable=False),  # "index" or "validate"
+    sa.Column("table_name", sa.String(63), nullable=False),
+    sa.Column("target", sa.String(63), nullable=False),  # the index or the constraint
+    sa.Column("statement", sa.Text, nullable=False),  # run outside any transaction, without timeouts
+    sa.Column("scheduled_by", sa.String(64), nullable=True),  # the Alembic revision
+    sa.Column("created_at", _Timestamp, nullable=False, server_default=sa.func.now()),
 )
