@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging, worker_init
 
 from backend.backfill.service import check_configuration
 from backend.backfill.settings import SettingsError
@@ -9,7 +11,11 @@ from backend.config import Config, ConfigError
 from backend.logs import configure_logging
 from worker import metrics
 
+# Without CELERY_BROKER_URL a worker or beat uses this, and says so at start
+# (warn_about_default_broker): never a silent guess.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_BROKER_WARNING = (f"CELERY_BROKER_URL is unset: using the default broker {DEFAULT_BROKER_URL} "
+                          "(set CELERY_BROKER_URL to the broker `run_migrations.py --batched` sends to)")
 
 
 def create_celery_app(config: Config | None = None) -> Celery:
@@ -24,6 +30,9 @@ def create_celery_app(config: Config | None = None) -> Celery:
                               weak=False)
     metrics.install(config)  # WORKER_METRICS_PORT: the prefork children's counters over HTTP
     app = Celery("worker", broker=config.celery_broker_url or DEFAULT_BROKER_URL, include=["worker.tasks"])
+    if not config.celery_broker_url:
+        for started in (worker_init, beat_init):  # before connecting to it
+            started.connect(warn_about_default_broker, weak=False)
     app.conf.update(
         # A batch is acknowledged after it ran, and re-queued if its worker process
         # dies (acks_late alone does not re-queue a killed process's task).
@@ -65,6 +74,10 @@ def create_celery_app(config: Config | None = None) -> Celery:
         },
     )
     return app
+
+
+def warn_about_default_broker(**_kwargs) -> None:
+    logging.getLogger("worker").warning(DEFAULT_BROKER_WARNING)
 
 
 try:

@@ -53,10 +53,11 @@ def env_example() -> dict[str, str]:
 
 def filled(**overrides: str) -> dict[str, str]:
     """.env.example with its required secrets filled in, as an operator would."""
-    return {**env_example(), "POSTGRES_PASSWORD": "pw-" + "x" * 29, "SECRET_KEY": "k" * 43, **overrides}
+    return {**env_example(), "POSTGRES_PASSWORD": "pw-" + "x" * 29, "SECRET_KEY": "k" * 43,
+            "ADMIN_API_TOKEN": "ops:" + "t" * 43, **overrides}
 
 
-@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "SECRET_KEY"])
+@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "SECRET_KEY", "ADMIN_API_TOKEN"])
 def test_compose_refuses_to_start_without_each_secret(secret):
     with pytest.raises(MissingVariable, match=secret):
         interpolate(COMPOSE, filled(**{secret: ""}))
@@ -66,7 +67,7 @@ def test_compose_refuses_to_start_without_each_secret(secret):
 
 def test_env_example_holds_no_working_password():
     example = env_example()
-    assert example["POSTGRES_PASSWORD"] == "" and example["SECRET_KEY"] == ""
+    assert example["POSTGRES_PASSWORD"] == example["SECRET_KEY"] == example["ADMIN_API_TOKEN"] == ""
     with pytest.raises(MissingVariable):
         interpolate(COMPOSE, example)  # copying it unchanged is not enough to start
 
@@ -79,6 +80,8 @@ def test_no_credentials_are_written_in_compose():
     assert f":{filled()['POSTGRES_PASSWORD']}@postgres" in resolved["x-app-env"]["DATABASE_URL"]
     for service in ("web", "worker", "beat"):
         assert resolved["services"][service]["environment"]["SECRET_KEY"] == "k" * 43
+        # the status page is on in the documented stack (issue 21)
+        assert resolved["services"][service]["environment"]["ADMIN_API_TOKEN"] == "ops:" + "t" * 43
 
 
 def test_only_web_publishes_a_port_and_on_loopback_unless_told():
