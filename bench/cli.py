@@ -22,11 +22,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import database, perrow, report
+from bench import chart, database, perrow, report, targets
 from bench.database import Dataset
 from backend.migrations.safety.databases import drop_scratch_database
 from bench.common import DEFAULT_SERVER_URL, ROOT, log, machine_info, output_stem, unused_stem
-from bench.measure import ALL_METHODS, PER_ROW_METHODS, SMOKE_BATCH_SIZE, SMOKE_ROWS, build_dataset, celery_concurrency, measure_rounds, measure_scaling, suite
+from bench.measure import (ALL_METHODS, PER_ROW_METHODS, SMOKE_BATCH_SIZE, SMOKE_ROWS, build_dataset, celery_concurrency,
+                           measure_rounds, measure_scaling, suite)
 
 
 def parse_args(argv: list[str] | None):
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     "generate_s": dataset.generate_s},
         "methods": results,
         "scaling": scaling,
-        "targets": (report.evaluate_per_row_targets(results) if options.per_row
-                    else report.evaluate_targets(results, scaling)),
+        "targets": (targets.evaluate_per_row_targets(results) if options.per_row
+                    else targets.evaluate_targets(results, scaling)),
         "total_s": time.perf_counter() - started,
     }
     table = report.markdown(full)
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         options.per_row))
     stem.with_suffix(".md").write_text(table)
     report.write_json(full, stem.with_suffix(".json"))
-    report.chart(full, stem.with_suffix(".png"))
+    chart.chart(full, stem.with_suffix(".png"))
     print(table)
     log(f"done in {full['total_s']:.0f} s: {stem}.md, .json, .png")
     wrong = [r["method"] for r in results if not r["check"]["correct"]]

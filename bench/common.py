@@ -81,7 +81,7 @@ def machine_info(server_url: str, dataset_url: str) -> dict:
 
 def output_stem(date: str, rows: int, smoke: bool, batch_size: int | None = None, per_row: bool = False) -> str:
     """<date>[-perrow]-<size>, with -b<batch size> when it is not the backfill's own."""
-    stem = f"{date}{'-perrow' if per_row else ''}-{'smoke' if smoke else report._rows_label(rows).lower()}"
+    stem = f"{date}{'-perrow' if per_row else ''}-{'smoke' if smoke else report.rows_label(rows).lower()}"
     return f"{stem}-b{batch_size}" if batch_size else stem
 
 

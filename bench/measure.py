@@ -207,8 +207,8 @@ def measure(method: str, dataset: Dataset, options, workdir: Path, broker_url: s
                      "load_latency_ms": [round(s[2], 3) for s in load_data["statements"]
                                          if outcome["wall_start"] <= s[1] <= outcome["wall_end"]]}
     log(f"{method}: {result['wall_s']:.2f} s, {result['rows_per_s']:,.0f} rows/s, "
-        f"txn p99 {report._fmt(result['txn']['p99'] if result['txn'] else None, 1)} ms, "
-        f"writes p99 {report._fmt(result['load']['p99'], 1)} ms, blocked {result['load']['max_blocked_ms']:,.0f} ms, "
+        f"txn p99 {report.fmt(result['txn']['p99'] if result['txn'] else None, 1)} ms, "
+        f"writes p99 {report.fmt(result['load']['p99'], 1)} ms, blocked {result['load']['max_blocked_ms']:,.0f} ms, "
         f"peak {result['peak_rss_kb'] / 1024:.0f} MB, {'correct' if check['correct'] else 'WRONG ' + json.dumps(check)}")
     return result
 
@@ -264,7 +264,7 @@ def measure_scaling(options, results: list[dict], datasets: list[Dataset], workd
             datasets.append(extra)
             missing = [method for method in methods if method not in runs]
             runs.update(measure_rounds(missing, extra, options, workdir, None,
-                                       label=f"scaling {report._rows_label(size)}: "))
+                                       label=f"scaling {report.rows_label(size)}: "))
             if not options.keep_database:
                 drop_scratch_database(extra.url)
                 datasets.remove(extra)

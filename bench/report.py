@@ -1,5 +1,5 @@
-"""Numbers to report: percentiles, the targets (met / missed), the Markdown table,
-the JSON and the chart."""
+"""Numbers to report: percentiles, the Markdown table, the JSON and the chart (the
+targets, met or missed, are in targets.py)."""
 from __future__ import annotations
 
 import json
@@ -22,17 +22,6 @@ LABELS = {
 }
 OURS = ("inprocess", "celery1", "celery2", "rowinprocess", "rowcelery1", "rowidslugs1", "rowidslugs2")
 SLOWEST_SHARE = 0.01  # the slowest 1% of the writes get their wait events reported
-
-# The issue's targets; reported, never asserted by a timed test.
-TARGET_INPROCESS_VS_UPDATE = 0.8
-TARGET_BATCH_P99_MS = 200.0
-TARGET_WRITE_P99_MS = 50.0
-TARGET_CELERY1_VS_INPROCESS = 0.9
-TARGET_TIME_PER_10X_ROWS = 11.0
-TARGET_MEMORY_GROWTH = 1.10  # peak at the largest size <= 110% of the peak at the smallest
-TARGET_ROW_VS_LOOP = 0.8  # --per-row: ours in-process, one lane, vs the hand-written loop
-TARGET_ROW_RATE = 20_000  # --per-row: rows/s of ours on the slug backfill
-
 
 def reference_method(per_row: bool) -> str:
     """The method the others' rows/s are compared with."""
@@ -136,11 +125,11 @@ def _slowest_line(r: dict) -> str:
     if slow.get("backend_runq_ms_sum") is not None:
         queue = (f"{slow['backend_cpu_ms_sum']:,.0f} / {slow['backend_runq_ms_sum']:,.0f} / "
                  f"{slow['client_runq_ms_sum']:,.0f} of {slow['latency_ms_sum']:,.0f}")
-    return (f"| {LABELS[r['method']]} | {slow['count']} ({_fmt(slow['from_ms'], 1)}–{_fmt(slow['max_ms'], 0)}) | "
+    return (f"| {LABELS[r['method']]} | {slow['count']} ({fmt(slow['from_ms'], 1)}–{fmt(slow['max_ms'], 0)}) | "
             f"{events} | {queue} | {r['load']['max_blocked_ms']:,.0f} |")
 
 
-def _fmt(value: float | None, digits: int = 0) -> str:
+def fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "–"
     return f"{value:,.{digits}f}"
@@ -150,107 +139,10 @@ def _ms_triplet(stats: dict | None) -> str:
     if not stats:
         return "–"
     digits = 1 if stats["max"] is not None and stats["max"] < 10 else 0
-    return " / ".join(_fmt(stats[k], digits) for k in ("p50", "p99", "max"))
+    return " / ".join(fmt(stats[k], digits) for k in ("p50", "p99", "max"))
 
 
-def _by_name(results: list[dict]) -> dict[str, dict]:
-    return {r["method"]: r for r in results}
-
-
-def evaluate_targets(results: list[dict], scaling: list[dict] | None) -> list[dict]:
-    """Each target with the measured value and met / missed / not measured."""
-    by = _by_name(results)
-    targets: list[dict] = []
-
-    def add(name: str, measured: str, ok: bool | None) -> None:
-        targets.append({"target": name, "measured": measured,
-                        "status": "not measured" if ok is None else ("met" if ok else "missed")})
-
-    update, inproc, celery1 = by.get("update"), by.get("inprocess"), by.get("celery1")
-    if update and inproc:
-        ratio = inproc["rows_per_s"] / update["rows_per_s"]
-        add(f"ours in-process >= {TARGET_INPROCESS_VS_UPDATE}x the single UPDATE's rows/s", f"{ratio:.2f}x",
-            ratio >= TARGET_INPROCESS_VS_UPDATE)
-    else:
-        add(f"ours in-process >= {TARGET_INPROCESS_VS_UPDATE}x the single UPDATE's rows/s", "needs update and inprocess", None)
-
-    ours = [by[name] for name in OURS if name in by]
-    batch_p99 = [(r["method"], r["txn"]["p99"]) for r in ours if r.get("txn")]
-    add(f"batch transactions p99 <= {TARGET_BATCH_P99_MS:g} ms",
-        ", ".join(f"{name} {value:.0f} ms" for name, value in batch_p99) or "no batch of ours ran",
-        all(v <= TARGET_BATCH_P99_MS for _, v in batch_p99) if batch_p99 else None)
-
-    write_p99 = [(r["method"], r["load"]["p99"]) for r in ours if r["load"]["p99"] is not None]
-    add(f"concurrent writes p99 < {TARGET_WRITE_P99_MS:g} ms during ours",
-        ", ".join(f"{name} {value:.1f} ms" for name, value in write_p99) or "no write measured",
-        all(v < TARGET_WRITE_P99_MS for _, v in write_p99) if write_p99 else None)
-
-    blocked = [(r["method"], r["load"]["max_blocked_ms"], r["txn"]["max"] if r.get("txn") else 0.0) for r in ours]
-    measured = ", ".join(f"{name} {b:.0f} ms blocked (longest batch {m:.0f} ms)" for name, b, m in blocked)
-    if update:
-        measured += (f"; single UPDATE: {update['load']['max_blocked_ms'] / 1000:.1f} s blocked "
-                     f"of its {update['wall_s']:.1f} s")
-    add("no write blocked longer than one batch (the single UPDATE blocks them for its duration)",
-        measured or "not run", all(b <= m for _, b, m in blocked) if blocked else None)
-
-    if celery1 and inproc:
-        ratio = celery1["rows_per_s"] / inproc["rows_per_s"]
-        add(f"Celery 1 worker >= {TARGET_CELERY1_VS_INPROCESS}x in-process", f"{ratio:.2f}x",
-            ratio >= TARGET_CELERY1_VS_INPROCESS)
-    else:
-        add(f"Celery 1 worker >= {TARGET_CELERY1_VS_INPROCESS}x in-process", "needs celery1 and inprocess", None)
-
-    points = sorted(scaling or [], key=lambda p: p["rows"])
-    if len(points) >= 2:
-        steps = [(b["wall_s"] / a["wall_s"]) / (b["rows"] / a["rows"]) * 10 for a, b in zip(points, points[1:])]
-        text = ", ".join(f"{_rows_label(a['rows'])}->{_rows_label(b['rows'])}: x{b['wall_s'] / a['wall_s']:.1f} time "
-                         f"for x{b['rows'] / a['rows']:.0f} rows{_update_step(a, b)}" for a, b in zip(points, points[1:]))
-        add(f"10x the rows takes <= {TARGET_TIME_PER_10X_ROWS:g}x the time (in-process)", text,
-            all(s <= TARGET_TIME_PER_10X_ROWS for s in steps))
-        first, last = points[0], points[-1]
-        growth = last["peak_rss_kb"] / first["peak_rss_kb"]
-        add("worker memory flat with table size (in-process peak, largest vs smallest)",
-            f"{first['peak_rss_kb'] / 1024:.0f} MB at {_rows_label(first['rows'])}, "
-            f"{last['peak_rss_kb'] / 1024:.0f} MB at {_rows_label(last['rows'])} (x{growth:.2f})",
-            growth <= TARGET_MEMORY_GROWTH)
-    else:
-        add(f"10x the rows takes <= {TARGET_TIME_PER_10X_ROWS:g}x the time (in-process)", "run with --scaling", None)
-        add("worker memory flat with table size (in-process peak, largest vs smallest)", "run with --scaling", None)
-    return targets
-
-
-def evaluate_per_row_targets(results: list[dict]) -> list[dict]:
-    """--per-row: ours against the hand-written loop, its rate, its batches, the writes."""
-    by = _by_name(results)
-    targets: list[dict] = []
-
-    def add(name: str, measured: str, ok: bool | None) -> None:
-        targets.append({"target": name, "measured": measured,
-                        "status": "not measured" if ok is None else ("met" if ok else "missed")})
-
-    loop, ours = by.get("rowloop"), by.get("rowinprocess")
-    name = f"ours in-process, one lane >= {TARGET_ROW_VS_LOOP}x the hand-written loop's rows/s"
-    if loop and ours:
-        value = ours["rows_per_s"] / loop["rows_per_s"]
-        add(name, f"{value:.2f}x", value >= TARGET_ROW_VS_LOOP)
-    else:
-        add(name, "needs rowloop and rowinprocess", None)
-    add(f"ours in-process >= {TARGET_ROW_RATE:,} rows/s",
-        f"{ours['rows_per_s']:,.0f} rows/s" if ours else "needs rowinprocess",
-        ours["rows_per_s"] >= TARGET_ROW_RATE if ours else None)
-    mine = [by[m] for m in OURS if m in by]
-    batch_p99 = [(r["method"], r["txn"]["p99"]) for r in mine if r.get("txn")]
-    add(f"batch transactions p99 <= {TARGET_BATCH_P99_MS:g} ms",
-        ", ".join(f"{n} {v:.0f} ms" for n, v in batch_p99) or "no batch of ours ran",
-        all(v <= TARGET_BATCH_P99_MS for _, v in batch_p99) if batch_p99 else None)
-    write_p99 = [(r["method"], r["load"]["p99"]) for r in mine if r["load"]["p99"] is not None]
-    add(f"concurrent writes p99 < {TARGET_WRITE_P99_MS:g} ms during ours",
-        ", ".join(f"{n} {v:.1f} ms" for n, v in write_p99) or "no write measured",
-        all(v < TARGET_WRITE_P99_MS for _, v in write_p99) if write_p99 else None)
-    return targets
-
-
-def _update_step(a: dict, b: dict) -> str:
+def update_step(a: dict, b: dict) -> str:
     """The single UPDATE's own step between two scaling sizes: what the database does."""
     if not (a.get("update_wall_s") and b.get("update_wall_s")):
         return ""
@@ -265,7 +157,7 @@ def _wall(r: dict) -> str:
     return f"{r['wall_s']:.2f} ({min(walls):.2f}–{max(walls):.2f})"
 
 
-def _rows_label(rows: int) -> str:
+def rows_label(rows: int) -> str:
     if rows >= 1_000_000 and rows % 1_000_000 == 0:
         return f"{rows // 1_000_000}M"
     if rows >= 1000 and rows % 1000 == 0:
@@ -304,9 +196,9 @@ def markdown(report: dict) -> str:
         txn = r.get("txn")
         lines.append(
             f"| {LABELS[r['method']]} | {_wall(r)} | {r['rows_per_s']:,.0f} | "
-            f"{_fmt(ratio(r), 2)}{'x' if ratio(r) is not None else ''} | "
-            f"{_ms_triplet(txn)} | {txn['count'] if txn else '–'} | {_fmt(r['peak_rss_kb'] / 1024)} | "
-            f"{_ms_triplet(r['load'])} | {_fmt((r['load'].get('from_schedule') or {}).get('p99'))} | "
+            f"{fmt(ratio(r), 2)}{'x' if ratio(r) is not None else ''} | "
+            f"{_ms_triplet(txn)} | {txn['count'] if txn else '–'} | {fmt(r['peak_rss_kb'] / 1024)} | "
+            f"{_ms_triplet(r['load'])} | {fmt((r['load'].get('from_schedule') or {}).get('p99'))} | "
             f"{r['load']['max_blocked_ms']:,.0f} | "
             f"{'yes' if r['check']['correct'] else 'NO'} |"
         )
@@ -328,7 +220,7 @@ def markdown(report: dict) -> str:
             update = p.get("update_wall_s")
             lines.append(f"| {p['rows']:,} | {_wall(p)} | {p['rows_per_s']:,.0f} | "
                          f"x{p['wall_s'] / base['wall_s']:.1f} | {p['peak_rss_kb'] / 1024:.0f} | "
-                         f"{_fmt(update, 2)} | {_fmt(update / p['wall_s'] if update else None, 2)}"
+                         f"{fmt(update, 2)} | {fmt(update / p['wall_s'] if update else None, 2)}"
                          f"{'x' if update else ''} |")
     lines += ["", f"The slowest {SLOWEST_SHARE:.0%} of the concurrent writes during each method (by statement "
               "latency): what pg_stat_activity showed their backend doing in the samples taken while they ran "
@@ -362,47 +254,3 @@ def markdown(report: dict) -> str:
 
 def write_json(report: dict, path: Path) -> None:
     path.write_text(json.dumps(report, indent=1, default=str))
-
-
-def chart(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = report["methods"]
-    labels = [LABELS[r["method"]] for r in methods]
-    colors = ["#4c72b0" if r["method"] in OURS else "#8c8c8c" for r in methods]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.6 * len(methods) + 2.2), sharey=True)
-    y = range(len(methods))
-    left.barh(y, [r["rows_per_s"] for r in methods], color=colors)
-    left.set_yticks(list(y), labels)
-    left.invert_yaxis()
-    left.set_xlabel("rows/s (higher is better)")
-    per_row = report["config"].get("per_row", False)
-    update = next((r for r in methods if r["method"] == reference_method(per_row)), None)
-    if update:
-        share = TARGET_ROW_VS_LOOP if per_row else TARGET_INPROCESS_VS_UPDATE
-        left.axvline(update["rows_per_s"] * share, color="#c44e52", linestyle="--",
-                     label=f"{share}x {'hand-written loop' if per_row else 'single UPDATE'}")
-        left.legend(loc="lower right", fontsize=8)
-    p99 = [max(r["load"]["p99"] or 0.0, 0.1) for r in methods]
-    queued = [max((r["load"].get("from_schedule") or {}).get("p99") or 0.0, 0.1) for r in methods]
-    height = 0.4
-    right.barh([i - height / 2 for i in y], p99, height=height, color=colors, label="statement")
-    right.barh([i + height / 2 for i in y], queued, height=height, color=colors, alpha=0.45, hatch="//",
-               label="from schedule (queueing included)")
-    right.set_xscale("log")
-    right.axvline(TARGET_WRITE_P99_MS, color="#c44e52", linestyle="--", label=f"target {TARGET_WRITE_P99_MS:g} ms")
-    right.set_xlabel("concurrent write latency p99, ms (log; lower is better)")
-    right.legend(loc="lower right", fontsize=8)
-    for axis in (left, right):
-        axis.grid(axis="x", alpha=0.3)
-    dataset = report["dataset"]
-    what = (f"{report['config'].get('backfill')} backfill, {dataset.get('translations', 0):,} translations" if per_row
-            else f"orders_total_cents backfill, {dataset['orders']:,} orders")
-    fig.suptitle(f"{what}, batch {report['config']['batch_size']}, "
-                 f"{report['config']['load_rate']:g} writes/s alongside ({report['date']})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -10,7 +10,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from bench import perrow, report, rowloop
+from bench import perrow, report, rowloop, targets
 from bench.cli import parse_args
 from bench.measure import PER_ROW_METHODS
 from bench.load import dsn
@@ -49,11 +49,11 @@ def test_per_row_targets_compare_ours_with_the_hand_written_loop():
         return {"method": method, "rows_per_s": rows_per_s, "txn": {"p99": 120.0},
                 "load": {"p99": 5.0, "max_blocked_ms": 0.0}}
 
-    targets = {t["target"]: t for t in report.evaluate_per_row_targets(
+    by_name = {t["target"]: t for t in targets.evaluate_per_row_targets(
         [result("rowloop", 30_000.0), result("rowinprocess", 21_000.0)])}
-    [ratio] = [t for name, t in targets.items() if name.startswith("ours in-process, one lane")]
+    [ratio] = [t for name, t in by_name.items() if name.startswith("ours in-process, one lane")]
     assert (ratio["measured"], ratio["status"]) == ("0.70x", "missed")
-    [rate] = [t for name, t in targets.items() if name.startswith("ours in-process >= 20,000")]
+    [rate] = [t for name, t in by_name.items() if name.startswith("ours in-process >= 20,000")]
     assert rate["status"] == "met"
 
 

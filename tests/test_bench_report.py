@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import report
+from bench import report, targets
 from bench.cli import parse_args
 from bench.common import unused_stem
 from bench.measure import median_run
@@ -35,7 +35,7 @@ def test_a_single_run_shows_no_range():
 def test_the_scaling_target_shows_the_single_updates_own_step():
     points = [{"rows": 100_000, "wall_s": 2.0, "peak_rss_kb": 50_000, "update_wall_s": 1.5},
               {"rows": 1_000_000, "wall_s": 30.0, "peak_rss_kb": 51_000, "update_wall_s": 24.0}]
-    [scaling] = [t for t in report.evaluate_targets([], points) if t["target"].startswith("10x the rows")]
+    [scaling] = [t for t in targets.evaluate_targets([], points) if t["target"].startswith("10x the rows")]
     assert scaling["status"] == "missed"
     assert scaling["measured"] == "100k->1M: x15.0 time for x10 rows (single UPDATE x16.0)"
 
