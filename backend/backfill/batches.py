@@ -114,6 +114,17 @@ def hold(connection: Connection, batch_id: int, token: str) -> bool:
     ).rowcount == 1
 
 
+def renew_lease(connection: Connection, batch_id: int, token: str, now: datetime, seconds: float) -> bool:
+    """A long attempt (a schema job's index build) keeps its claim: the lease runs
+    `seconds` from now again, if `token` still holds the batch."""
+    return connection.execute(
+        sa.update(backfill_batches)
+        .where(backfill_batches.c.id == batch_id, backfill_batches.c.status == BatchStatus.RUNNING,
+               backfill_batches.c.claimed_by == token)
+        .values(lease_expires_at=now + timedelta(seconds=seconds))
+    ).rowcount == 1
+
+
 def record_success(connection: Connection, batch: Batch, rows: int, duration_ms: int) -> None:
     """The batch's done record and its run's counters: the last statements of the
     batch's own transaction, which holds its data change (the engine's invariant)."""

@@ -42,6 +42,11 @@ class Backfill:
     # ones (after `min_batches_for_failed_share`); 0 = the first failed batch.
     max_failed_share: ClassVar[float] = 0.0
     min_batches_for_failed_share: ClassVar[int] = 20
+    # True for work that cannot run in a transaction (a schema job's CREATE INDEX
+    # CONCURRENTLY): the runner calls `process_outside` before the transaction that
+    # records the batch's success, instead of `process` inside it; the work must then
+    # be idempotent (schema_jobs.py says how).
+    outside_transaction: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -65,6 +70,11 @@ class Backfill:
         condition = key_range.clause(self.key_column)
         pending = self.pending_filter()
         return condition if pending is None else sa.and_(condition, pending)
+
+    def process_outside(self, engine, batch, run, token: str, settings) -> int:
+        """For `outside_transaction` backfills: the batch's work on connections of its
+        own; return how many rows (objects) it changed."""
+        raise NotImplementedError
 
     def process(self, connection: Connection, key_range: KeyRange) -> int:
         """Process the rows of `key_range` inside the caller's transaction; return

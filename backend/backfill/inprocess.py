@@ -100,6 +100,7 @@ def run_in_process(service: BackfillService, run_id: int, *, on_progress: Progre
     `lanes` overrides the setting (still capped by max_parallel; 1 on SQLite)."""
     lease = RunLease(service, run_id)
     run = service.start(run_id, executor="inprocess")
+    service.wake_due(run_id=run_id)  # a waiting run whose window has opened since: even with wait=False
     count = lane_count(service, run.max_parallel, lanes)
     announced: datetime | None = None
     try:

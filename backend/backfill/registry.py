@@ -7,12 +7,13 @@ classes through the `register` decorator.
 from __future__ import annotations
 
 import importlib
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from backend.backfill.definition import Backfill
 from backend.backfill.settings import SettingsError
 
-SHIPPED_MODULES = ("backend.shipped_backfills",)
+# schema_jobs: the family of index builds and validations a revision schedules.
+SHIPPED_MODULES = ("backend.shipped_backfills", "backend.backfill.schema_jobs")
 
 
 class UnknownBackfill(LookupError):
@@ -25,6 +26,22 @@ class UnknownBackfill(LookupError):
 class Catalog:
     def __init__(self) -> None:
         self._by_name: dict[str, Backfill] = {}
+        # Backfills known by a name prefix rather than one by one (schema jobs: their
+        # definitions are rows of the database), made on first use from the name.
+        self._families: dict[tuple[str, ...], Callable[[str], Backfill]] = {}
+        self._made: dict[str, Backfill] = {}
+
+    def add_family(self, prefixes: tuple[str, ...], make: Callable[[str], Backfill]) -> None:
+        self._families[prefixes] = make
+
+    def _of_family(self, name: str) -> Backfill | None:
+        if name in self._made:
+            return self._made[name]
+        for prefixes, make in self._families.items():
+            if name.startswith(prefixes):
+                made = self._made[name] = make(name)
+                return made
+        return None
 
     def register(self, cls: type[Backfill]) -> type[Backfill]:
         existing = self._by_name.get(cls.name)
@@ -40,10 +57,13 @@ class Catalog:
         try:
             return self._by_name[name]
         except KeyError:
-            raise UnknownBackfill(name, self._by_name) from None
+            made = self._of_family(name)
+            if made is None:
+                raise UnknownBackfill(name, self._by_name) from None
+            return made
 
     def __contains__(self, name: str) -> bool:
-        return name in self._by_name
+        return name in self._by_name or any(name.startswith(prefixes) for prefixes in self._families)
 
     def __iter__(self) -> Iterator[Backfill]:
         return iter(self._by_name.values())

@@ -85,14 +85,21 @@ def _execute(engine: Engine, catalog: Catalog, batch_id: int, settings: EngineSe
     )
     started = utcnow()  # wall time through the engine's clock, so tests can simulate slow batches
     try:
+        # A schema job's statement cannot run in a transaction: it runs first, and is
+        # idempotent (backend/backfill/schema_jobs.py); its done record follows.
+        done_outside = backfill.process_outside(engine, batch, run, token, settings) \
+            if backfill.outside_transaction else None
         with engine.begin() as connection:
             if not batches.hold(connection, batch_id, token):
                 # Our claim was taken over after our lease expired: the new holder
                 # owns the range now, we must not touch it.
                 return BatchOutcome(Outcome.LEASED, batch_id, run.id, retry_in=settings.lease_seconds)
-            _configure_batch_transaction(connection, settings)
-            connection.info["backfill_run_id"] = run.id  # for state a backfill keeps per run
-            rows = backfill.process(connection, key_range)
+            if done_outside is None:
+                _configure_batch_transaction(connection, settings)
+                connection.info["backfill_run_id"] = run.id  # for state a backfill keeps per run
+                rows = backfill.process(connection, key_range)
+            else:
+                rows = done_outside
             batches.record_success(connection, batch, rows, int((utcnow() - started).total_seconds() * 1000))
             next_ids = tuple(coordinator.advance_in(connection, catalog, run.id, settings)) if advance else None
     except Exception as exc:
