@@ -23,6 +23,7 @@ from backend.backfill.outcome import Outcome
 from backend.backfill.registry import load_catalog
 from backend.backfill.service import BackfillService
 from backend.backfill.settings import EngineSettings
+from backend.cli.runs_table import runs_table
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.migrations import alembic_api
@@ -319,6 +320,8 @@ def test_the_api_shows_the_build_progress_while_it_runs(url, service):
         body = client.get(f"/api/backfills/{run_id}", headers={"Authorization": f"Bearer {SECRET}"}).get_json()
         assert body["job"]["kind"] == "index" and body["job"]["target"] == "ix_items_a"
         assert body["status"] == RunStatus.RUNNING and body["batches_running"] == 1
+        [line] = [line for line in runs_table(Config.from_env({"DATABASE_URL": url})) if "index:ix_items_a" in line]
+        assert "running" in line and "building: waiting for writers before build" in line
     finally:
         blocker.commit()
         blocker.close()

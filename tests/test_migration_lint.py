@@ -121,6 +121,24 @@ def test_online_helpers_are_operations_on_their_table_built_concurrently():
     assert "users.email_normalized NOT NULL" in messages[21] and "users.nickname" in messages[22]
 
 
+def test_index_jobs_are_index_operations_built_concurrently_and_clean():
+    """schedule_index / unschedule_index (backend.migrations.index_jobs), however
+    imported, are the index builds and drops they stand for, done concurrently by the
+    job: the revision that schedules them, validates later and gates on them is clean."""
+    path = FIXTURES / "index_jobs.py"
+    report = lint_script(path)
+    assert report.findings == [] and not report.advice
+    script, _ = parse_script(path)
+    jobs = [(op.function, op.helper, op.operation, op.table, op.index, op.concurrently)
+            for op in script.operations if op.helper]
+    assert jobs == [
+        ("upgrade", "schedule_index", "create_index", "orders", "ix_orders_placed_at", True),
+        ("upgrade", "schedule_index", "create_index", "orders", "ix_orders_open", True),
+        ("downgrade", "unschedule_index", "drop_index", "orders", "ix_orders_open", True),
+        ("downgrade", "unschedule_index", "drop_index", "orders", "ix_orders_placed_at", True)]
+    assert check(str(path)).exit_code == 0
+
+
 @pytest.mark.parametrize("step", ["expand", "contract", "cleanup"])
 def test_a_type_change_done_with_its_helpers_is_clean(step):
     """The three revisions of backend.migrations.type_change: no M007 (nor M005 for the

@@ -144,6 +144,15 @@ def build_progress(connection: Connection, run_id: int) -> dict[str, Any] | None
     return dict(row) if row is not None else None
 
 
+def describe_progress(progress: dict[str, Any]) -> str:
+    """One line for `--status`: the phase, and blocks or tuples done when counted."""
+    for unit in ("blocks", "tuples"):
+        done, total = progress.get(f"{unit}_done"), progress.get(f"{unit}_total")
+        if total:
+            return f"{progress['phase']}: {unit} {done:,}/{total:,} ({done / total * 100:.1f}%)"
+    return str(progress["phase"])
+
+
 def job_view(connection: Connection, run: Run) -> dict[str, Any] | None:
     """What the API shows of a schema job's run beyond the run: its statement and,
     while it builds, the build's progress. None for a backfill's run."""

@@ -5,6 +5,7 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
+from backend.backfill import schema_jobs
 from backend.backfill.service import BackfillService
 from backend.config import Config
 from backend.db import create_db_engine
@@ -29,6 +30,8 @@ def runs_table(config: Config, only: Iterable[str] = ()) -> list[str]:
             total = "?" if progress.rows_total is None else f"{'' if progress.rows_total_exact else '~'}{progress.rows_total:,}"
             percent = "-" if progress.percent is None else f"{progress.percent:.1f}"
             error = escape_controls(progress.last_error.splitlines()[0])[:60] if progress.last_error else ""
+            if run.is_active and schema_jobs.is_schema_job(run.name):
+                error = _build_line(service, run.id) or error
             lines.append(
                 f"{run.id:>5}  {run.name:<28} {run.status:<10} {progress.rows_scanned:>10,}/{total:<10} "
                 f"{percent:>6}  {progress.batches_done:>8}/{progress.batches_failed:<9} {error}"
@@ -36,3 +39,10 @@ def runs_table(config: Config, only: Iterable[str] = ()) -> list[str]:
         return lines
     finally:
         engine.dispose()
+
+
+def _build_line(service: BackfillService, run_id: int) -> str | None:
+    """A schema job's index build while it runs, from pg_stat_progress_create_index."""
+    with service.engine.connect() as connection:
+        progress = schema_jobs.build_progress(connection, run_id)
+    return f"building: {schema_jobs.describe_progress(progress)}" if progress else None

@@ -53,6 +53,10 @@ _QUEUES_SHOP = {"add_column", "drop_column", "alter_column", "drop_table", "rena
                 "create_check_constraint", "create_primary_key"}
 
 ONLINE_MODULE = "backend.migrations.online"
+# The schema jobs' helpers (schedule_index builds later, concurrently: docs/index-jobs.md),
+# read like the online ones.
+INDEX_JOBS_MODULE = "backend.migrations.index_jobs"
+HELPER_MODULES = (ONLINE_MODULE, INDEX_JOBS_MODULE)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ _HELPERS = {
     "drop_index": _Helper("drop_index", 1, "table", False),
     "add_unique_constraint": _Helper("create_unique_constraint", 1, "table", True),
     "add_foreign_key": _Helper("create_foreign_key", 1, "source", True),
+    "schedule_index": _Helper("create_index", 1, "table", False),
+    "unschedule_index": _Helper("drop_index", 1, "table", False),
 }
 _LOCK_TIMEOUT_HELPER = "lock_timeout"
 # Calls that open a connection of the revision's own (not the migration's).
@@ -143,14 +149,14 @@ class _Module:
     def _read_import(self, node: ast.AST) -> None:
         """`from backend.migrations.online import set_not_null [as x]`, `from backend.migrations
         import online`, `import backend.migrations.online [as online]`."""
-        if isinstance(node, ast.ImportFrom) and node.module == ONLINE_MODULE and not node.level:
+        if isinstance(node, ast.ImportFrom) and node.module in HELPER_MODULES and not node.level:
             self.online_names.update({alias.asname or alias.name: alias.name for alias in node.names})
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             self.online_modules.update(alias.asname or alias.name for alias in node.names
-                                       if f"{node.module}.{alias.name}" == ONLINE_MODULE)
+                                       if f"{node.module}.{alias.name}" in HELPER_MODULES)
         elif isinstance(node, ast.Import):
             self.online_modules.update(alias.asname or alias.name for alias in node.names
-                                       if alias.name == ONLINE_MODULE)
+                                       if alias.name in HELPER_MODULES)
 
     def helper(self, call: ast.Call) -> str | None:
         """The online helper `call` calls (`set_not_null(...)`, `online.set_not_null(...)`), or None."""
