@@ -2,6 +2,7 @@
 repository root, in-process on SQLite and through real Celery workers on PostgreSQL."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -199,7 +200,26 @@ def test_no_wait_at_a_gate_dispatches_and_exits_0_for_the_app_to_start(pg_url, r
     result = run_migrations(pg_url, "--batched", "--no-wait", CELERY_BROKER_URL=redis_server.url)
     assert result.returncode == 0, result.stderr
     assert "0006_orders_total_not_null waits for backfill orders_total_cents" in result.stdout
-    assert "dispatched to the workers" in result.stdout
     assert current_revisions(pg_url) == ("0005_users_email_normalized",)
-    assert run_statuses(engine)["orders_total_cents"] == "running"
+    # Not only the gate's backfill: every one its applied revisions scheduled (issue 21).
+    expected = {"orders_total_cents", "translation_slugs", "users_email_normalized"}
+    assert {name for name in expected if f"backfill {name} (run " in result.stdout} == expected, result.stdout
+    assert result.stdout.count("dispatched to the workers") == 3
+    assert {name: status for name, status in run_statuses(engine).items() if name in expected} == \
+        dict.fromkeys(expected, "running")
     engine.dispose()
+
+
+def test_no_wait_says_when_the_workers_continue_a_run_outside_its_window(pg_url, redis_server):
+    service = touch_service(pg_url)
+    insert_rows(service.engine, range(1, 21))
+    run_id = service.schedule("test_touch")
+    window = closed_window_now()
+    result = run_migrations(pg_url, "--batched", "--only", "test_touch", "--no-wait",
+                            CELERY_BROKER_URL=redis_server.url, MAINTENANCE_WINDOWS=window)
+    assert result.returncode == 0, result.stderr
+    hour = window.split()[1][:5]
+    assert re.search(rf"backfill test_touch \(run {run_id}\) dispatched to the workers; it waits outside its "
+                     rf"maintenance windows \({window}\): the workers continue it at \d{{4}}-\d\d-\d\d {hour} UTC",
+                     result.stdout), result.stdout
+    service.engine.dispose()

@@ -100,7 +100,8 @@ def test_following_a_run_nobody_works_on_says_so_once_and_keeps_following(sqlite
         assert progress.status == RunStatus.COMPLETED
         stalled = [m for m in display.messages if "no worker has taken a batch" in m]
         assert len(stalled) == 1, display.messages
-        assert "in 0.3 s although 2 batch(es) are pending" in stalled[0]
+        assert "no worker has taken a batch in 0.3 s: is `celery -A worker worker` running against " in stalled[0]
+        assert "(2 batch(es) pending; they wait in the database; still following)" in stalled[0]
         assert "`celery -A worker worker`" in stalled[0] and "redis://:***@redis.internal:6379/0" in stalled[0]
         assert "s3cret" not in stalled[0]
         assert any("workers are taking its batches again" in m for m in display.messages), display.messages

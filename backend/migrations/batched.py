@@ -21,12 +21,15 @@ from backend.backfill.service import BackfillService
 from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch
 from backend.backfill.stall import batch_activity as read_batch_activity
 from backend.backfill.model import RunStatus
+from backend.backfill.summary import RunSummary, summarize
 from backend.config import Config
+from backend.backfill.clock import utcnow
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import current_revisions, upgrade
 from backend.migrations.errors import BatchedMigrationFailed
 from backend.migrations.upgrade import Revision
 
+from backend.text import escape_controls
 
 class ProgressDisplay(Protocol):
     """Where --batched shows what it does (backend/cli/progress_display.py on the
@@ -66,6 +69,7 @@ class BatchedResult:
     waiting: list[int] = field(default_factory=list)  # in-process runs left waiting (--no-wait)
 
 
+    summaries: list[RunSummary] = field(default_factory=list)  # each run that ended, as it ended
 def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay,
                     on_applied: Callable[[Any], None] = lambda revision: None,
                     on_lock_wait: Callable[[str], None] | None = None) -> BatchedResult:
@@ -90,11 +94,15 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
                         f"{gate.revision} still waits after its backfills ran {MAX_PASSES_PER_GATE} times: "
                         f"{'; '.join(gate.details)}") from None
                 display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
-                finished = _finish_all(service, [_run_for_gate(service, name) for name in gate.names], options,
-                                       display, result)
+                gated = [_run_for_gate(service, name) for name in gate.names]
+                finished = _finish_all(service, gated, options, display, result, at_gate=True)
                 if not finished:
                     display.message(f"run this command again to continue past {gate.revision}")
                     result.at = current_revisions(url)
+                    if options.no_wait:  # every other backfill that can run now goes too
+                        others = [run.id for run in service.unfinished_runs(options.only or None)
+                                  if run.id not in gated]
+                        _finish_all(service, others, options, display, result)
                     return result
         result.at = current_revisions(url)
         run_ids = [run.id for run in service.unfinished_runs(options.only or None)]
@@ -127,9 +135,10 @@ def _reporter(on_applied):
 
 
 def _finish_all(service: BackfillService, run_ids: Iterable[int], options: BatchedOptions,
-                display: ProgressDisplay, result: BatchedResult) -> bool:
-    """Run each backfill to its end; False when some were left to continue later
-    (dispatched with --no-wait, or waiting for a window with --no-wait)."""
+                display: ProgressDisplay, result: BatchedResult, *, at_gate: bool = False) -> bool:
+    """Run each backfill to its end, saying what each did; False when some were left
+    to continue later (dispatched with --no-wait, or waiting for a window with
+    --no-wait). `at_gate`: a revision waits for these (what to do after a cancel)."""
     finished_all = True
     for run_id in run_ids:
         run = service.get_run(run_id)
@@ -141,7 +150,7 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
             _start_on_workers(service, run_id, options.dispatcher)
             result.dispatched.append(run_id)
             if options.no_wait:
-                display.message(f"backfill {run.name} (run {run_id}) dispatched to the workers")
+                display.message(_dispatched_line(service, run_id, run.name))
                 finished_all = False
                 continue
             progress = _follow(service, run_id, display, options.poll_interval, send=options.dispatcher.send,
@@ -158,12 +167,40 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
         result.finished.append(progress)
         if progress.status != RunStatus.COMPLETED:
             reason = progress.last_error or f"it is {progress.status}"
+        with service.engine.connect() as connection:
+            summary = summarize(connection, run_id)
+        result.summaries.append(summary)
+        display.message(summary.line())
+        if progress.status == RunStatus.CANCELLED:
+            raise BatchedMigrationFailed(_cancelled_line(service, run_id, progress.name, at_gate))
             raise BatchedMigrationFailed(f"backfill {progress.name} (run {run_id}) {progress.status}: {reason}")
     return finished_all
 
 
 def _waiting_line(progress: Progress, until) -> str:
     when = f"{until:%Y-%m-%d %H:%M} UTC" if until else "later"
+def _cancelled_line(service: BackfillService, run_id: int, name: str, at_gate: bool) -> str:
+    """Who cancelled the run and why (its transition log), and how to go on."""
+    cancel = next((t for t in reversed(service.transitions(run_id)) if t.to_status == RunStatus.CANCELLED), None)
+    who = f" by {escape_controls(cancel.actor)}" if cancel else ""
+    why = f" ({escape_controls(cancel.reason)})" if cancel and cancel.reason else " (no reason given)"
+    command = "python run_migrations.py --batched" if at_gate else f"python run_migrations.py --rerun {name}"
+    return (f"backfill {name} (run {run_id}) was cancelled{who}{why}; `{command}` starts a new run over "
+            f"the rows still pending")
+
+
+def _dispatched_line(service: BackfillService, run_id: int, name: str) -> str:
+    """--no-wait with the workers: dispatched, and when a run outside its windows continues."""
+    line = f"backfill {name} (run {run_id}) dispatched to the workers"
+    schedule = service.policy(run_id).schedule
+    now = utcnow()
+    if schedule.is_open(now):
+        return line
+    opens = schedule.next_opening(now)
+    when = f"{opens:%Y-%m-%d %H:%M} UTC" if opens else "the next opening"
+    return f"{line}; it waits outside its maintenance windows ({schedule.text}): the workers continue it at {when}"
+
+
     return f"backfill {progress.name} (run {progress.run_id}) waits: {progress.wait_reason}; continues at {when}"
 
 
@@ -210,10 +247,10 @@ def batch_activity(service: BackfillService, run_id: int) -> BatchActivity:
 
 def _stalled_line(progress: Progress, stall: StallWatch, broker_url: str | None) -> str:
     where = f" against {_without_password(broker_url)}" if broker_url else ""
-    pending = f"although {stall.waiting} batch(es) are pending" if stall.waiting else "(none started yet)"
+    pending = f"{stall.waiting} batch(es) pending" if stall.waiting else "none carved yet"
     return (f"backfill {progress.name} (run {progress.run_id}): no worker has taken a batch in "
-            f"{stall.seconds:g} s {pending}: is `celery -A worker worker` running{where}, and is the "
-            f"broker up? (the batches wait in the database; still following)")
+            f"{stall.seconds:g} s: is `celery -A worker worker` running{where}? ({pending}; they wait in the "
+            f"database; still following)")
 
 
 def _without_password(url: str) -> str:
