@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -320,6 +321,9 @@ def test_the_api_shows_the_build_progress_while_it_runs(url, service):
         body = client.get(f"/api/backfills/{run_id}", headers={"Authorization": f"Bearer {SECRET}"}).get_json()
         assert body["job"]["kind"] == "index" and body["job"]["target"] == "ix_items_a"
         assert body["status"] == RunStatus.RUNNING and body["batches_running"] == 1
+        time.sleep(SETTINGS.lease_seconds + 0.5)  # longer than the lease: the attempt renews it
+        assert service.batches_to_run(run_id) == []  # the recovery hands out no second attempt
+        assert service.execute(batch_id).kind == Outcome.LEASED
         [line] = [line for line in runs_table(Config.from_env({"DATABASE_URL": url})) if "index:ix_items_a" in line]
         assert "running" in line and "building: waiting for writers before build" in line
     finally:

@@ -180,6 +180,9 @@ class SchemaJob(Backfill):
     max_attempts = 3
     outside_transaction = True
 
+    def process(self, connection: Connection, key_range) -> int:
+        raise TypeError(f"{self.name} is a schema job: it runs outside any transaction (no dry run)")
+
     def process_outside(self, engine: Engine, batch: Batch, run: Run, token: str,
                         settings: EngineSettings) -> int:
         """Build the index (validate the constraint) unless it is done already; 1 when
@@ -260,7 +263,16 @@ def _autocommit(engine: Engine, run_id: int) -> Iterator[Connection]:
             yield connection
         finally:
             if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("RESET application_name")
+                _reset(connection)
+
+
+def _reset(connection: Connection) -> None:
+    """The pooled connection goes back as it came (its name and timeouts)."""
+    try:
+        for setting in ("application_name", "statement_timeout", "lock_timeout"):
+            connection.exec_driver_sql(f"RESET {setting}")
+    except sa.exc.DBAPIError:  # a lost connection: the pool must not hand it out again
+        connection.invalidate()
 
 
 @contextlib.contextmanager
