@@ -14,7 +14,7 @@ from typing import Mapping
 
 from backend.backfill.settings import EngineSettings, SettingsError
 from backend.migrations.lock_retries import LockRetrySettings
-from backend.auth.admin_token import admin_token_problem
+from backend.auth.admin_token import admin_token_problem, read_token_problem
 from backend.auth.settings import SecuritySettings
 from backend.logs import log_format_from_env
 from backend.metrics.settings import MetricsSettings
@@ -47,6 +47,7 @@ class Config:
     default_locale: str = "en"
     celery_broker_url: str | None = None
     admin_api_token: str | None = None
+    admin_read_token: str | None = None  # ADMIN_READ_TOKEN: the progress routes only (backend.auth.admin_token)
     backfill_modules: tuple[str, ...] = field(default_factory=tuple)
     # The engine's leases, maintenance windows, throttling and health thresholds, and
     # the revisions' lock_timeout and retries. Checked at start-up by every entry
@@ -80,7 +81,9 @@ class Config:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         token = env.get("ADMIN_API_TOKEN") or None
-        problem = admin_token_problem(token)  # too short to resist guessing, or not sendable in HTTP
+        read_token = env.get("ADMIN_READ_TOKEN") or None
+        # Too short to resist guessing, not sendable in HTTP, or the read token equal to the admin one.
+        problem = admin_token_problem(token) or read_token_problem(read_token, token)
         if problem:
             raise ConfigError(problem)
         try:
@@ -93,6 +96,7 @@ class Config:
             default_locale=default_locale,
             celery_broker_url=env.get("CELERY_BROKER_URL") or None,
             admin_api_token=token,
+            admin_read_token=read_token,
             backfill_modules=_split_csv(env.get("BACKFILL_MODULES", "")),
             engine_settings=engine_settings,
             lock_retry_settings=lock_retry_settings,

@@ -10,6 +10,7 @@ writes of batches.py do the same).
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
@@ -112,6 +113,21 @@ def transitions(connection: Connection, run_id: int) -> list[Transition]:
         backfill_transitions.c.id
     )
     return [Transition.from_row(row) for row in connection.execute(query).mappings()]
+
+
+def transitions_into(connection: Connection, status_of: dict[int, str]) -> dict[int, Transition]:
+    """For each run id of `status_of`, the latest transition into that status (who
+    paused or cancelled it, and why): one query over the runs' transitions."""
+    if not status_of:
+        return {}
+    t = backfill_transitions
+    latest = (sa.select(sa.func.max(t.c.id))
+              .where(t.c.run_id.in_(list(status_of)), t.c.to_status.in_(set(status_of.values())))
+              .group_by(t.c.run_id, t.c.to_status))
+    fields = [field.name for field in dataclasses.fields(Transition)]  # its columns, whatever the table adds
+    rows = connection.execute(sa.select(*(t.c[name] for name in fields)).where(t.c.id.in_(latest))).mappings()
+    found = (Transition.from_row(row) for row in rows)
+    return {row.run_id: row for row in found if status_of.get(row.run_id) == row.to_status}
 
 
 def create_run(connection: Connection, name: str, *, batch_size: int, max_parallel: int,

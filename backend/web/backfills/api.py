@@ -1,6 +1,6 @@
 """The backfill operations API: watch and steer batched backfills over HTTP.
 
-    GET  /api/backfills                      runs, newest first (?status=)
+    GET  /api/backfills                      runs, newest first (?status=&name=&limit=&cursor=)
     GET  /api/backfills/<id>                 one run's progress: the polling endpoint
     GET  /api/backfills/by-name/<name>       the latest run of a backfill
     GET  /api/backfills/<id>/batches         its batches (?status=&limit=&cursor=)
@@ -20,6 +20,11 @@ app refuses to start otherwise, backend.auth.admin_token); failed attempts are
 logged without the token and limited per client (ADMIN_AUTH_FAILURE_RATE_LIMIT, then
 429; backend.web.rate_limits).
 
+A read-only token. ADMIN_READ_TOKEN (the same forms; a bare one is named "reader")
+opens the GET routes only, for a wall display or a dashboard: a control sent with it
+is 403 `read_only_token`. The run list says which kind of token read it (`access`:
+"control" or "read"), so the status page hides the buttons a reader cannot use.
+
 Polling. GET responses carry a strong ETag and `Cache-Control: no-store`; send the
 ETag back in If-None-Match and an unchanged run answers 304 after one query by
 primary key (see backend.web.backfills.view).
@@ -37,7 +42,7 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from backend.backfill import controls
 from backend.backfill.dispatcher import SendBatches
@@ -46,7 +51,7 @@ from backend.backfill.registry import load_catalog
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
 from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
-from backend.auth.admin_token import parse_admin_token
+from backend.auth.admin_token import DEFAULT_READ_TOKEN_NAME, parse_admin_token
 from backend.shop.validation import clean_text
 from backend.web.backfills import view as view
 from backend.web.backfills.openapi import openapi_document
@@ -59,6 +64,7 @@ openapi_bp = Blueprint("openapi", __name__, url_prefix="/api")
 BIGINT_MAX = 2**63 - 1
 RUN_ID = f"<int(min=1, max={BIGINT_MAX}):run_id>"  # beyond 64 bits: no route, 404
 SEQ_MAX = 2**31 - 1
+RUN_CURSOR_MAX = 10**18 - 1  # 18 digits, as the OpenAPI document's pattern says
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -76,22 +82,46 @@ def _unauthorized(code: str, message: str, challenge: str) -> Response:
     return response
 
 
+CONTROL, READ = "control", "read"  # what a token may do: everything, or the GET routes only
+
+
+def configured_tokens() -> list[tuple[str, str, str]]:
+    """(access, name, token) of each configured token: ADMIN_API_TOKEN, ADMIN_READ_TOKEN."""
+    config = current_app.config["SHOP"]
+    found = [(CONTROL, parse_admin_token(config.admin_api_token)),
+             (READ, parse_admin_token(config.admin_read_token, DEFAULT_READ_TOKEN_NAME))]
+    return [(access, *parsed) for access, parsed in found if parsed is not None]
+
+
+def api_enabled() -> bool:
+    return bool(configured_tokens())
+
+
+def _matches(presented: str, expected: str) -> bool:
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8", "surrogateescape"))
+
+
 @bp.before_request
 def _authenticate():
-    configured = parse_admin_token(current_app.config["SHOP"].admin_api_token)
-    if configured is None:
+    tokens = configured_tokens()
+    if not tokens:
         return error_response(503, "admin_api_disabled",
                               "the admin API is disabled: set ADMIN_API_TOKEN to enable it")
-    name, expected = configured
     scheme, _, presented = request.headers.get("Authorization", "").strip().partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         return _unauthorized("unauthorized", "send the admin token: Authorization: Bearer <token>",
                              'Bearer realm="backfills"')
-    if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8", "surrogateescape")):
+    # Every configured token is compared (in constant time), whichever matches.
+    matched = [(access, name) for access, name, expected in tokens if _matches(presented, expected)]
+    if not matched:
         return _unauthorized("invalid_token", "the admin token is not valid",
                              'Bearer realm="backfills", error="invalid_token"')
+    g.backfills_access, name = matched[0]
     g.backfills_actor = f"api:{name}"
+    if g.backfills_access == READ and request.method not in ("GET", "HEAD"):
+        return error_response(403, "read_only_token",
+                              "this token may only read (ADMIN_READ_TOKEN): controls need ADMIN_API_TOKEN's token")
     return None
 
 
@@ -226,18 +256,36 @@ def _control_reason(action: str) -> str | None:
 
 # --- routes -----------------------------------------------------------------------------
 
+def _name_arg() -> str | None:
+    """?name=: a backfill's name, 1 to 100 characters without NUL (as documented)."""
+    raw = request.args.get("name")
+    if raw is not None and (not 1 <= len(raw) <= 100 or "\x00" in raw):
+        raise _invalid("query parameter 'name' must be 1 to 100 characters, without NUL", parameter="name")
+    return raw
+
+
 @bp.get("")
 def list_runs():
     status = _choice_arg("status", RunStatus.ALL)
+    name = _name_arg()
+    limit = _int_arg("limit", minimum=1, maximum=view.RUN_PAGE_MAX, default=view.RUN_PAGE_DEFAULT)
+    before = _int_arg("cursor", minimum=1, maximum=RUN_CURSOR_MAX, default=None)
     as_of = view.tick()
     with get_engine().connect() as connection:
-        rows = view.list_runs(connection, status)
+        if name is not None and clean_text(name) is None:  # cannot be a name: no run has it
+            rows, more = [], False
+        else:
+            rows, more = view.list_runs(connection, status, name, limit=limit, before_id=before)
+        next_cursor = str(rows[-1].id) if more else None
+        next_link = url_for(".list_runs", status=status, name=name, limit=limit, cursor=next_cursor) \
+            if next_cursor else None
         stats = view.batch_stats(connection, rows, as_of)
-        etag = view.etag_for(rows, as_of, stats)
+        etag = view.etag_for(rows, as_of, stats, extra=f"{g.backfills_access}|{next_link}")
         if (unchanged := _not_modified(etag)) is not None:
             return unchanged
         items = view.runs_view(connection, rows, as_of, _schedule_for, stats)
-    return _json({"items": items}, etag)
+    return _json({"items": items, "next_cursor": next_cursor, "next": next_link, "access": g.backfills_access},
+                 etag)
 
 
 def _one_run(load, *, conditional: bool = True) -> Response:

@@ -105,10 +105,27 @@ _SCHEMAS: dict[str, Any] = {
         }, f"A running run nobody works on: no batch claimed or finished for {STALL_SECONDS:g} s although batches wait "
            "(or none is carved yet) and no live worker holds one; the same rule as `run_migrations.py "
            "--batched` (backend/backfill/stall.py). Null when the run is not stalled.")),
+        "last_control": _nullable(_object({
+            "status": {"type": "string", "enum": ["paused", "cancelled"],
+                       "description": "the status it put the run in (the run's status)"},
+            "actor": {"type": "string", "examples": ["api:ops", "cli:alice"]},
+            "reason": _nullable({"type": "string", "description": "as given with the control"}),
+            "at": _TIME,
+        }, "Who paused or cancelled the run, when and why: the transition into its status (from the "
+           "transition log). Null unless the run is paused or cancelled.")),
         "actions": {"type": "array", "uniqueItems": True, "items": {"$ref": "#/components/schemas/Action"},
                     "description": "the controls that apply to the run's status"},
     }, "A run of a backfill and its progress."),
-    "RunList": _object({"items": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}}),
+    "RunList": _object({
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+        "next_cursor": _nullable({"type": "string", "pattern": "^[1-9][0-9]{0,18}$",
+                                  "description": "pass as ?cursor= for the next (older) page; null on the last"}),
+        "next": _nullable({"type": "string", "description": "the next page's URL (the same filters and limit)",
+                           "examples": ["/api/backfills?status=completed&limit=50&cursor=120"]}),
+        "access": {"type": "string", "enum": ["control", "read"],
+                   "description": "what the token sent may do: control (ADMIN_API_TOKEN) or read only "
+                                  "(ADMIN_READ_TOKEN)"},
+    }, "A page of runs, newest first."),
     "Batch": _object({
         "id": {"type": "integer", "format": "int64", "minimum": 1},
         "seq": {"type": "integer", "minimum": 1},
@@ -173,6 +190,7 @@ _RESPONSES = {
     "BadRequest": _error("malformed input: a bad query parameter or body"),
     "Unauthorized": _error("missing or wrong token",
                            {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
+    "ReadOnly": _error("a control sent with the read-only token (ADMIN_READ_TOKEN)"),
     "NotFound": _error("no such run"),
     "Conflict": _error("the control does not apply to the run's status (illegal transition)"),
     "UnsupportedMediaType": _error("a body not declared as JSON (Content-Type: application/json)"),
@@ -202,7 +220,7 @@ def _ref(kind: str, name: str) -> dict[str, str]:
 
 
 def _common(*codes: str) -> dict[str, Any]:
-    names = {"304": "NotModified", "400": "BadRequest", "401": "Unauthorized", "404": "NotFound",
+    names = {"304": "NotModified", "400": "BadRequest", "401": "Unauthorized", "403": "ReadOnly", "404": "NotFound",
              "409": "Conflict", "415": "UnsupportedMediaType", "503": "Disabled"}
     return {code: _ref("responses", names[code]) for code in codes}
 
@@ -222,7 +240,7 @@ def _control_operation(control: controls.Control) -> dict[str, Any]:
                                                               else "EmptyBody")}},
         },
         "responses": {"200": _ok("Run", "the run after the control", etag=True),
-                      **_common("400", "401", "404", "409", "415", "503")},
+                      **_common("400", "401", "403", "404", "409", "415", "503")},
     }
 
 
@@ -232,10 +250,18 @@ def _build() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/backfills": {"get": {
             "operationId": "listRuns",
-            "summary": "Every run with its progress, newest first",
+            "summary": "The runs with their progress, newest first, a page at a time",
             "tags": ["runs"],
             "parameters": [
                 {"name": "status", "in": "query", "required": False, "schema": _ref("schemas", "RunStatus")},
+                {"name": "name", "in": "query", "required": False, "description": "the backfill's name (exact)",
+                 "example": "orders_total_cents",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_NUL}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                {"name": "cursor", "in": "query", "required": False,
+                 "description": "next_cursor of the previous page: runs older than that id",
+                 "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
                 if_none_match,
             ],
             "responses": {"200": _ok("RunList", "the runs", etag=True), **_common("304", "400", "401", "503")},
@@ -291,8 +317,9 @@ def _build() -> dict[str, Any]:
             "title": "Backfill operations API",
             "version": "1.0.0",
             "description": "Watch and steer the shop's batched backfills. Every operation needs "
-                           "`Authorization: Bearer <ADMIN_API_TOKEN>`; without a configured token the API "
-                           "answers 503. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+                           "`Authorization: Bearer <ADMIN_API_TOKEN>`; the GET operations also accept the "
+                           "read-only ADMIN_READ_TOKEN (a control sent with it is 403). Without a configured "
+                           "token the API answers 503. Errors are `{\"error\": {\"code\", \"message\"}}`.",
         },
         "security": [{"adminToken": []}],
         "tags": [{"name": "runs", "description": "progress, batches, transition log"},
@@ -300,7 +327,8 @@ def _build() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
-                                               "description": "the token part of ADMIN_API_TOKEN"}},
+                                               "description": "the token part of ADMIN_API_TOKEN, or of ADMIN_READ_TOKEN "
+                                                              "for the GET operations"}},
             "schemas": _SCHEMAS,
             "responses": _RESPONSES,
             "parameters": _PARAMETERS,

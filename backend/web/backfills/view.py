@@ -6,8 +6,9 @@ themselves.
 Cheap to poll. A run's representation costs at most two indexed queries: the run's
 row by primary key, then one aggregate over the run's batches through the
 (run_id, status) index, for the recent rate and the batches in flight (none for a
-run that is not active). Its ETag is computed from both, so an unchanged run answers
-304 without building the body.
+run that is not active), plus, for a paused or cancelled run, its latest transition
+(who did it and why). Its ETag is computed from the first two, so an unchanged run
+answers 304 without building the body.
 
 The representation is a function of the run's row, its batches in flight and a
 clock tick: figures that depend on time (rows per second, ETA, `measured_at`) are
@@ -35,7 +36,11 @@ from backend.backfill.state import backfill_batches, backfill_runs
 RATE_TICK_SECONDS = 5
 BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
-REPRESENTATION_VERSION = "v2"  # part of every ETag: bump it when the JSON shape changes
+RUN_PAGE_DEFAULT = 50
+RUN_PAGE_MAX = 200
+REPRESENTATION_VERSION = "v3"  # part of every ETag: bump it when the JSON shape changes
+# The statuses an operator's control leaves a run in, whose run says who and why.
+CONTROLLED = (RunStatus.PAUSED, RunStatus.CANCELLED)
 
 ScheduleFor = Callable[[str], Any]  # backfill name -> its WindowSchedule, or None when unknown
 
@@ -68,11 +73,12 @@ def _row_fingerprint(run: Run) -> str:
     return "|".join(f"{field.name}={_canonical(getattr(run, field.name))}" for field in dataclasses.fields(run))
 
 
-def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchStats"]) -> str:
+def etag_for(rows: Sequence[Run], as_of: datetime, stats: Mapping[int, "BatchStats"], extra: str = "") -> str:
     """A strong ETag for the representation of `rows` (a run, or a list of runs): the
-    rows, the batch counts read now (a claimed batch changes no run row) and, while a
-    run is active, the tick."""
-    digest = hashlib.sha256(REPRESENTATION_VERSION.encode())
+    rows, the batch counts read now (a claimed batch changes no run row), while a run
+    is active the tick, and `extra` (what else the body depends on: a page's links).
+    A run's last control needs no part: it changes the run's row."""
+    digest = hashlib.sha256(REPRESENTATION_VERSION.encode() + extra.encode())
     if any(run.is_active for run in rows):
         digest.update(f"tick={iso(as_of)}".encode())
     for run in rows:
@@ -96,12 +102,20 @@ def latest_run(connection: Connection, name: str) -> Run:
     return run
 
 
-def list_runs(connection: Connection, status: str | None = None) -> list[Run]:
-    """Newest first."""
-    query = sa.select(backfill_runs).order_by(backfill_runs.c.id.desc())
+def list_runs(connection: Connection, status: str | None = None, name: str | None = None, *,
+              limit: int = RUN_PAGE_DEFAULT, before_id: int | None = None) -> tuple[list[Run], bool]:
+    """A page of runs, newest first (keyset on the id: a year of runs costs what a
+    day does), and whether older ones follow."""
+    r = backfill_runs
+    query = sa.select(r).order_by(r.c.id.desc()).limit(limit + 1)
     if status is not None:
-        query = query.where(backfill_runs.c.status == status)
-    return [Run.from_row(row) for row in connection.execute(query).mappings()]
+        query = query.where(r.c.status == status)
+    if name is not None:
+        query = query.where(r.c.name == name)
+    if before_id is not None:
+        query = query.where(r.c.id < before_id)
+    rows = [Run.from_row(row) for row in connection.execute(query).mappings()]
+    return rows[:limit], len(rows) > limit
 
 
 @dataclass(frozen=True)
@@ -165,10 +179,19 @@ def stall_view(run: Run, stats: BatchStats, as_of: datetime) -> dict[str, Any] |
             "reason": found.reason}
 
 
-def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None) -> dict[str, Any]:
+def control_view(row: Transition | None) -> dict[str, Any] | None:
+    """Who put a paused or cancelled run in its status, when and why."""
+    if row is None:
+        return None
+    return {"status": row.to_status, "actor": row.actor, "reason": row.reason, "at": iso(row.at)}
+
+
+def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None,
+             last_control: Transition | None = None) -> dict[str, Any]:
     """The JSON representation of a run (see components.schemas.Run in the OpenAPI
-    document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs.
-    A stalled run has no rate or ETA: nothing moves, and an old rate would pretend."""
+    document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs;
+    `last_control` the transition that paused or cancelled it. A stalled run has no
+    rate or ETA: nothing moves, and an old rate would pretend."""
     stats = stats or BatchStats()
     status = run.status
     stalled = stall_view(run, stats, as_of)
@@ -208,6 +231,7 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
         "heartbeat_at": iso(run.heartbeat_at),
         "finished_at": iso(run.finished_at),
         "stalled": stalled,
+        "last_control": control_view(last_control) if status in CONTROLLED else None,
         "actions": controls.possible(status),
     }
 
@@ -215,9 +239,13 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None)
 def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
               schedule_for: ScheduleFor | None = None,
               stats: Mapping[int, BatchStats] | None = None) -> list[dict[str, Any]]:
+    """The runs' representations; one more query when some are paused or cancelled
+    (who did it and why), read only for a body that is sent (never for a 304)."""
     stats = batch_stats(connection, rows, as_of) if stats is None else stats
+    controlled = runs.transitions_into(connection, {run.id: run.status for run in rows if run.status in CONTROLLED})
     return [run_view(run, stats.get(run.id), as_of,
-                     schedule_for(run.name) if schedule_for and run.status == RunStatus.RUNNING else None)
+                     schedule_for(run.name) if schedule_for and run.status == RunStatus.RUNNING else None,
+                     controlled.get(run.id))
             for run in rows]
 
 
@@ -259,6 +287,7 @@ def batches_page(connection: Connection, run_id: int, *, status: str | None, lim
         "items": [batch_view(batch) for batch in batches],
         "next_cursor": str(batches[-1].seq) if more else None,
     }
+
 
 
 def transition_view(row: Transition) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 // The status page's wording of a run (no DOM here, so that the tests run it in
-// Node on the API's own JSON: tests/test_backfills_api.py). A stalled run says so
-// instead of showing a rate or an ETA that nothing backs.
+// Node on the API's own JSON: tests/test_backfills_api.py and
+// tests/test_status_page_wording.py). A stalled run says so instead of showing a
+// rate or an ETA that nothing backs.
 (function (root) {
   "use strict";
 
   var numbers = new Intl.NumberFormat();
+  var ACTIVE = ["pending", "running", "paused", "waiting"];
 
   function time(value) {
     if (!value) { return "—"; }
@@ -23,9 +25,15 @@
     return Math.floor(hours / 24) + " d " + (hours % 24) + " h";
   }
 
+  // Rows per second without decimals: "12,345 rows/s"; below one, said so.
+  function rate(value) {
+    if (value < 1) { return "under 1 row/s"; }
+    return numbers.format(Math.round(value)) + " rows/s";
+  }
+
   function rateText(run) {
     if (run.stalled) { return "stalled: nothing done for " + duration(run.stalled.seconds); }
-    return run.rows_per_second === null ? "—" : numbers.format(run.rows_per_second) + " rows/s";
+    return run.rows_per_second === null ? "—" : rate(run.rows_per_second);
   }
 
   function etaText(run) {
@@ -46,8 +54,51 @@
       " The batches wait safely in the database.";
   }
 
-  var api = { numbers: numbers, time: time, duration: duration, rateText: rateText, etaText: etaText,
-              stalledText: stalledText };
+  // "in flight" only while the run runs: a paused or waiting run's batches are
+  // queued, and the ones still running are finishing.
+  function batchesText(run) {
+    var text = numbers.format(run.batches_done) + " done · " + numbers.format(run.batches_failed) + " failed";
+    if (ACTIVE.indexOf(run.status) === -1 || !run.batches_in_flight) { return text; }
+    if (run.status === "running") {
+      text += " · " + numbers.format(run.batches_in_flight) + " in flight";
+      return run.batches_running ? text + " (" + numbers.format(run.batches_running) + " running)" : text;
+    }
+    var queued = run.batches_in_flight - run.batches_running;
+    if (queued) { text += " · " + numbers.format(queued) + (queued === 1 ? " batch" : " batches") + " queued"; }
+    if (run.batches_running) { text += " · " + numbers.format(run.batches_running) + " finishing"; }
+    return text;
+  }
+
+  // Who paused or cancelled the run, when and why (the API's last_control).
+  function controlText(run) {
+    var control = run.last_control;
+    if (!control) { return ""; }
+    var verb = control.status === "paused" ? "Paused" : "Cancelled";
+    return verb + " by " + control.actor + " at " + time(control.at) + ": " +
+      (control.reason || "no reason given") + ".";
+  }
+
+  // A finished run: when, how long it took, and for a completed one its average rate.
+  function finishedText(run) {
+    if (!run.finished_at) { return ""; }
+    var text = time(run.finished_at);
+    if (!run.started_at) { return text; }
+    var seconds = (new Date(run.finished_at) - new Date(run.started_at)) / 1000;
+    text += " · took " + duration(seconds);
+    if (run.status === "completed" && seconds > 0) { text += " · " + rate(run.rows_scanned / seconds) + " on average"; }
+    return text;
+  }
+
+  // The progress bar: a value, or indeterminate (animated) only while a running
+  // run's total is unknown. A pending or stopped run never looks busy.
+  function barState(run) {
+    if (run.percent !== null) { return { value: run.percent, indeterminate: false }; }
+    return { value: 0, indeterminate: run.status === "running" };
+  }
+
+  var api = { numbers: numbers, time: time, duration: duration, rate: rate, rateText: rateText,
+              etaText: etaText, stalledText: stalledText, batchesText: batchesText, controlText: controlText,
+              finishedText: finishedText, barState: barState };
   root.BackfillsFormat = api;
   if (typeof module !== "undefined" && module.exports) { module.exports = api; }
 })(typeof window !== "undefined" ? window : globalThis);

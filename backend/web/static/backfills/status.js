@@ -1,28 +1,49 @@
 // The backfill status page: polls GET /api/backfills (with If-None-Match, so an
-// unchanged list costs a 304) and posts the controls. The admin token is asked
-// once and kept in sessionStorage: this tab only, gone when it closes.
+// unchanged page of runs costs a 304) and posts the controls. The token is asked
+// once: the admin token is kept in sessionStorage (this tab only, gone when it
+// closes); a read-only token may be remembered in localStorage, for a wall display
+// (see backend/web/backfills/page.py for the trade-off). Behind a proxy that adds
+// the token (data-auth="proxy"), the page sends none of its own.
 (function () {
   "use strict";
 
   var TOKEN_KEY = "backfills.adminToken";
-  var API = document.body.dataset.api;
-  var INTERVAL = Number(document.body.dataset.pollInterval) || 1500;
+  var READ_TOKEN_KEY = "backfills.readToken";  // localStorage: read-only tokens only
+  var body = document.body.dataset;
+  var API = body.api;
+  var INTERVAL = Number(body.pollInterval) || 1500;
+  var PAGE_SIZE = Number(body.pageSize) || 20;
+  var PROXY = body.auth === "proxy";
 
   var $ = function (id) { return document.getElementById(id); };
   var els = {
-    login: $("login"), token: $("token"), loginError: $("login-error"), dashboard: $("dashboard"),
-    runs: $("runs"), empty: $("empty"), announcer: $("announcer"), connection: $("connection"),
-    forget: $("forget"), problem: $("problem"), template: $("run-template")
+    login: $("login"), token: $("token"), remember: $("remember"), loginError: $("login-error"),
+    dashboard: $("dashboard"), runs: $("runs"), empty: $("empty"), announcer: $("announcer"),
+    connection: $("connection"), forget: $("forget"), problem: $("problem"), template: $("run-template"),
+    access: $("access"), notice: $("notice"), filters: $("filters"), filterStatus: $("filter-status"),
+    filterName: $("filter-name"), older: $("older"), newest: $("newest")
   };
   var format = window.BackfillsFormat;  // format.js, loaded first
   var numbers = format.numbers, time = format.time;
   var etag = null, timer = null, busy = false, again = false;
   var cards = {}, statuses = {};
+  var access = null, rememberAsked = false;
+  var query = { status: "", name: "", cursor: "" }, nextCursor = null;
 
-  function token() { return sessionStorage.getItem(TOKEN_KEY); }
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(READ_TOKEN_KEY); }
+
+  function connected() { return PROXY || Boolean(token()); }
 
   function authHeaders() {
-    return { Authorization: "Bearer " + token(), Accept: "application/json" };
+    var headers = { Accept: "application/json" };
+    if (!PROXY) { headers.Authorization = "Bearer " + token(); }
+    return headers;
+  }
+
+  function listUrl() {
+    var params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    Object.keys(query).forEach(function (key) { if (query[key]) { params.set(key, query[key]); } });
+    return API + "?" + params.toString();
   }
 
   function showLogin(message) {
@@ -39,6 +60,10 @@
 
   function forgetToken(message) {
     sessionStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(READ_TOKEN_KEY);
+    PROXY = false;
+    access = null;
+    els.access.hidden = true;
     els.runs.textContent = "";
     cards = {};
     statuses = {};
@@ -74,21 +99,36 @@
     if (busy) { again = true; } else { schedule(0); }
   }
 
+  function refused() {
+    return PROXY ? "The token your proxy sends was refused: enter a token." : "The token was refused: enter it again.";
+  }
+
+  function showDisabled(message) {
+    clearTimeout(timer);
+    els.dashboard.hidden = true;
+    els.login.hidden = true;
+    setProblem(message);
+    setConnection("API disabled", "error");
+  }
+
   async function poll() {
-    if (!token()) { showLogin(); return; }
+    if (!connected()) { showLogin(); return; }
     if (busy) { again = true; return; }
     busy = true;
     var headers = authHeaders();
     if (etag) { headers["If-None-Match"] = etag; }
     try {
-      var response = await fetch(API, { headers: headers, cache: "no-store" });
-      if (response.status === 401) { busy = false; forgetToken("The token was refused: enter it again."); return; }
+      var response = await fetch(listUrl(), { headers: headers, cache: "no-store" });
+      if (response.status === 401) { busy = false; forgetToken(refused()); return; }
+      if (response.status === 503) { busy = false; showDisabled(await errorMessage(response)); return; }
       if (response.status === 304) {
         live();
       } else if (response.ok) {
-        var body = await response.json();
+        var page = await response.json();
         etag = response.headers.get("ETag");
-        render(body.items);
+        setAccess(page.access);
+        render(page.items);
+        setPager(page.next_cursor);
         live();
       } else {
         setProblem(await errorMessage(response));
@@ -104,6 +144,43 @@
   function live() {
     setProblem("");
     setConnection("Live · checked " + new Date().toLocaleTimeString(), "live");
+  }
+
+  // What the token may do, as the API says: a read-only one sees no buttons, and
+  // only a read-only one is remembered on this device when asked.
+  function setAccess(value) {
+    access = value;
+    els.access.hidden = value !== "read";
+    document.body.dataset.access = value;
+    if (!rememberAsked) { return; }
+    rememberAsked = false;
+    var typed = sessionStorage.getItem(TOKEN_KEY);
+    if (value === "read" && typed) {
+      localStorage.setItem(READ_TOKEN_KEY, typed);
+      sessionStorage.removeItem(TOKEN_KEY);
+      showNotice("This read-only token is remembered on this device until you forget it.");
+    } else if (value === "control") {
+      showNotice("Not remembered: this token can control runs, so it stays in this tab only.");
+    }
+  }
+
+  function showNotice(text) {
+    els.notice.textContent = text;
+    els.notice.hidden = !text;
+  }
+
+  function setPager(cursor) {
+    nextCursor = cursor;
+    els.older.hidden = !cursor;
+    els.newest.hidden = !query.cursor;
+  }
+
+  function changeQuery(changes) {
+    Object.keys(changes).forEach(function (key) { query[key] = changes[key]; });
+    els.runs.textContent = "";
+    cards = {};
+    statuses = {};
+    refreshNow();
   }
 
   // --- rendering ------------------------------------------------------------------
@@ -136,6 +213,18 @@
     return text + " · " + numbers.format(run.rows_done) + " changed";
   }
 
+  function showBar(card, run) {
+    var bar = field(card, "progress"), state = format.barState(run);
+    if (state.indeterminate) {
+      bar.removeAttribute("value");
+    } else {
+      bar.value = state.value;
+    }
+    var shown = run.percent === null ? "—" : run.percent.toFixed(1) + "%";
+    bar.textContent = run.percent === null ? "unknown" : shown;
+    field(card, "percent").textContent = shown;
+  }
+
   function windowText(run) {
     if (run.status === "waiting" || run.wait_reason) {
       var text = "Waiting: " + (run.wait_reason || "outside its window");
@@ -156,22 +245,16 @@
     var status = field(card, "status");
     status.textContent = run.status;
     status.className = "status status-" + run.status;
-    var bar = field(card, "progress");
-    if (run.percent === null) {
-      bar.removeAttribute("value");
-      bar.textContent = "unknown";
-      field(card, "percent").textContent = "—";
-    } else {
-      bar.value = run.percent;
-      bar.textContent = run.percent.toFixed(1) + "%";
-      field(card, "percent").textContent = run.percent.toFixed(1) + "%";
-    }
+    showBar(card, run);
+    var control = field(card, "control");
+    control.hidden = !run.last_control;
+    control.textContent = format.controlText(run);
     field(card, "rows").textContent = rowsText(run);
     field(card, "rate").textContent = format.rateText(run);
     field(card, "eta").textContent = format.etaText(run);
-    var batches = run.batches_done + " done · " + run.batches_failed + " failed · " + run.batches_in_flight + " in flight";
-    if (run.batches_running) { batches += " (" + run.batches_running + " running)"; }
-    field(card, "batches").textContent = batches;
+    field(card, "batches").textContent = format.batchesText(run);
+    field(card, "finished-box").hidden = !run.finished_at;
+    field(card, "finished").textContent = format.finishedText(run);
     field(card, "batch-size").textContent = numbers.format(run.batch_size) + " rows, up to " + run.max_parallel + " at once";
     field(card, "window").textContent = windowText(run);
     field(card, "started").textContent = time(run.started_at);
@@ -179,7 +262,7 @@
     field(card, "error-box").hidden = !run.last_error;
     field(card, "last-error").textContent = run.last_error || "";
     card.querySelectorAll("button[data-action]").forEach(function (button) {
-      button.hidden = run.actions.indexOf(button.dataset.action) === -1;
+      button.hidden = access === "read" || run.actions.indexOf(button.dataset.action) === -1;
     });
   }
 
@@ -201,6 +284,7 @@
       if (!seen[id]) { cards[id].remove(); delete cards[id]; delete statuses[id]; }
     });
     els.empty.hidden = items.length > 0;
+    els.empty.textContent = query.status || query.name ? "No run matches these filters." : "No backfill run yet.";
   }
 
   // --- controls -------------------------------------------------------------------
@@ -223,7 +307,7 @@
     try {
       var response = await fetch(API + "/" + encodeURIComponent(id) + "/" + action,
                                  { method: "POST", headers: authHeaders(), cache: "no-store" });
-      if (response.status === 401) { forgetToken("The token was refused: enter it again."); return; }
+      if (response.status === 401) { forgetToken(refused()); return; }
       if (response.ok) {
         var run = await response.json();
         showMessage(card, "");
@@ -250,8 +334,11 @@
     event.preventDefault();
     var value = els.token.value.trim();
     if (!value) { return; }
-    sessionStorage.setItem(TOKEN_KEY, value);
+    localStorage.removeItem(READ_TOKEN_KEY);
+    sessionStorage.setItem(TOKEN_KEY, value);  // moved to localStorage once the API says it is read-only
+    rememberAsked = els.remember.checked;
     els.token.value = "";
+    els.remember.checked = false;
     els.login.hidden = true;
     els.dashboard.hidden = false;
     els.forget.hidden = false;
@@ -259,12 +346,24 @@
     refreshNow();
   });
 
-  els.forget.addEventListener("click", function () { forgetToken(); });
+  els.forget.addEventListener("click", function () { showNotice(""); forgetToken(); });
 
-  if (token()) {
+  els.filters.addEventListener("submit", function (event) {
+    event.preventDefault();
+    changeQuery({ status: els.filterStatus.value, name: els.filterName.value.trim(), cursor: "" });
+  });
+  els.filterStatus.addEventListener("change", function () {
+    changeQuery({ status: els.filterStatus.value, cursor: "" });
+  });
+  els.older.addEventListener("click", function () { if (nextCursor) { changeQuery({ cursor: nextCursor }); } });
+  els.newest.addEventListener("click", function () { changeQuery({ cursor: "" }); });
+
+  if (body.apiEnabled === "false") {
+    setConnection("API disabled", "error");  // the page says why; no token to ask for
+  } else if (connected()) {
     els.login.hidden = true;
     els.dashboard.hidden = false;
-    els.forget.hidden = false;
+    els.forget.hidden = PROXY;
     refreshNow();
   } else {
     showLogin();
