@@ -102,25 +102,44 @@ def test_empty_database_passes_the_gates_without_batches(db_url):
     assert found["users_email_normalized"].status == "completed"  # 0009's gate: no row needed work
 
 
-def test_downgrade_unschedules(shop):
+def cancel_log(engine) -> dict[str, tuple]:
+    """Each run's cancellation in the transition log: backfill name -> (actor, reason)."""
+    with engine.connect() as connection:
+        return {name: (actor, reason) for name, actor, reason in connection.execute(sa.text(
+            "SELECT r.name, t.actor, t.reason FROM backfill_transitions t JOIN backfill_runs r ON r.id = t.run_id "
+            "WHERE t.to_status = 'cancelled'"))}
+
+
+def test_downgrade_unschedules_and_keeps_the_history(shop):
+    """Unfinished runs are cancelled with the downgraded revision as the reason; no run,
+    batch or transition row is deleted (issue 21)."""
     url, engine, _ = shop
     upgrade(url, "0005_users_email_normalized")
     assert set(runs(engine)) == {"orders_total_cents", "translation_slugs", "users_email_normalized"}
     downgrade(url, "0003_orders_total_cents")
-    assert set(runs(engine)) == {"orders_total_cents"}
+    assert {name: run.status for name, run in runs(engine).items()} == {
+        "orders_total_cents": "pending", "translation_slugs": "cancelled", "users_email_normalized": "cancelled"}
     downgrade(url, FOUNDATION)
-    assert runs(engine) == {}
+    assert {run.status for run in runs(engine).values()} == {"cancelled"}
+    assert cancel_log(engine) == {
+        "orders_total_cents": ("alembic downgrade", "unscheduled by downgrade of 0003_orders_total_cents"),
+        "translation_slugs": ("alembic downgrade", "unscheduled by downgrade of 0004_translation_slugs"),
+        "users_email_normalized": ("alembic downgrade", "unscheduled by downgrade of 0005_users_email_normalized")}
     with engine.connect() as connection:
         columns = {c["name"] for c in sa.inspect(connection).get_columns("orders")}
     assert "total_cents" not in columns
 
 
 def test_full_cycle_down_to_the_foundation_and_up_again(shop):
+    """The upgrade after a downgrade schedules fresh runs: the gates judge those."""
     url, engine, expected = shop
     batched(url)
+    completed = {name: run.id for name, run in runs(engine).items()}
     downgrade(url, FOUNDATION)
-    assert runs(engine) == {}
+    assert {name: run.id for name, run in runs(engine).items()} == completed  # history kept
     batched(url)
+    again = runs(engine)  # the latest run of each
+    assert all(again[name].id > completed[name] and again[name].status == "completed" for name in completed)
     with engine.connect() as connection:
         assert dict(connection.execute(sa.text("SELECT id, total_cents FROM orders")).all()) == expected
 

@@ -233,8 +233,8 @@ def test_the_downgrade_script_drops_what_the_upgrade_added_and_unschedules(pg_ur
                      "ALTER TABLE orders DROP COLUMN total_cents",
                      "ALTER TABLE product_translations DROP COLUMN slug",
                      "ALTER TABLE users DROP COLUMN email_normalized",
-                     "DELETE FROM backfill_runs WHERE backfill_runs.name = 'orders_total_cents'",
-                     "DELETE FROM backfill_transitions"):
+                     "UPDATE backfill_runs SET status='cancelled'",
+                     "'unscheduled by downgrade of 0003_orders_total_cents'"):
         assert expected in script
     for statement, in_transaction, _ in concurrent_steps(script):
         assert not in_transaction, statement
@@ -242,8 +242,9 @@ def test_the_downgrade_script_drops_what_the_upgrade_added_and_unschedules(pg_ur
     result = run_psql(psql_binary, pg_url, script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert current_revisions(pg_url) == (FOUNDATION,)
-    assert query(pg_url, "SELECT count(*) FROM backfill_runs") == [(0,)]
-    assert query(pg_url, "SELECT count(*) FROM backfill_transitions") == [(0,)]
+    # History stays (issue 21): the runs the upgrade completed are kept as they were.
+    assert query(pg_url, "SELECT count(*) FROM backfill_runs WHERE status <> 'completed'") == [(0,)]
+    assert query(pg_url, "SELECT count(*) FROM backfill_runs")[0][0] > 0
     assert query(pg_url, """SELECT column_name FROM information_schema.columns
                             WHERE column_name IN ('total_cents', 'slug', 'email_normalized')""") == []
 
@@ -257,3 +258,19 @@ def test_sqlite_offline_mode_is_one_clear_line(sqlite_url):
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stdout.strip().splitlines() == [result.stdout.strip()]
     assert result.stdout.startswith("FAILED: offline scripts (--sql) are for PostgreSQL only, not sqlite")
+
+
+def test_the_offline_downgrade_cancels_unfinished_runs_with_the_revision_as_reason(pg_url, psql_binary, tmp_path):
+    upgrade(pg_url, "0005_users_email_normalized")  # three pending runs, no gate passed yet
+    script = render_sql(pg_url, "downgrade", f"0005_users_email_normalized:{FOUNDATION}")
+    result = run_psql(psql_binary, pg_url, script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert query(pg_url, "SELECT name, status FROM backfill_runs ORDER BY name") == [
+        ("orders_total_cents", "cancelled"), ("translation_slugs", "cancelled"), ("users_email_normalized", "cancelled")]
+    assert query(pg_url, """SELECT r.name, t.from_status, t.actor, t.reason FROM backfill_transitions t
+                            JOIN backfill_runs r ON r.id = t.run_id WHERE t.to_status = 'cancelled'
+                            ORDER BY r.name""") == [
+        ("orders_total_cents", "pending", "alembic downgrade", "unscheduled by downgrade of 0003_orders_total_cents"),
+        ("translation_slugs", "pending", "alembic downgrade", "unscheduled by downgrade of 0004_translation_slugs"),
+        ("users_email_normalized", "pending", "alembic downgrade",
+         "unscheduled by downgrade of 0005_users_email_normalized")]

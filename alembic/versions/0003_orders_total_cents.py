@@ -25,6 +25,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    unschedule_backfill("orders_total_cents")
+    unschedule_backfill("orders_total_cents", revision=revision)
     with op.batch_alter_table("orders") as batch_op:
         batch_op.drop_column("total_cents")

@@ -29,7 +29,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    unschedule_backfill("translation_slugs")
+    unschedule_backfill("translation_slugs", revision=revision)
     drop_index("ix_product_translations_locale_slug", "product_translations")
     with op.batch_alter_table("product_translations") as batch_op:
         batch_op.drop_column("slug")

@@ -28,7 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    unschedule_backfill("users_email_normalized")
+    unschedule_backfill("users_email_normalized", revision=revision)
     drop_index("ix_users_email_normalized", "users")
     with op.batch_alter_table("users") as batch_op:
         batch_op.drop_column("email_normalized")

@@ -29,5 +29,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    undo_start_type_change("products", "price_cents")
-    undo_start_type_change("order_items", "unit_price_cents")
+    undo_start_type_change("products", "price_cents", revision=revision)
+    undo_start_type_change("order_items", "unit_price_cents", revision=revision)

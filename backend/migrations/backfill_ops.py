@@ -6,7 +6,7 @@ later revision on its completion (expand -> backfill -> contract).
         schedule_backfill("orders_total_cents")
 
     def downgrade():
-        unschedule_backfill("orders_total_cents")
+        unschedule_backfill("orders_total_cents", revision=revision)
         op.drop_column("orders", "total_cents")
 
     # a later revision
@@ -31,6 +31,7 @@ from backend.backfill.model import RunStatus
 from backend.migrations import offline, run_config
 
 FINISH_COMMAND = "python run_migrations.py --batched"
+UNSCHEDULE_ACTOR = "alembic downgrade"
 
 
 class BackfillNotFinished(CommandError):
@@ -68,16 +69,24 @@ def schedule_backfill(name: str, *, revision: str | None = None) -> None:
                         key_type=backfill.key_type, scheduled_by=revision)
 
 
-def unschedule_backfill(name: str) -> None:
-    """Forget every run of `name` (the downgrade removes what it filled)."""
+def unschedule_reason(revision: str | None) -> str:
+    return f"unscheduled by downgrade of {revision}" if revision else "unscheduled by a downgrade"
+
+
+def unschedule_backfill(name: str, *, revision: str | None = None) -> None:
+    """The downgrade of the revision that scheduled `name`: its unfinished runs are
+    cancelled, with the reason in their transition log; every run, batch and
+    transition stays (history). A later upgrade schedules a fresh run (no run of
+    `name` is active any more), and the gates judge that one (the latest)."""
     if _offline():
-        for statement in offline.unschedule_statements(name):
+        for statement in offline.unschedule_statements(name, unschedule_reason(revision)):
             op.execute(statement)
         return
     connection = op.get_bind()
-    run_ids = [r.id for r in runs.list_runs(connection, name=name)]
-    if run_ids:
-        runs.delete_runs(connection, run_ids)
+    for run in runs.list_runs(connection, name=name):
+        if run.is_active:
+            runs.transition(connection, run.id, RunStatus.CANCELLED, actor=UNSCHEDULE_ACTOR,
+                            reason=unschedule_reason(revision), wait_reason=None, next_window_at=None)
 
 
 def rows_needing_work(connection, name: str, *, limit: int | None = None) -> int:

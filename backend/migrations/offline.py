@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 from backend.backfill.definition import Backfill
 from backend.backfill.model import RunStatus
-from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions
+from backend.backfill.state import backfill_runs, backfill_transitions
 
 GATE_COUNT_LIMIT = 1_000_000  # the online gate counts up to this many rows too
 
@@ -65,14 +65,20 @@ def _labelled(**values) -> list[sa.ColumnElement]:
             for column, value in values.items()]
 
 
-def unschedule_statements(name: str) -> list[sa.Delete]:
-    """Every run of `name` with its transitions and batches, children first (as online)."""
-    run_ids = sa.select(backfill_runs.c.id).where(backfill_runs.c.name == name).scalar_subquery()
-    return [
-        sa.delete(backfill_transitions).where(backfill_transitions.c.run_id.in_(run_ids)),
-        sa.delete(backfill_batches).where(backfill_batches.c.run_id.in_(run_ids)),
-        sa.delete(backfill_runs).where(backfill_runs.c.name == name),
-    ]
+def unschedule_statements(name: str, reason: str) -> list[sa.Insert | sa.Update]:
+    """The unfinished runs of `name` cancelled, with `reason` in their transition log
+    (as online: history stays)."""
+    active = sa.and_(backfill_runs.c.name == name, backfill_runs.c.status.in_(RunStatus.ACTIVE))
+    log = sa.insert(backfill_transitions).from_select(
+        ["run_id", "from_status", "to_status", "actor", "reason", "at"],
+        sa.select(backfill_runs.c.id, backfill_runs.c.status,
+                  *_labelled(to_status=RunStatus.CANCELLED, actor="alembic downgrade", reason=reason),
+                  sa.func.now()).where(active),
+    )
+    cancel = sa.update(backfill_runs).where(active).values(
+        status=RunStatus.CANCELLED, wait_reason=None, next_window_at=None, finished_at=sa.func.now(),
+        updated_at=sa.func.now())
+    return [log, cancel]
 
 
 # --- the gate ------------------------------------------------------------------------

@@ -74,12 +74,13 @@ def start_type_change(table: str, column: str, new_type: sa.types.TypeEngine, *,
     schedule_backfill(names.backfill, revision=revision)
 
 
-def undo_start_type_change(table: str, column: str) -> None:
-    """Downgrade of start: the trigger, the shadow column and the copy's runs go."""
+def undo_start_type_change(table: str, column: str, *, revision: str | None = None) -> None:
+    """Downgrade of start: the trigger and the shadow column go, the copy's unfinished
+    runs are cancelled (unschedule_backfill keeps their history)."""
     names = _names(table, column)
     if _dialect() != "postgresql":
         return
-    unschedule_backfill(names.backfill)
+    unschedule_backfill(names.backfill, revision=revision)
     _drop_trigger(names)
     op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {names.shadow}")
 
