@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from backend.backfill.webhook import parse_webhook_urls
 from backend.backfill.settings import EngineSettings, SettingsError
 from backend.migrations.lock_retries import LockRetrySettings
 from backend.auth.admin_token import admin_token_problem, read_token_problem
@@ -57,6 +58,8 @@ class Config:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     log_format: str = "text"  # LOG_FORMAT: text or json (backend.logs)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # backend.metrics.settings
+    # BACKFILL_NOTIFY_WEBHOOK_URL: where each run's status changes are POSTed (backend.backfill.notify)
+    notify_webhook_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -78,6 +81,7 @@ class Config:
         try:
             log_format = log_format_from_env(env)
             metrics = MetricsSettings.from_env(env)
+            notify_webhook_urls = parse_webhook_urls(env.get("BACKFILL_NOTIFY_WEBHOOK_URL"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         token = env.get("ADMIN_API_TOKEN") or None
@@ -103,6 +107,7 @@ class Config:
             security=security,
             log_format=log_format,
             metrics=metrics,
+            notify_webhook_urls=notify_webhook_urls,
         )
 
     @property

@@ -42,7 +42,9 @@ def run_row(**overrides):
                                           (Transition, backfill_transitions),
                                           (BatchError, backfill_batch_errors)])
 def test_each_value_has_one_field_per_column_of_its_table(value, table):
-    assert [field.name for field in dataclasses.fields(value)] == [column.name for column in table.columns]
+    # But a transition's `announced`: the announcer's claim (announce.py), read only there.
+    columns = [column.name for column in table.columns if (value, column.name) != (Transition, "announced")]
+    assert [field.name for field in dataclasses.fields(value)] == columns
 
 
 def test_a_run_is_built_from_its_row_with_its_status_as_the_enum():

@@ -1,11 +1,15 @@
 """The Celery dispatcher (backend.backfill.dispatcher.Dispatcher): batches and runs
 handed to the workers through the broker. The entry points build it when a broker is
-configured (see `celery_dispatcher`) and hand it to the backend."""
+configured (see `celery_dispatcher`) and hand it to the backend; likewise the
+notifier of the webhook notifications (worker.tasks.CeleryNotifier)."""
 from __future__ import annotations
 
 from typing import Iterable
 
 from worker import tasks
+from worker.tasks import CeleryNotifier
+
+__all__ = ["CeleryDispatcher", "CeleryNotifier"]
 
 
 class CeleryDispatcher:

@@ -1,4 +1,5 @@
-"""Celery tasks: one task per batch, and the periodic recovery.
+"""Celery tasks: one task per batch, the periodic recovery, and one webhook
+notification per URL and status change.
 
 The correctness of a batch does not depend on Celery: a duplicate or redelivered
 message finds the batch already done in the database and changes nothing.
@@ -11,6 +12,7 @@ from typing import Iterable
 
 from celery.signals import worker_process_init
 
+from backend.backfill import webhook
 from backend.backfill.outcome import Step, next_step
 from backend.backfill.service import BackfillService
 from backend.metrics import events
@@ -24,10 +26,12 @@ _service_pid: int | None = None
 
 
 def service() -> BackfillService:
-    """One engine per worker process, created after the fork."""
+    """One engine per worker process, created after the fork. The status changes it
+    announces are notified through notify_webhook below."""
     global _service, _service_pid
     if _service is None or _service_pid != os.getpid():
-        _service = BackfillService.from_config(config)
+        notifier = CeleryNotifier(config.notify_webhook_urls) if config.notify_webhook_urls else None
+        _service = BackfillService.from_config(config, notifier=notifier)
         _service_pid = os.getpid()
     return _service
 
@@ -85,3 +89,43 @@ def recover() -> dict:
     if any(dispatched.values()):
         log.warning("recovery re-dispatched batches: %s", dispatched)
     return {str(k): v for k, v in dispatched.items()}
+
+
+# A notification's retries: after 1, 2, 4 ... seconds (capped like every countdown),
+# about ten minutes in all before it is given up (logged).
+NOTIFY_MAX_RETRIES = 24
+
+
+def notify_backoff(retries: int) -> float:
+    return min(2.0 ** retries, MAX_COUNTDOWN_SECONDS)
+
+
+@app.task(bind=True, name="worker.tasks.notify_webhook", max_retries=NOTIFY_MAX_RETRIES)
+def notify_webhook(self, url: str, body: dict) -> None:
+    """POST one status change's notification to one URL; an error or a non-2xx answer
+    is retried with back-off, apart from the batches (their own task, their own queue
+    slots: a notification never holds a batch)."""
+    try:
+        webhook.post(url, body)
+    except Exception as exc:
+        if self.request.retries >= NOTIFY_MAX_RETRIES:
+            log.error("backfill notification to %s given up after %d tries: %s", webhook.shown_url(url),
+                      self.request.retries + 1, exc)
+            return
+        log.warning("backfill notification to %s failed (try %d), retried: %s", webhook.shown_url(url),
+                    self.request.retries + 1, exc)
+        raise self.retry(countdown=notify_backoff(self.request.retries)) from None
+
+
+class CeleryNotifier:
+    """backend.backfill.notify.Notifier through the workers: one task per URL."""
+
+    def __init__(self, urls: tuple[str, ...]):
+        self.urls = urls
+
+    def send(self, message: dict) -> None:
+        for url in self.urls:
+            try:
+                notify_webhook.apply_async(args=[url, message])
+            except Exception as exc:  # the broker is away: the notification is lost, the run is not
+                log.warning("backfill notification to %s not queued: %s", webhook.shown_url(url), exc)

@@ -9,6 +9,11 @@ lease released by the recovery (release_expired_leases), a batch failed because 
 workers kept dying (fail_for_lost_workers), a batch halved after a statement timeout
 (halve + add_batch), failed batches put back by an operator's retry (put_failed_back).
 
+Every failed attempt is also kept in backfill_batch_errors (log_error), in the
+transaction that records the failure: record_failure and halve log theirs, and a
+worker found lost (its lease expired while it held the batch) is logged where that is
+found: release_expired_leases here, log_lost_worker for the runner's claim.
+
 Each function runs its statements on the caller's connection, in the caller's
 transaction: which transaction a write belongs to is the caller's decision (above
 all, record_success runs in the batch's own transaction, with its data change).
@@ -17,13 +22,25 @@ Reads that serve only one caller stay with it; a batch read whole is a model.Bat
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backend.backfill.clock import utcnow
-from backend.backfill.model import Batch, BatchStatus, RunStatus
-from backend.backfill.state import backfill_batches, backfill_runs
+from backend.backfill import since_0013
+from backend.backfill.clock import as_utc, utcnow
+from backend.backfill.model import Batch, BatchError, BatchStatus, RunStatus
+from backend.backfill.state import backfill_batch_errors, backfill_batches, backfill_runs
+
+# The error class of an attempt whose worker vanished (killed, or over its lease).
+WORKER_LOST = "WorkerLost"
+
+
+class AttemptError(NamedTuple):
+    """What one failed attempt logs: its error's class, and its message without it."""
+
+    error_class: str
+    message: str
 
 
 def lock_batch(connection: Connection, batch_id: int) -> Batch | None:
@@ -62,14 +79,26 @@ def mark_dispatched(connection: Connection, batch_ids: list[int], now: datetime)
 
 def release_expired_leases(connection: Connection, run_id: int, now: datetime) -> int:
     """Batches whose worker vanished (lease expired) go back to pending, marked as
-    not handed out, so that the next recovery dispatches them at once. Returns how many."""
+    not handed out, so that the next recovery dispatches them at once; each lost
+    attempt is logged. Returns how many.
+
+    The expired batches are read under their row locks first (PostgreSQL): a second
+    recovery at the same time waits, then finds them pending, and logs nothing."""
+    query = sa.select(backfill_batches).where(
+        backfill_batches.c.run_id == run_id,
+        backfill_batches.c.status == BatchStatus.RUNNING,
+        backfill_batches.c.lease_expires_at < now,
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    expired = [Batch.from_row(row) for row in connection.execute(query).mappings()]
+    if not expired:
+        return 0
+    for batch in expired:
+        log_lost_worker(connection, batch, now)
     return connection.execute(
         sa.update(backfill_batches)
-        .where(
-            backfill_batches.c.run_id == run_id,
-            backfill_batches.c.status == BatchStatus.RUNNING,
-            backfill_batches.c.lease_expires_at < now,
-        )
+        .where(backfill_batches.c.id.in_([batch.id for batch in expired]))
         .values(status=BatchStatus.PENDING, claimed_by=None, lease_expires_at=None, dispatched_at=None)
     ).rowcount
 
@@ -152,10 +181,11 @@ def record_success(connection: Connection, batch: Batch, rows: int, duration_ms:
 
 
 def record_failure(connection: Connection, batch_id: int, token: str, *, final: bool, error: str,
-                   now: datetime) -> bool:
+                   attempt: AttemptError, now: datetime) -> bool:
     """After the batch's rollback: back to pending for a retry, or failed for good
-    (`final`), if `token` still holds it. False: its claim was taken over."""
-    return bool(connection.execute(
+    (`final`), if `token` still holds it, and the attempt's error logged. False: its
+    claim was taken over (the new holder's attempt is the one that counts)."""
+    recorded = bool(connection.execute(
         sa.update(backfill_batches)
         .where(
             backfill_batches.c.id == batch_id,
@@ -170,6 +200,9 @@ def record_failure(connection: Connection, batch_id: int, token: str, *, final: 
             dispatched_at=now,
         )
     ).rowcount)
+    if recorded:
+        log_error(connection, batch_id, attempt, now)
+    return recorded
 
 
 def fail_for_lost_workers(connection: Connection, batch_id: int, error: str, now: datetime) -> None:
@@ -193,9 +226,11 @@ def release_claim(connection: Connection, batch_id: int) -> None:
 
 
 def halve(connection: Connection, batch_id: int, *, key_end: str, rows_in_range: int, note: str,
-          now: datetime) -> None:
+          attempt: AttemptError, now: datetime) -> None:
     """After a statement timeout: the batch keeps the first half of its range, pending
-    again with fresh attempts (add_batch takes the rest)."""
+    again with fresh attempts (add_batch takes the rest); the attempt that timed out
+    is logged first, under its number."""
+    log_error(connection, batch_id, attempt, now)
     connection.execute(
         sa.update(backfill_batches).where(backfill_batches.c.id == batch_id).values(
             key_end=key_end, rows_in_range=rows_in_range, batch_size=rows_in_range,
@@ -212,3 +247,61 @@ def put_failed_back(connection: Connection, run_id: int) -> None:
         .where(backfill_batches.c.run_id == run_id, backfill_batches.c.status == BatchStatus.FAILED)
         .values(status=BatchStatus.PENDING, attempts=0, error=None, finished_at=None, dispatched_at=None)
     )
+
+
+def log_error(connection: Connection, batch_id: int, attempt: AttemptError, now: datetime, *,
+              number: int | None = None) -> None:
+    """Keep one failed attempt of the batch: its number (default: the batch's attempts
+    now), its error's class and message, and when (not on a schema before 0013)."""
+    if not since_0013.applied(connection):
+        return
+    batch = backfill_batches.c
+    connection.execute(
+        sa.insert(backfill_batch_errors).from_select(
+            ["batch_id", "run_id", "attempt", "error_class", "message", "at"],
+            sa.select(batch.id, batch.run_id, batch.attempts if number is None else sa.literal(number),
+                      sa.literal(attempt.error_class[:200], sa.String),
+                      sa.literal(attempt.message, sa.Text), sa.literal(now, backfill_batch_errors.c.at.type))
+            .where(batch.id == batch_id),
+        )
+    )
+
+
+def log_lost_worker(connection: Connection, batch: Batch, now: datetime) -> None:
+    """The attempt of a batch found running under an expired lease (`batch` as read
+    then, before a new claim counts another attempt): its worker was killed, or ran
+    over its lease."""
+    expired = as_utc(batch.lease_expires_at)
+    when = f" at {expired:%Y-%m-%d %H:%M:%S} UTC" if expired is not None else ""
+    log_error(connection, batch.id, AttemptError(
+        WORKER_LOST, f"the worker holding it ({batch.claimed_by}) was lost: its lease expired{when} "
+                     "(killed, or over its lease)"), now, number=batch.attempts)
+
+
+def errors_of(connection: Connection, batch_ids: list[int]) -> dict[int, list[BatchError]]:
+    """The failed attempts of these batches, oldest first, by batch id."""
+    found: dict[int, list[BatchError]] = {batch_id: [] for batch_id in batch_ids}
+    if not batch_ids or not since_0013.applied(connection):
+        return found
+    query = (sa.select(backfill_batch_errors).where(backfill_batch_errors.c.batch_id.in_(batch_ids))
+             .order_by(backfill_batch_errors.c.id))
+    for row in connection.execute(query).mappings():
+        found[row["batch_id"]].append(BatchError.from_row(row))
+    return found
+
+
+def errors_of_run(connection: Connection, run_id: int) -> list[BatchError]:
+    """Every failed attempt of the run's batches, oldest first."""
+    if not since_0013.applied(connection):
+        return []
+    query = (sa.select(backfill_batch_errors).where(backfill_batch_errors.c.run_id == run_id)
+             .order_by(backfill_batch_errors.c.id))
+    return [BatchError.from_row(row) for row in connection.execute(query).mappings()]
+
+
+def seqs_of(connection: Connection, batch_ids: list[int]) -> dict[int, int]:
+    """Each batch's seq (its number within its run), by batch id."""
+    if not batch_ids:
+        return {}
+    query = sa.select(backfill_batches.c.id, backfill_batches.c.seq).where(backfill_batches.c.id.in_(batch_ids))
+    return dict(connection.execute(query).all())

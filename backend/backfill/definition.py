@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from backend.backfill.bulk import write_rows
 from backend.backfill.keys import KEY_TYPES, KeyRange
+from backend.backfill.model import Run, Transition
 from backend.backfill.windows import parse_windows
 
 
@@ -80,6 +81,28 @@ class Backfill:
         """Process the rows of `key_range` inside the caller's transaction; return
         how many rows were changed."""
         raise NotImplementedError
+
+    # Lifecycle hooks: each called once per status change of a run of this backfill,
+    # after the change committed, never inside a batch's transaction, in whichever
+    # process claims the change (announce.py). A hook that raises is logged and the run
+    # goes on. Keep them short: they run between that process's batches or requests.
+    def on_start(self, run: Run, transition: Transition) -> None:
+        """pending -> running."""
+
+    def on_pause(self, run: Run, transition: Transition) -> None:
+        """running or waiting -> paused (an operator's pause)."""
+
+    def on_resume(self, run: Run, transition: Transition) -> None:
+        """paused -> running (resumed), or failed -> running (its failed batches retried)."""
+
+    def on_complete(self, run: Run, transition: Transition) -> None:
+        """-> completed: every batch succeeded (or there was nothing to do)."""
+
+    def on_fail(self, run: Run, transition: Transition) -> None:
+        """-> failed: too many batches failed; `run.last_error` says why."""
+
+    def on_cancel(self, run: Run, transition: Transition) -> None:
+        """-> cancelled (an operator's cancel)."""
 
 
 class SqlBackfill(Backfill):

@@ -185,7 +185,8 @@ class Transition(_FromRow):
     actor: str
     reason: str | None
     at: datetime
-    announced: bool  # claimed by the process that runs its hook and notifications (announce.py)
+    # Not a field: the table's `announced` (0013), the announcer's claim (announce.py),
+    # read only there, so that the log reads on a schema before 0013 too.
 
     _enums: ClassVar[dict[str, type[StrEnum]]] = {"from_status": RunStatus, "to_status": RunStatus}
 

@@ -34,6 +34,7 @@ from backend.db import write_transaction
 from backend.metrics import events
 
 ERROR_TEXT_LIMIT = 4000
+SPLIT_NOTE = "split in two after a statement timeout"
 
 
 def new_claim_token() -> str:
@@ -135,6 +136,8 @@ def _claim(engine: Engine, catalog: Catalog, batch_id: int, token: str, settings
         # the claim fails when the run changed since we read it.
         if not batches.claim(connection, batch_id, token, now, settings.lease_seconds):
             return _why_not_claimed(batch, runs.get_run(connection, batch.run_id), now)
+        if batch.status == BatchStatus.RUNNING:  # claimed over an expired lease: its attempt was lost
+            batches.log_lost_worker(connection, batch, now)
     if batch.status == BatchStatus.RUNNING:  # claimed over an expired lease: its worker is gone
         events.lease_taken_over()
     return batch, run
@@ -144,6 +147,8 @@ def _fail_out_of_attempts(connection: Connection, backfill, batch: Batch, run: R
                           settings: EngineSettings) -> BatchOutcome:
     """A batch whose worker was lost on every attempt (killed, or over its lease)
     never reached _record_failure; it fails here instead of being retried forever."""
+    if batch.status == BatchStatus.RUNNING:  # the last attempt's lease expired: not logged yet
+        batches.log_lost_worker(connection, batch, now)
     batches.fail_for_lost_workers(  # locked and checked by _claim
         connection, batch.id, f"its worker was lost on each of {batch.attempts} attempts "
                                  f"(killed, or over the {settings.lease_seconds:g}s lease)", now)
@@ -158,6 +163,7 @@ def _wait_for_admission(connection: Connection, batch: Batch, run: Run, admissio
     released too, so that it is not retried outside the window) and its run waits,
     with the reason and the retry time in its row."""
     if batch.status == BatchStatus.RUNNING:  # its lease expired (checked by _claim)
+        batches.log_lost_worker(connection, batch, now)
         batches.release_claim(connection, batch.id)
     if runs.lock_run(connection, run.id).status == RunStatus.RUNNING:
         runs.transition(connection, run.id, RunStatus.WAITING, actor=admission.actor,
@@ -213,8 +219,9 @@ def _split(engine: Engine, backfill, batch: Batch, key_range: KeyRange, token: s
         seq = connection.execute(
             sa.select(sa.func.max(backfill_batches.c.seq)).where(backfill_batches.c.run_id == batch.run_id)
         ).scalar_one()
-        note = f"split in two after a statement timeout: {describe_error(exc)}"
+        note = f"{SPLIT_NOTE}: {describe_error(exc)}"
         batches.halve(connection, batch.id, key_end=encode_key(half.end), rows_in_range=half.rows, note=note,
+                      attempt=batches.AttemptError(error_class(exc), f"{SPLIT_NOTE}: {error_message(exc)}"),
                       now=now)
         new_id = batches.add_batch(connection, run_id=batch.run_id, seq=seq + 1, key_after=encode_key(half.end),
                                    key_end=batch.key_end, rows_in_range=int(rest), batch_size=int(rest), now=now)
@@ -253,6 +260,19 @@ def describe_error(exc: BaseException) -> str:
     return "".join(lines).strip()[:ERROR_TEXT_LIMIT]
 
 
+def error_message(exc: BaseException) -> str:
+    """The error's own text, without its class (error_class says it)."""
+    return (str(exc) or repr(exc))[:ERROR_TEXT_LIMIT]
+
+
+def error_class(exc: BaseException) -> str:
+    """The class an attempt's error is filed under: the database driver's own error
+    when SQLAlchemy wrapped one (psycopg2.errors.QueryCanceled says more than
+    sqlalchemy.exc.OperationalError), with its module unless it is a builtin."""
+    cls = type(getattr(exc, "orig", None) or exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _record_failure(engine: Engine, backfill, batch: Batch, run: Run, token: str, exc: Exception,
                     settings: EngineSettings) -> BatchOutcome:
     """After the rollback: put the batch back for a retry, or fail it once it has
@@ -264,7 +284,8 @@ def _record_failure(engine: Engine, backfill, batch: Batch, run: Run, token: str
             sa.select(backfill_batches.c.attempts).where(backfill_batches.c.id == batch.id)
         ).scalar_one()
         final = attempts >= backfill.max_attempts
-        if not batches.record_failure(connection, batch.id, token, final=final, error=error, now=now):
+        if not batches.record_failure(connection, batch.id, token, final=final, error=error, now=now,
+                                      attempt=batches.AttemptError(error_class(exc), error_message(exc))):
             return BatchOutcome(Outcome.LEASED, batch.id, run.id, error=error, retry_in=settings.lease_seconds)
         if not final:
             # Visible while it retries: the run's last error says what goes wrong.

@@ -19,8 +19,13 @@ from sqlalchemy.engine import Connection
 
 from backend.backfill.clock import utcnow
 from backend.backfill.model import Run, RunStatus, Transition, check_transition
-from backend.backfill.state import backfill_batches, backfill_runs, backfill_transitions
+from backend.backfill import since_0013
+from backend.backfill.state import backfill_batch_errors, backfill_batches, backfill_runs, backfill_transitions
 
+
+# A Transition's columns: all but `announced`, which 0013 added and only announce.py
+# reads, so that the log reads on an older schema too (during --batched).
+TRANSITION_COLUMNS = tuple(column for column in backfill_transitions.c if column.name != "announced")
 
 # An operator's reason for a control (pause, cancel), from the API or the CLI.
 REASON_MAX_LENGTH = 500
@@ -100,16 +105,19 @@ def transition(connection: Connection, run_id: int, target: str, *, actor: str =
 
 def log_transition(connection: Connection, run_id: int, from_status: str | None, to_status: str, *,
                    actor: str, reason: str | None = None) -> None:
+    """The durable record of a status change. Written not yet announced: once it
+    commits, one process claims it for the hooks and notifications (announce.py)."""
+    unannounced = {"announced": False} if since_0013.applied(connection) else {}
     connection.execute(
         sa.insert(backfill_transitions).values(
             run_id=run_id, from_status=from_status, to_status=to_status, actor=actor[:128], reason=reason,
-            at=utcnow(),
+            at=utcnow(), **unannounced,
         )
     )
 
 
 def transitions(connection: Connection, run_id: int) -> list[Transition]:
-    query = sa.select(backfill_transitions).where(backfill_transitions.c.run_id == run_id).order_by(
+    query = sa.select(*TRANSITION_COLUMNS).where(backfill_transitions.c.run_id == run_id).order_by(
         backfill_transitions.c.id
     )
     return [Transition.from_row(row) for row in connection.execute(query).mappings()]
@@ -218,6 +226,8 @@ def delete_runs(connection: Connection, run_ids: Iterable[int]) -> None:
     its upgrade scheduled). Explicit deletes: on SQLite, foreign keys (and so
     cascades) are off while migrating."""
     run_ids = list(run_ids)
+    if since_0013.applied(connection, cached=False):
+        connection.execute(sa.delete(backfill_batch_errors).where(backfill_batch_errors.c.run_id.in_(run_ids)))
     connection.execute(sa.delete(backfill_transitions).where(backfill_transitions.c.run_id.in_(run_ids)))
     connection.execute(sa.delete(backfill_batches).where(backfill_batches.c.run_id.in_(run_ids)))
     connection.execute(sa.delete(backfill_runs).where(backfill_runs.c.id.in_(run_ids)))

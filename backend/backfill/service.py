@@ -5,6 +5,7 @@ method is one short operation on the durable state, safe to call from any proces
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
@@ -14,17 +15,20 @@ from backend.backfill import batches, coordinator, health, progress, runs
 from backend.backfill.registry import Catalog, load_catalog
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.estimate import dry_run, window_plan
+from backend.backfill.announce import Announcer
 from backend.backfill.memory import ExecutorMemory
+from backend.backfill.notify import Notifier, in_process_notifier
 from backend.backfill.policy import RunPolicy
 from backend.backfill.outcome import BatchOutcome
 from backend.backfill.runner import execute_batch
 from backend.backfill.settings import EngineSettings
-from backend.backfill.model import IllegalTransition, Run, RunStatus, Transition
+from backend.backfill.model import BatchError, IllegalTransition, Run, RunStatus, Transition
 from backend.backfill.state import backfill_runs
 from backend.config import Config
 from backend.db import create_db_engine, write_transaction
 
 Dispatch = Callable[[Iterable[int]], None]
+log = logging.getLogger(__name__)
 
 
 def check_health_check_names(catalog: Catalog, settings: EngineSettings) -> None:
@@ -44,20 +48,37 @@ def check_configuration(config: Config) -> None:
 
 
 class BackfillService:
-    def __init__(self, engine: Engine, catalog: Catalog, settings: EngineSettings | None = None):
+    def __init__(self, engine: Engine, catalog: Catalog, settings: EngineSettings | None = None,
+                 notifier: Notifier | None = None):
         """Without `settings`, the configuration's (Config.from_env), as every entry
-        point reads it; the entry points pass their Config's (`from_config`)."""
+        point reads it; the entry points pass their Config's (`from_config`).
+        `notifier` receives the webhook notifications of the status changes this
+        service announces (announce.py: after each of its operations)."""
         self.engine = engine
         self.catalog = catalog
         self.settings = settings if settings is not None else Config.from_env().engine_settings
+        self.announcer = Announcer(catalog, notifier)
         self._backfill_of_run: dict[int, str] = {}  # a run's backfill never changes
         self.memory = ExecutorMemory()  # healthy answers and outages, between this executor's batches
         check_health_check_names(self.catalog, self.settings)
 
     @classmethod
-    def from_config(cls, config: Config, engine: Engine | None = None) -> "BackfillService":
+    def from_config(cls, config: Config, engine: Engine | None = None,
+                    notifier: Notifier | None = None) -> "BackfillService":
+        """`notifier`: the workers' when a broker is configured (wiring.py); without
+        one, this process's own thread when BACKFILL_NOTIFY_WEBHOOK_URL is set."""
         return cls(engine or create_db_engine(config.database_url), load_catalog(config.backfill_modules),
-                   config.engine_settings)
+                   config.engine_settings, notifier or in_process_notifier(config.notify_webhook_urls))
+
+    def announce(self) -> None:
+        """Hooks and notifications of the status changes committed and not announced
+        yet (announce.py); called after each operation below that may change a status.
+        A database that cannot be reached now leaves them to the next call: they wait
+        in backfill_transitions, and the operation itself succeeded."""
+        try:
+            self.announcer.announce(self.engine)
+        except sa.exc.DBAPIError as exc:
+            log.warning("status changes not announced yet (the next operation will): %s", exc.orig or exc)
 
     # --- runs -------------------------------------------------------------------------
     def schedule(self, name: str, *, scheduled_by: str | None = None) -> int:
@@ -67,9 +88,11 @@ class BackfillService:
             active = [run for run in runs.list_runs(connection, name=name) if run.is_active]
             if active:
                 return active[-1].id
-            return runs.create_run(connection, name, batch_size=backfill.batch_size,
-                                   max_parallel=backfill.max_parallel, key_type=backfill.key_type,
-                                   scheduled_by=scheduled_by)
+            run_id = runs.create_run(connection, name, batch_size=backfill.batch_size,
+                                     max_parallel=backfill.max_parallel, key_type=backfill.key_type,
+                                     scheduled_by=scheduled_by)
+        self.announce()
+        return run_id
 
     def get_run(self, run_id: int) -> Run:
         with self.engine.connect() as connection:
@@ -87,12 +110,21 @@ class BackfillService:
     def transition(self, run_id: int, target: str, *, actor: str = "engine", reason: str | None = None,
                    **values: Any) -> Run:
         with self.engine.begin() as connection:
-            return runs.transition(connection, run_id, target, actor=actor, reason=reason, **values)
+            run = runs.transition(connection, run_id, target, actor=actor, reason=reason, **values)
+        self.announce()
+        return run
 
     def transitions(self, run_id: int) -> list[Transition]:
         with self.engine.connect() as connection:
             runs.get_run(connection, run_id)
             return runs.transitions(connection, run_id)
+
+    def batch_errors(self, run_id: int) -> list[tuple[int, BatchError]]:
+        """Every failed attempt of the run's batches, oldest first, with its batch's seq."""
+        with self.engine.connect() as connection:
+            errors = batches.errors_of_run(connection, run_id)
+            seqs = batches.seqs_of(connection, sorted({error.batch_id for error in errors}))
+        return [(seqs[error.batch_id], error) for error in errors]
 
     # --- controls: each takes effect at the next batch boundary -------------------------
     def pause(self, run_id: int, *, actor: str, reason: str | None = None) -> Run:
@@ -125,6 +157,7 @@ class BackfillService:
                             reason="retry the failed batches", finished_at=None, last_error=None)
             batches.put_failed_back(connection, run_id)
             runs.clear_failed_count(connection, run_id)
+        self.announce()
         self._dispatch_now(run_id, dispatch)
         return self.get_run(run_id)
 
@@ -135,7 +168,9 @@ class BackfillService:
                 dispatch(ids)
 
     def start(self, run_id: int, *, executor: str) -> Run:
-        return coordinator.start_run(self.engine, self.catalog, run_id, executor=executor)
+        run = coordinator.start_run(self.engine, self.catalog, run_id, executor=executor)
+        self.announce()
+        return run
 
     def snapshot(self, run_id: int) -> progress.Progress:
         with self.engine.connect() as connection:
@@ -156,7 +191,9 @@ class BackfillService:
 
     # --- batches ----------------------------------------------------------------------
     def advance(self, run_id: int) -> list[int]:
-        return coordinator.advance(self.engine, self.catalog, run_id, self.settings)
+        new_ids = coordinator.advance(self.engine, self.catalog, run_id, self.settings)
+        self.announce()  # the run may have completed or failed
+        return new_ids
 
     def policy(self, run_id: int) -> RunPolicy:
         """Asked after every batch: the run's backfill name is read once per process."""
@@ -190,13 +227,16 @@ class BackfillService:
                                 reason=f"time to try again after: {run.wait_reason}",
                                 wait_reason=None, next_window_at=None)
                 woken.append(due_id)
+        self.announce()
         return woken
 
     def execute(self, batch_id: int, claim_token: str | None = None, *, advance: bool = False) -> BatchOutcome:
         """Run one batch; with `advance`, a success also carves the next batches (in
         `outcome.next_batch_ids`), as `advance` would after it."""
-        return execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token, advance=advance,
-                             memory=self.memory)
+        outcome = execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token, advance=advance,
+                                memory=self.memory)
+        self.announce()  # after the batch's commit: a run it completed, failed or made wait
+        return outcome
 
     def batches_to_run(self, run_id: int) -> list[int]:
         """Expired leases released, then every pending batch of the run."""
@@ -228,4 +268,5 @@ class BackfillService:
             if ids:
                 dispatch(ids)
             dispatched[run_id] = len(ids)
+        self.announce()  # also what processes that died before their claim left behind
         return dispatched

@@ -6,9 +6,10 @@ import getpass
 
 from backend.backfill import controls
 from backend.backfill.dispatcher import Dispatcher
+from backend.backfill.notify import Notifier
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
-from backend.backfill.model import RunStatus
+from backend.backfill.model import BatchError, RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.shop.validation import clean_text
@@ -22,8 +23,8 @@ def cli_actor() -> str:
         return "cli"
 
 
-def open_service(config: Config) -> BackfillService:
-    return BackfillService.from_config(config, engine=create_db_engine(config.database_url))
+def open_service(config: Config, notifier: Notifier | None = None) -> BackfillService:
+    return BackfillService.from_config(config, engine=create_db_engine(config.database_url), notifier=notifier)
 
 
 REASON_MAX_LENGTH = controls.REASON_MAX_LENGTH
@@ -54,12 +55,12 @@ def resolve_run(service: BackfillService, ref: str) -> int:
 
 
 def control(config: Config, action: str, ref: str, reason: str | None = None,
-            dispatcher: Dispatcher | None = None) -> list[str]:
+            dispatcher: Dispatcher | None = None, notifier: Notifier | None = None) -> list[str]:
     """Apply the control named `action` (backend/backfill/controls.py) to the run `ref`.
     With a dispatcher (a broker is configured), a resumed or retried Celery run's
-    batches go to the workers at once."""
+    batches go to the workers at once; `notifier` sends its webhook notification."""
     chosen = controls.get(action)
-    service = open_service(config)
+    service = open_service(config, notifier)
     try:
         run_id = resolve_run(service, ref)
         run = chosen.apply(service, run_id, actor=cli_actor(), reason=reason,
@@ -84,9 +85,23 @@ def transition_log(config: Config, ref: str) -> list[str]:
             reason = f" ({escape_controls(t.reason)})" if t.reason else ""
             actor = escape_controls(t.actor)
             lines.append(f"  {when}  {t.from_status or '-':>9} -> {t.to_status:<9} by {actor}{reason}")
-        return lines
+        return lines + batch_error_lines(service.batch_errors(run_id))
     finally:
         service.engine.dispose()
+
+
+def batch_error_lines(errors: list[tuple[int, BatchError]]) -> list[str]:
+    """Each failed attempt of the run's batches, oldest first: batch seq, attempt,
+    error class and the message's first line (escaped, as the reasons are)."""
+    if not errors:
+        return []
+    lines = ["failed attempts:"]
+    for seq, error in errors:
+        when = error.at.strftime("%Y-%m-%d %H:%M:%S") if error.at else "?"
+        first_line = (error.message.splitlines() or [""])[0]
+        lines.append(f"  {when}  batch {seq} attempt {error.attempt}: {escape_controls(error.error_class)}: "
+                     f"{escape_controls(first_line)}")
+    return lines
 
 
 def dry_run(config: Config, name: str) -> list[str]:

@@ -9,6 +9,7 @@ import click
 from sqlalchemy.engine import make_url
 
 from backend.backfill.dispatcher import Dispatcher
+from backend.backfill.notify import Notifier
 from backend.backfill.registry import load_catalog
 from backend.cli.progress_display import ProgressDisplay
 from backend.cli.runs_table import runs_table
@@ -44,12 +45,14 @@ def _require_existing_sqlite_file(database_url: str) -> None:
 
 
 def report_batched(config: Config, *, only: Iterable[str] = (), no_wait: bool = False,
-                   dispatcher: Dispatcher | None = None) -> None:
+                   dispatcher: Dispatcher | None = None, notifier: Notifier | None = None) -> None:
     """Schema and backfills to head, in batches, with a live progress display: on the
-    workers with a dispatcher, in this process without one."""
+    workers with a dispatcher, in this process without one. `notifier`: the webhook
+    notifications' (wiring.transition_notifier)."""
     broker = config.celery_broker_url if dispatcher is not None else None
     _check_backfillnames(config, only)
-    options = BatchedOptions(only=tuple(only), no_wait=no_wait, dispatcher=dispatcher, broker_url=broker)
+    options = BatchedOptions(only=tuple(only), no_wait=no_wait, dispatcher=dispatcher, broker_url=broker,
+                             notifier=notifier)
     display = ProgressDisplay()
     result = migrate_batched(config, options, display,
                              on_applied=lambda revision: display.message(f"applied {revision}"))

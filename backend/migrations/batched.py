@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Callable, Iterable, Protocol
 
 from backend.backfill.dispatcher import Dispatcher, SendBatches
+from backend.backfill.notify import Notifier
 from backend.backfill.inprocess import run_in_process
 from backend.migrations.backfill_ops import BackfillNotFinished
 from backend.backfill.progress import Progress
@@ -56,6 +57,7 @@ class BatchedOptions:
     no_wait: bool = False
     dispatcher: Dispatcher | None = None  # the workers' (run there), or None (run here)
     broker_url: str | None = None  # named when the workers do not take the batches
+    notifier: Notifier | None = None  # the runs' webhook notifications (None: from the Config)
     poll_interval: float = 1.0
     stall_seconds: float = STALL_SECONDS
 
@@ -76,7 +78,7 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
     """`on_lock_wait` hears of each retried lock timeout (default: a display message)."""
     url = config.database_url
     engine = create_db_engine(url)
-    service = BackfillService.from_config(config, engine=engine)
+    service = BackfillService.from_config(config, engine=engine, notifier=options.notifier)
     result = BatchedResult(applied_from=current_revisions(url), at=())
     try:
         passes: dict[str | None, int] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.backfill.dispatcher import Dispatcher
+from backend.backfill.notify import Notifier
 from backend.backfill.service import check_configuration
 from backend.config import Config
 from backend.db import create_db_engine
@@ -16,16 +17,20 @@ from backend.web.flask_commands import register_cli
 from backend.web.shop import auth, orders, products
 
 
-def create_app(config: Config | None = None, dispatcher: Dispatcher | None = None) -> Flask:
+def create_app(config: Config | None = None, dispatcher: Dispatcher | None = None,
+               notifier: Notifier | None = None) -> Flask:
     """`dispatcher` hands the batches of a resumed or retried Celery run to the workers
     at once (wsgi.py passes the Celery one when a broker is configured); without it the
-    workers' recovery pass picks them up."""
+    workers' recovery pass picks them up. `notifier` sends the webhook notifications of
+    the controls' status changes (wsgi.py: the workers' with a broker; without one, a
+    thread of this process when BACKFILL_NOTIFY_WEBHOOK_URL is set)."""
     config = config or Config.from_env()
     configure_logging(config.log_format)  # LOG_FORMAT=json: one JSON object per line
     check_configuration(config)  # BACKFILL_MODULES and health check names, before serving
     app = Flask(__name__)
     app.config["SHOP"] = config
     app.extensions["backfill_dispatcher"] = dispatcher
+    app.extensions["backfill_notifier"] = notifier
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # JSON bodies here are small; refuse floods (413)
     app.json.ensure_ascii = False  # product names in every script, readable as is
     app.json.sort_keys = False

@@ -47,7 +47,6 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from backend.backfill import controls
 from backend.backfill.dispatcher import SendBatches
 from backend.backfill.policy import RunPolicy
-from backend.backfill.registry import load_catalog
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
 from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
@@ -193,7 +192,7 @@ def _service() -> BackfillService:
     service = current_app.extensions.get("backfill_service")
     if service is None:
         config = current_app.config["SHOP"]
-        service = BackfillService(get_engine(), load_catalog(config.backfill_modules), config.engine_settings)
+        service = BackfillService.from_config(config, get_engine(), current_app.extensions.get("backfill_notifier"))
         current_app.extensions["backfill_service"] = service
     return service
 

@@ -157,7 +157,15 @@ _SCHEMAS: dict[str, Any] = {
         "at": _TIME,
     }),
     "TransitionList": _object({"items": {"type": "array", "items": {"$ref": "#/components/schemas/Transition"}}}),
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/BatchError"},
+                   "description": "every failed attempt, oldest first (`error` is the last one's)"},
     "ReasonBody": {
+    "BatchError": _object({
+        "attempt": {"type": "integer", "minimum": 1},
+        "error_class": {"type": "string", "examples": ["psycopg2.errors.QueryCanceled", "WorkerLost"]},
+        "message": _TEXT,
+        "at": _TIME,
+    }, "One failed attempt of a batch: an error, a statement timeout that split it, a worker lost."),
         "type": "object",
         "additionalProperties": False,
         "properties": {

@@ -30,7 +30,8 @@ from sqlalchemy.engine import Connection
 
 from backend.backfill import controls, progress, runs, stall
 from backend.backfill.clock import as_utc, utcnow
-from backend.backfill.model import Batch, BatchStatus, Run, RunStatus, Transition
+from backend.backfill.batches import errors_of
+from backend.backfill.model import Batch, BatchError, BatchStatus, Run, RunStatus, Transition
 from backend.backfill.state import backfill_batches, backfill_runs
 
 RATE_TICK_SECONDS = 5
@@ -284,17 +285,24 @@ def batches_page(connection: Connection, run_id: int, *, status: str | None, lim
     more = len(batches) > limit
     batches = batches[:limit]
     return {
-        "items": [batch_view(batch) for batch in batches],
+        "items": [batch_view(batch) | {"errors": [batch_error_view(error) for error in errors[batch.id]]}
+                  for batch in batches],
         "next_cursor": str(batches[-1].seq) if more else None,
     }
 
 
+    errors = errors_of(connection, [batch.id for batch in batches])  # one more query, for the page
 
 def transition_view(row: Transition) -> dict[str, Any]:
     return {
         "id": row.id,
         "from_status": row.from_status,
         "to_status": row.to_status,
+def batch_error_view(error: BatchError) -> dict[str, Any]:
+    """One failed attempt of a batch (backfill_batch_errors)."""
+    return {"attempt": error.attempt, "error_class": error.error_class, "message": error.message,
+            "at": iso(error.at)}
+
         "actor": row.actor,
         "reason": row.reason,
         "at": iso(row.at),
