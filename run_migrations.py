@@ -18,7 +18,7 @@ from backend.cli.configuration import load_config
 from backend.cli.errors import one_line_errors
 from backend.migrations.errors import CommandFailed
 from backend.cli.safety_options import safety_options
-from wiring import celery_dispatcher
+from wiring import celery_dispatcher, transition_notifier
 
 
 @click.command()
@@ -65,7 +65,8 @@ def main(database_url, status, batched, only, no_wait, in_process, rerun, yes, p
                                      "characters (no NUL byte, no undecodable bytes)")
     if chosen:
         reports.report_lines(run_controls.control(config, chosen[0], controls[chosen[0]], reason,
-                                                  dispatcher=celery_dispatcher(config)))
+                                                  dispatcher=celery_dispatcher(config),
+                                                  notifier=transition_notifier(config)))
     elif log is not None:
         reports.report_lines(run_controls.transition_log(config, log))
     elif dry_run is not None:
@@ -79,7 +80,8 @@ def main(database_url, status, batched, only, no_wait, in_process, rerun, yes, p
         reports.report_backfill_runs(config, only)
     elif batched:
         reports.report_batched(config, only=only, no_wait=no_wait,
-                               dispatcher=None if in_process else celery_dispatcher(config))
+                               dispatcher=None if in_process else celery_dispatcher(config),
+                               notifier=transition_notifier(config))
     else:
         reports.report_upgrade(config.database_url)
 
