@@ -21,16 +21,16 @@ from backend.backfill.progress import Progress
 from backend.backfill.service import BackfillService
 from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch
 from backend.backfill.stall import batch_activity as read_batch_activity
-from backend.backfill.model import RunStatus
 from backend.backfill.summary import RunSummary, summarize
-from backend.config import Config
+from backend.backfill.model import RunStatus
 from backend.backfill.clock import utcnow
+from backend.config import Config
 from backend.db import create_db_engine
 from backend.migrations.alembic_api import current_revisions, upgrade
 from backend.migrations.errors import BatchedMigrationFailed
 from backend.migrations.upgrade import Revision
-
 from backend.text import escape_controls
+
 
 class ProgressDisplay(Protocol):
     """Where --batched shows what it does (backend/cli/progress_display.py on the
@@ -69,9 +69,9 @@ class BatchedResult:
     finished: list[Progress] = field(default_factory=list)
     dispatched: list[int] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)  # in-process runs left waiting (--no-wait)
-
-
     summaries: list[RunSummary] = field(default_factory=list)  # each run that ended, as it ended
+
+
 def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDisplay,
                     on_applied: Callable[[Any], None] = lambda revision: None,
                     on_lock_wait: Callable[[str], None] | None = None) -> BatchedResult:
@@ -99,12 +99,12 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
                 gated = [_run_for_gate(service, name) for name in gate.names]
                 finished = _finish_all(service, gated, options, display, result, at_gate=True)
                 if not finished:
-                    display.message(f"run this command again to continue past {gate.revision}")
-                    result.at = current_revisions(url)
                     if options.no_wait:  # every other backfill that can run now goes too
                         others = [run.id for run in service.unfinished_runs(options.only or None)
                                   if run.id not in gated]
                         _finish_all(service, others, options, display, result)
+                    display.message(f"run this command again to continue past {gate.revision}")
+                    result.at = current_revisions(url)
                     return result
         result.at = current_revisions(url)
         run_ids = [run.id for run in service.unfinished_runs(options.only or None)]
@@ -167,20 +167,18 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
                 finished_all = False
                 continue
         result.finished.append(progress)
-        if progress.status != RunStatus.COMPLETED:
-            reason = progress.last_error or f"it is {progress.status}"
         with service.engine.connect() as connection:
             summary = summarize(connection, run_id)
         result.summaries.append(summary)
         display.message(summary.line())
         if progress.status == RunStatus.CANCELLED:
             raise BatchedMigrationFailed(_cancelled_line(service, run_id, progress.name, at_gate))
+        if progress.status != RunStatus.COMPLETED:
+            reason = progress.last_error or f"it is {progress.status}"
             raise BatchedMigrationFailed(f"backfill {progress.name} (run {run_id}) {progress.status}: {reason}")
     return finished_all
 
 
-def _waiting_line(progress: Progress, until) -> str:
-    when = f"{until:%Y-%m-%d %H:%M} UTC" if until else "later"
 def _cancelled_line(service: BackfillService, run_id: int, name: str, at_gate: bool) -> str:
     """Who cancelled the run and why (its transition log), and how to go on."""
     cancel = next((t for t in reversed(service.transitions(run_id)) if t.to_status == RunStatus.CANCELLED), None)
@@ -203,6 +201,8 @@ def _dispatched_line(service: BackfillService, run_id: int, name: str) -> str:
     return f"{line}; it waits outside its maintenance windows ({schedule.text}): the workers continue it at {when}"
 
 
+def _waiting_line(progress: Progress, until) -> str:
+    when = f"{until:%Y-%m-%d %H:%M} UTC" if until else "later"
     return f"backfill {progress.name} (run {progress.run_id}) waits: {progress.wait_reason}; continues at {when}"
 
 
