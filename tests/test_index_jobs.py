@@ -313,7 +313,8 @@ def test_the_api_shows_the_build_progress_while_it_runs(url, service):
     try:
         def progress():
             body = client.get(f"/api/backfills/{run_id}", headers={"Authorization": f"Bearer {SECRET}"}).get_json()
-            return body["job"]["progress"]
+            found = body["job"]["progress"]
+            return found if found and found["phase"] != "initializing" else None
 
         seen = wait_for(progress, timeout=30, interval=0.05, message="the build's progress in the API")
         assert seen["phase"].startswith("waiting for writers")
@@ -321,6 +322,9 @@ def test_the_api_shows_the_build_progress_while_it_runs(url, service):
         body = client.get(f"/api/backfills/{run_id}", headers={"Authorization": f"Bearer {SECRET}"}).get_json()
         assert body["job"]["kind"] == "index" and body["job"]["target"] == "ix_items_a"
         assert body["status"] == RunStatus.RUNNING and body["batches_running"] == 1
+        listed = client.get("/api/backfills", headers={"Authorization": f"Bearer {SECRET}"}).get_json()["items"]
+        assert [run["job"]["progress"]["phase"] for run in listed if run["id"] == run_id] == [seen["phase"]]
+        assert all(run["job"] is None for run in listed if run["id"] != run_id)  # backfills: null
         time.sleep(SETTINGS.lease_seconds + 0.5)  # longer than the lease: the attempt renews it
         assert service.batches_to_run(run_id) == []  # the recovery hands out no second attempt
         assert service.execute(batch_id).kind == Outcome.LEASED

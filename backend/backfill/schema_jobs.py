@@ -159,13 +159,10 @@ def job_view(connection: Connection, run: Run) -> dict[str, Any] | None:
     if not is_schema_job(run.name):
         return None
     found = definition(connection, run.name)
-    return {
-        "kind": found.kind if found else None,
-        "table": found.table_name if found else None,
-        "target": found.target if found else None,
-        "statement": found.statement if found else None,
-        "progress": build_progress(connection, run.id),
-    }
+    if found is None:  # unscheduled since (a downgrade): the run alone remains
+        return None
+    return {"kind": found.kind, "table": found.table_name, "target": found.target, "statement": found.statement,
+            "progress": build_progress(connection, run.id)}
 
 
 # --- the job as the engine runs it -------------------------------------------------------

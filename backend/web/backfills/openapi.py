@@ -115,6 +115,20 @@ _SCHEMAS: dict[str, Any] = {
            "transition log). Null unless the run is paused or cancelled.")),
         "actions": {"type": "array", "uniqueItems": True, "items": {"$ref": "#/components/schemas/Action"},
                     "description": "the controls that apply to the run's status"},
+        "job": _nullable(_object({
+            "kind": {"type": "string", "enum": ["index", "validate"]},
+            "table": _TEXT,
+            "target": {"type": "string", "description": "the index built, or the constraint validated"},
+            "statement": {"type": "string", "description": "what the job runs, outside any transaction"},
+            "progress": _nullable(_object({
+                "phase": _TEXT,
+                **{column: _nullable(_INT) for column in ("blocks_done", "blocks_total", "tuples_done",
+                                                          "tuples_total", "lockers_done", "lockers_total",
+                                                          "partitions_done", "partitions_total")},
+            }, "The build's row of pg_stat_progress_create_index while it runs; null otherwise (and for a "
+               "validation, which PostgreSQL does not report)")),
+        }, "A schema job's run (an index build or a constraint validation a revision scheduled, "
+           "docs/index-jobs.md): what it runs and how far its build is. Null for a backfill's run.")),
     }, "A run of a backfill and its progress."),
     "RunList": _object({
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
@@ -143,7 +157,15 @@ _SCHEMAS: dict[str, Any] = {
         "started_at": _nullable(_TIME),
         "finished_at": _nullable(_TIME),
         "lease_expires_at": _nullable(_TIME),
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/BatchError"},
+                   "description": "every failed attempt, oldest first (`error` is the last one's)"},
     }),
+    "BatchError": _object({
+        "attempt": {"type": "integer", "minimum": 1},
+        "error_class": {"type": "string", "examples": ["psycopg2.errors.QueryCanceled", "WorkerLost"]},
+        "message": _TEXT,
+        "at": _TIME,
+    }, "One failed attempt of a batch: an error, a statement timeout that split it, a worker lost."),
     "BatchPage": _object({
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Batch"}},
         "next_cursor": _nullable({"type": "string", "description": "pass as ?cursor= for the next page"}),
@@ -157,15 +179,7 @@ _SCHEMAS: dict[str, Any] = {
         "at": _TIME,
     }),
     "TransitionList": _object({"items": {"type": "array", "items": {"$ref": "#/components/schemas/Transition"}}}),
-        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/BatchError"},
-                   "description": "every failed attempt, oldest first (`error` is the last one's)"},
     "ReasonBody": {
-    "BatchError": _object({
-        "attempt": {"type": "integer", "minimum": 1},
-        "error_class": {"type": "string", "examples": ["psycopg2.errors.QueryCanceled", "WorkerLost"]},
-        "message": _TEXT,
-        "at": _TIME,
-    }, "One failed attempt of a batch: an error, a statement timeout that split it, a worker lost."),
         "type": "object",
         "additionalProperties": False,
         "properties": {

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backend.backfill import controls, progress, runs, stall
+from backend.backfill import controls, progress, runs, schema_jobs, stall
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.batches import errors_of
 from backend.backfill.model import Batch, BatchError, BatchStatus, Run, RunStatus, Transition
@@ -39,7 +39,7 @@ BATCH_PAGE_DEFAULT = 50
 BATCH_PAGE_MAX = 500
 RUN_PAGE_DEFAULT = 50
 RUN_PAGE_MAX = 200
-REPRESENTATION_VERSION = "v3"  # part of every ETag: bump it when the JSON shape changes
+REPRESENTATION_VERSION = "v4"  # part of every ETag: bump it when the JSON shape changes
 # The statuses an operator's control leaves a run in, whose run says who and why.
 CONTROLLED = (RunStatus.PAUSED, RunStatus.CANCELLED)
 
@@ -244,10 +244,16 @@ def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
     (who did it and why), read only for a body that is sent (never for a 304)."""
     stats = batch_stats(connection, rows, as_of) if stats is None else stats
     controlled = runs.transitions_into(connection, {run.id: run.status for run in rows if run.status in CONTROLLED})
-    return [run_view(run, stats.get(run.id), as_of,
-                     schedule_for(run.name) if schedule_for and run.status == RunStatus.RUNNING else None,
-                     controlled.get(run.id))
-            for run in rows]
+    views = [run_view(run, stats.get(run.id), as_of,
+                      schedule_for(run.name) if schedule_for and run.status == RunStatus.RUNNING else None,
+                      controlled.get(run.id))
+             for run in rows]
+    for run, body in zip(rows, views):
+        # A schema job's run: its statement and, while it builds, the build's progress
+        # (two more queries per job; None, and no query, for a backfill's run). The
+        # tick in an active run's ETag keeps that progress at most one tick old.
+        body["job"] = schema_jobs.job_view(connection, run)
+    return views
 
 
 def batch_view(batch: Batch) -> dict[str, Any]:
@@ -284,6 +290,7 @@ def batches_page(connection: Connection, run_id: int, *, status: str | None, lim
     batches = [Batch.from_row(row) for row in connection.execute(query).mappings()]
     more = len(batches) > limit
     batches = batches[:limit]
+    errors = errors_of(connection, [batch.id for batch in batches])  # one more query, for the page
     return {
         "items": [batch_view(batch) | {"errors": [batch_error_view(error) for error in errors[batch.id]]}
                   for batch in batches],
@@ -291,18 +298,17 @@ def batches_page(connection: Connection, run_id: int, *, status: str | None, lim
     }
 
 
-    errors = errors_of(connection, [batch.id for batch in batches])  # one more query, for the page
+def batch_error_view(error: BatchError) -> dict[str, Any]:
+    """One failed attempt of a batch (backfill_batch_errors)."""
+    return {"attempt": error.attempt, "error_class": error.error_class, "message": error.message,
+            "at": iso(error.at)}
+
 
 def transition_view(row: Transition) -> dict[str, Any]:
     return {
         "id": row.id,
         "from_status": row.from_status,
         "to_status": row.to_status,
-def batch_error_view(error: BatchError) -> dict[str, Any]:
-    """One failed attempt of a batch (backfill_batch_errors)."""
-    return {"attempt": error.attempt, "error_class": error.error_class, "message": error.message,
-            "at": iso(error.at)}
-
         "actor": row.actor,
         "reason": row.reason,
         "at": iso(row.at),

@@ -207,6 +207,11 @@
   }
 
   function rowsText(run) {
+    var build = run.job && run.job.progress;  // a schema job's index build (docs/index-jobs.md)
+    if (build) {
+      return "Building: " + build.phase + (build.blocks_total
+        ? " · blocks " + numbers.format(build.blocks_done) + " of " + numbers.format(build.blocks_total) : "");
+    }
     var scanned = numbers.format(run.rows_scanned);
     var text = run.rows_total === null ? scanned + " scanned"
       : scanned + " of " + numbers.format(run.rows_total) + (run.rows_total_exact ? "" : " (estimated)") + " scanned";
