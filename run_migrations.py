@@ -72,7 +72,8 @@ def main(database_url, status, batched, only, no_wait, in_process, rerun, yes, p
     elif rerun is not None:
         reports.report_lines(reruns.schedule_rerun(config, rerun, yes=yes))
         reports.report_batched(config, only=(rerun,), no_wait=no_wait,
-                               dispatcher=None if in_process else celery_dispatcher(config))
+                               dispatcher=None if in_process else celery_dispatcher(config),
+                               notifier=transition_notifier(config))
     elif dry_run is not None:
         reports.report_lines(run_controls.dry_run(config, dry_run))
     elif status:
