@@ -4,8 +4,11 @@ server in a subprocess, a fresh PostgreSQL database, our own redis-server and a
 real `celery -A worker worker`.
 
 It opens /admin/backfills, gives the token, starts a slow backfill on the worker,
-sees the percentage rise, clicks Pause, sees the run paused and its row count stop,
-clicks Resume and sees it complete; then checks the page at phone width. The
+sees the percentage rise, clicks Pause, sees the run paused (by whom) and its row
+count stop, clicks Resume and sees it complete (finish time, duration, average
+rate); then checks the page at phone width. A second test shows the page to a wall
+display: the read-only token remembered after one entry, or sent by a proxy, no
+buttons; and a server without tokens, where the page says the API is disabled. The
 screenshots are left in the test's temporary folder.
 
 Without Chromium or Playwright the test is skipped, except in CI (CI=true), where
@@ -155,10 +158,14 @@ def _drive(page, expect, base_url, run_id, broker_url, service, tmp_path):
     page.goto(f"{base_url}/admin/backfills")
     expect(page.get_by_label("Admin API token")).to_be_visible()
     page.get_by_label("Admin API token").fill(TOKEN)
+    page.get_by_label("Remember a read-only token on this device").check()  # refused: this one controls
     page.get_by_role("button", name="Connect").click()
     expect(field("status")).to_have_text("pending", timeout=10_000)
     assert page.evaluate("sessionStorage.getItem('backfills.adminToken')") == TOKEN
     assert page.evaluate("localStorage.length") == 0
+    expect(page.locator("#notice")).to_contain_text("Not remembered: this token can control runs")
+    assert page.locator(f"{card} progress").get_attribute("value") == "0"  # a pending run's bar does not move
+    assert page.request.get(f"{base_url}/favicon.ico").status == 204
 
     Celery("client", broker=broker_url).send_task("worker.tasks.start_run", args=[run_id])
 
@@ -171,6 +178,7 @@ def _drive(page, expect, base_url, run_id, broker_url, service, tmp_path):
     assert first < second < 100
     # The rate and the ETA show once a 5-second measuring tick has passed.
     expect(field("rate")).to_contain_text("rows/s", timeout=15_000)
+    assert re.fullmatch(r"(\d{1,3}(,\d{3})*|under 1) rows?/s", field("rate").text_content()), "no decimals"
     expect(field("eta")).to_have_text(re.compile(r"\d+ (s|min)"))
     expect(field("window")).to_have_text("Open")
     progress = page.locator(f"{card} progress")
@@ -183,7 +191,9 @@ def _drive(page, expect, base_url, run_id, broker_url, service, tmp_path):
     expect(page.locator("#announcer")).to_contain_text("paused", timeout=5_000)
     expect(page.get_by_role("button", name=f"Resume test_touch_slow (run {run_id})")).to_be_visible()
     expect(page.get_by_role("button", name=f"Pause test_touch_slow (run {run_id})")).to_be_hidden()
-    expect(field("batches")).not_to_contain_text("running", timeout=10_000)  # batches in flight finished
+    expect(field("control")).to_contain_text("Paused by api:ops at ")
+    expect(field("batches")).not_to_contain_text("finishing", timeout=10_000)  # batches in flight finished
+    expect(field("batches")).not_to_contain_text("in flight")
     rows_paused = field("rows").text_content()
     done_paused = service.get_run(run_id).rows_done
     page.screenshot(path=str(tmp_path / "status-page-paused.png"), full_page=True)
@@ -199,6 +209,8 @@ def _drive(page, expect, base_url, run_id, broker_url, service, tmp_path):
     expect(field("percent")).to_have_text("100.0%")
     assert float(progress.get_attribute("value")) == 100
     expect(field("eta")).to_have_text("Done")
+    expect(field("finished")).to_contain_text(re.compile(r" · took \d+ (s|min \d+ s) · [\d,]+ rows/s on average"))
+    expect(field("control")).to_be_hidden()
     expect(page.locator(f"{card} button[data-action]:visible")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "status-page.png"), full_page=True)
 
@@ -206,3 +218,74 @@ def _drive(page, expect, base_url, run_id, broker_url, service, tmp_path):
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(tmp_path / "status-page-phone.png"), full_page=True)
+
+
+READ_TOKEN = "wall-display-read-token-0123456789abcdef"
+
+
+def test_a_wall_display_reads_with_the_read_only_token(pg_url, tmp_path):
+    """No worker needed: a paused run and a completed one are enough to look at."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    service = touch_service(pg_url)
+    insert_rows(service.engine, range(1, 21))
+    run_id = service.schedule("test_touch")
+    service.start(run_id, executor="inprocess")
+    service.pause(run_id, actor="cli:alice", reason="peak traffic")
+    base = dict(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests")
+    server = AppServer(subprocess_env(**base, ADMIN_API_TOKEN=f"ops:{TOKEN}", ADMIN_READ_TOKEN=f"wall:{READ_TOKEN}"),
+                       tmp_path / "server.log").start()
+    off = AppServer(subprocess_env(**base), tmp_path / "server-off.log").start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                _remembered(browser, expect, server.url, run_id, tmp_path)
+                _behind_a_proxy(browser, expect, server.url, run_id)
+                page = browser.new_page()
+                page.goto(f"{off.url}/admin/backfills")
+                expect(page.locator("#disabled")).to_contain_text("The operations API is disabled")
+                expect(page.get_by_label("Admin API token")).to_be_hidden()
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+        off.stop()
+        service.engine.dispose()
+    assert service.get_run(run_id).status == RunStatus.PAUSED
+
+
+def _remembered(browser, expect, base_url, run_id, tmp_path):
+    page = browser.new_context().new_page()
+    page.goto(f"{base_url}/admin/backfills")
+    page.get_by_label("Admin API token").fill(READ_TOKEN)
+    page.get_by_label("Remember a read-only token on this device").check()
+    page.get_by_role("button", name="Connect").click()
+    card = page.locator(f"#run-{run_id}")
+    expect(card.locator('[data-field="control"]')).to_contain_text("Paused by cli:alice at ", timeout=10_000)
+    expect(card.locator('[data-field="control"]')).to_contain_text("peak traffic.")
+    expect(page.locator("#access")).to_have_text("Read-only")
+    expect(card.locator("button[data-action]:visible")).to_have_count(0)  # resume and cancel are not for readers
+    expect(page.locator("#notice")).to_contain_text("remembered on this device")
+    assert page.evaluate("localStorage.getItem('backfills.readToken')") == READ_TOKEN
+    assert page.evaluate("sessionStorage.length") == 0
+    page.screenshot(path=str(tmp_path / "status-page-read-only.png"), full_page=True)
+
+    page.reload()  # a reboot of the display: no token to type again
+    expect(card.locator('[data-field="status"]')).to_have_text("paused", timeout=10_000)
+    expect(page.get_by_label("Admin API token")).to_be_hidden()
+    page.get_by_role("button", name="Forget token").click()
+    expect(page.get_by_label("Admin API token")).to_be_visible()
+    assert page.evaluate("localStorage.length") == 0
+
+
+def _behind_a_proxy(browser, expect, base_url, run_id):
+    context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    page = context.new_page()
+    page.goto(f"{base_url}/admin/backfills")
+    expect(page.locator(f'#run-{run_id} [data-field="status"]')).to_have_text("paused", timeout=10_000)
+    expect(page.get_by_label("Admin API token")).to_be_hidden()
+    expect(page.locator("#access")).to_have_text("Read-only")
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0  # nothing stored in the browser
+    context.close()

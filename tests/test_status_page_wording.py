@@ -114,6 +114,13 @@ def test_a_completed_run_says_when_how_long_and_its_average_rate(client, service
     assert shown["etaText"] == "Done" and shown["barState"] == {"value": 100, "indeterminate": False}
 
 
+def test_a_completed_run_with_nothing_to_scan_claims_no_average(client, service):
+    run = run_json(client, running_run(service, batches=1)) | {
+        "status": "completed", "rows_scanned": 0, "started_at": "2026-12-01T10:00:00Z",
+        "finished_at": "2026-12-01T10:00:02Z"}
+    assert wording(run)["finishedText"].endswith(" · took 2 s")
+
+
 @pytest.mark.parametrize("rate, text", [(43079.4, "43,079 rows/s"), (19217.1, "19,217 rows/s"), (2.5, "3 rows/s"),
                                         (0.2, "under 1 row/s"), (None, "—")])
 def test_rates_are_shown_without_decimals(rate, text):

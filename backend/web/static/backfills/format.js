@@ -85,7 +85,9 @@
     if (!run.started_at) { return text; }
     var seconds = (new Date(run.finished_at) - new Date(run.started_at)) / 1000;
     text += " · took " + duration(seconds);
-    if (run.status === "completed" && seconds > 0) { text += " · " + rate(run.rows_scanned / seconds) + " on average"; }
+    if (run.status === "completed" && seconds > 0 && run.rows_scanned > 0) {
+      text += " · " + rate(run.rows_scanned / seconds) + " on average";
+    }
     return text;
   }
 
