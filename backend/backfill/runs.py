@@ -195,19 +195,21 @@ def clear_failed_count(connection: Connection, run_id: int) -> None:
     )
 
 
-def take_lease(connection: Connection, run_id: int, owner: str, now: datetime, seconds: float) -> bool:
+def take_lease(connection: Connection, run_id: int, owner: str, now: datetime, seconds: float, *,
+               dead_owner: str | None = None) -> bool:
     """The in-process driver's claim to drive the run (inprocess.RunLease): taken when
-    free, expired or already `owner`'s, for `seconds`. False: another live driver has it."""
+    free, expired or already `owner`'s, or still held by `dead_owner` (a driver known
+    to be gone), for `seconds`. False: another live driver has it."""
+    takeable = [
+        backfill_runs.c.lease_owner.is_(None),
+        backfill_runs.c.lease_owner == owner,
+        backfill_runs.c.lease_expires_at < now,
+    ]
+    if dead_owner is not None:
+        takeable.append(backfill_runs.c.lease_owner == dead_owner)
     return connection.execute(
         sa.update(backfill_runs)
-        .where(
-            backfill_runs.c.id == run_id,
-            sa.or_(
-                backfill_runs.c.lease_owner.is_(None),
-                backfill_runs.c.lease_owner == owner,
-                backfill_runs.c.lease_expires_at < now,
-            ),
-        )
+        .where(backfill_runs.c.id == run_id, sa.or_(*takeable))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds), heartbeat_at=now)
     ).rowcount == 1
 

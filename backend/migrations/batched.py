@@ -159,7 +159,8 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
                                stall_seconds=options.stall_seconds, broker_url=options.broker_url)
         else:
             progress = run_in_process(service, run_id, on_progress=display.update, wait=not options.no_wait,
-                                      on_wait=lambda p, until: display.message(_waiting_line(p, until)))
+                                      on_wait=lambda p, until: display.message(_waiting_line(p, until)),
+                                      on_message=display.message)
             if progress.status == RunStatus.WAITING:
                 display.message(f"{_waiting_line(progress, progress.next_window_at)}; "
                                 "run `python run_migrations.py --batched` again then to continue")
