@@ -178,7 +178,8 @@ def test_batched_builds_a_scheduled_index_only_inside_its_window(url, service):
     assert index_state(service) == "valid"
 
 
-def test_the_gate_stops_alembic_until_batched_builds_the_index(url, service, test_revisions):
+def test_the_gate_stops_alembic_until_batched_builds_the_index_and_the_downgrade_forgets_it(url, service,
+                                                                                               test_revisions):
     with pytest.raises(IndexNotBuilt) as stopped:
         alembic_api.upgrade(url, "heads")
     message = str(stopped.value)
@@ -192,6 +193,11 @@ def test_the_gate_stops_alembic_until_batched_builds_the_index(url, service, tes
     assert index_state(service) == "valid"
     [run] = service.list_runs(name="index:ix_items_a")
     assert run.status == RunStatus.COMPLETED and run.scheduled_by == "9001_schedule_ix_items_a"
+
+    alembic_api.downgrade(url, HEAD)  # unschedule_index: the job, its runs and the index are gone
+    assert index_state(service) is None and service.list_runs(name="index:ix_items_a") == []
+    with service.engine.connect() as connection:
+        assert schema_jobs.definition(connection, "index:ix_items_a") is None
 
 
 def test_plain_alembic_stops_at_the_gate_with_one_line(url, test_revisions, tmp_path):

@@ -236,7 +236,9 @@ RULES: tuple[Rule, ...] = (
          "from backend.migrations.online import create_index, add_unique_constraint: create_index(name, table, "
          "columns) builds CONCURRENTLY in an autocommit block and rebuilds an INVALID leftover; "
          "add_unique_constraint(name, table, columns) attaches such a unique index with ADD CONSTRAINT ... "
-         "USING INDEX",
+         "USING INDEX; a build too long for the deploy: schedule_index(name, table, columns, revision=revision) "
+         "from backend.migrations.index_jobs, built in a maintenance window, and require_index(name) where needed "
+         "(docs/index-jobs.md)",
          index_without_concurrently),
     Rule("M005", "drop of a table or column",
          "stop using it in a release first, back up (run_migrations.py --backup DIR), then drop it and "
