@@ -724,10 +724,11 @@ def test_status_page_is_served_without_data_or_token(client):
     assert all('src="' in tag for tag in re.findall(r"<script[^>]*>", html))  # no inline script
     assert not re.search(r"\son[a-z]+=", html)  # nor inline event handlers
     script = client.get("/static/backfills/status.js")
-    assert script.status_code == 200 and b"sessionStorage" in script.data and b"If-None-Match" in script.data
+    assert script.status_code == 200 and b"If-None-Match" in script.data and b"Storage" not in script.data
     # Only a token the API called read-only goes to localStorage (page.py: the trade-off).
-    assert re.findall(rb"localStorage\.setItem\(([A-Z_]+)", script.data) == [b"READ_TOKEN_KEY"]
-    assert b'if (value === "read" && typed)' in script.data
+    tokens = client.get("/static/backfills/token.js").data
+    assert re.findall(rb"localStorage\.setItem\(([A-Z_]+)", tokens) == [b"READ_TOKEN_KEY"]
+    assert b'if (access === "read" && typed)' in tokens and b"sessionStorage.setItem(TAB_KEY" in tokens
     assert client.get("/static/backfills/status.css").status_code == 200
 
 
@@ -756,7 +757,7 @@ def test_status_page_shows_a_stalled_run_prominently_and_no_rate(client, service
     notice = re.search(r'<p class="stalled" data-field="stalled"[^>]*hidden></p>\s*'
                        r'(<p class="control" data-field="control" hidden></p>\s*)?<div class="bar">', html)
     assert notice, "the notice sits at the top of each run's card, above the progress bar"
-    assert html.index("backfills/format.js") < html.index("backfills/status.js")  # both deferred, in order
+    assert html.index("backfills/format.js") < html.index("backfills/token.js") < html.index("backfills/status.js")
     script = view_static("status.js").read_text()
     assert 'field(card, "stalled")' in script and "format.stalledText(run)" in script
     assert "innerHTML" not in script and "innerHTML" not in view_static("format.js").read_text()

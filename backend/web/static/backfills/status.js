@@ -1,19 +1,13 @@
 // The backfill status page: polls GET /api/backfills (with If-None-Match, so an
-// unchanged page of runs costs a 304) and posts the controls. The token is asked
-// once: the admin token is kept in sessionStorage (this tab only, gone when it
-// closes); a read-only token may be remembered in localStorage, for a wall display
-// (see backend/web/backfills/page.py for the trade-off). Behind a proxy that adds
-// the token (data-auth="proxy"), the page sends none of its own.
+// unchanged page of runs costs a 304), a page at a time with the filters chosen,
+// and posts the controls. The token is asked once and kept by token.js.
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "backfills.adminToken";
-  var READ_TOKEN_KEY = "backfills.readToken";  // localStorage: read-only tokens only
   var body = document.body.dataset;
   var API = body.api;
   var INTERVAL = Number(body.pollInterval) || 1500;
   var PAGE_SIZE = Number(body.pageSize) || 20;
-  var PROXY = body.auth === "proxy";
 
   var $ = function (id) { return document.getElementById(id); };
   var els = {
@@ -23,22 +17,13 @@
     access: $("access"), notice: $("notice"), filters: $("filters"), filterStatus: $("filter-status"),
     filterName: $("filter-name"), older: $("older"), newest: $("newest")
   };
-  var format = window.BackfillsFormat;  // format.js, loaded first
+  var format = window.BackfillsFormat;  // format.js and token.js, loaded first
+  var tokens = window.BackfillsToken;
   var numbers = format.numbers, time = format.time;
   var etag = null, timer = null, busy = false, again = false;
   var cards = {}, statuses = {};
-  var access = null, rememberAsked = false;
+  var access = null;
   var query = { status: "", name: "", cursor: "" }, nextCursor = null;
-
-  function token() { return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(READ_TOKEN_KEY); }
-
-  function connected() { return PROXY || Boolean(token()); }
-
-  function authHeaders() {
-    var headers = { Accept: "application/json" };
-    if (!PROXY) { headers.Authorization = "Bearer " + token(); }
-    return headers;
-  }
 
   function listUrl() {
     var params = new URLSearchParams({ limit: String(PAGE_SIZE) });
@@ -59,9 +44,7 @@
   }
 
   function forgetToken(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    localStorage.removeItem(READ_TOKEN_KEY);
-    PROXY = false;
+    tokens.forget();
     access = null;
     els.access.hidden = true;
     els.runs.textContent = "";
@@ -100,7 +83,7 @@
   }
 
   function refused() {
-    return PROXY ? "The token your proxy sends was refused: enter a token." : "The token was refused: enter it again.";
+    return tokens.fromProxy() ? "The token your proxy sends was refused: enter a token." : "The token was refused: enter it again.";
   }
 
   function showDisabled(message) {
@@ -112,10 +95,10 @@
   }
 
   async function poll() {
-    if (!connected()) { showLogin(); return; }
+    if (!tokens.connected()) { showLogin(); return; }
     if (busy) { again = true; return; }
     busy = true;
-    var headers = authHeaders();
+    var headers = tokens.headers();
     if (etag) { headers["If-None-Match"] = etag; }
     try {
       var response = await fetch(listUrl(), { headers: headers, cache: "no-store" });
@@ -151,17 +134,8 @@
   function setAccess(value) {
     access = value;
     els.access.hidden = value !== "read";
-    document.body.dataset.access = value;
-    if (!rememberAsked) { return; }
-    rememberAsked = false;
-    var typed = sessionStorage.getItem(TOKEN_KEY);
-    if (value === "read" && typed) {
-      localStorage.setItem(READ_TOKEN_KEY, typed);
-      sessionStorage.removeItem(TOKEN_KEY);
-      showNotice("This read-only token is remembered on this device until you forget it.");
-    } else if (value === "control") {
-      showNotice("Not remembered: this token can control runs, so it stays in this tab only.");
-    }
+    var told = tokens.settle(value);
+    if (told) { showNotice(told); }
   }
 
   function showNotice(text) {
@@ -311,7 +285,7 @@
     button.disabled = true;
     try {
       var response = await fetch(API + "/" + encodeURIComponent(id) + "/" + action,
-                                 { method: "POST", headers: authHeaders(), cache: "no-store" });
+                                 { method: "POST", headers: tokens.headers(), cache: "no-store" });
       if (response.status === 401) { forgetToken(refused()); return; }
       if (response.ok) {
         var run = await response.json();
@@ -339,9 +313,7 @@
     event.preventDefault();
     var value = els.token.value.trim();
     if (!value) { return; }
-    localStorage.removeItem(READ_TOKEN_KEY);
-    sessionStorage.setItem(TOKEN_KEY, value);  // moved to localStorage once the API says it is read-only
-    rememberAsked = els.remember.checked;
+    tokens.enter(value, els.remember.checked);
     els.token.value = "";
     els.remember.checked = false;
     els.login.hidden = true;
@@ -365,10 +337,10 @@
 
   if (body.apiEnabled === "false") {
     setConnection("API disabled", "error");  // the page says why; no token to ask for
-  } else if (connected()) {
+  } else if (tokens.connected()) {
     els.login.hidden = true;
     els.dashboard.hidden = false;
-    els.forget.hidden = PROXY;
+    els.forget.hidden = tokens.fromProxy();
     refreshNow();
   } else {
     showLogin();
