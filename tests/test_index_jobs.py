@@ -190,6 +190,7 @@ def test_the_gate_stops_alembic_until_batched_builds_the_index_and_the_downgrade
     display = Display()
     result = migrate_batched(config(url, ""), BatchedOptions(), display)
     assert result.at == ("9002_require_ix_items_a",)
+    assert "9002_require_ix_items_a waits for schema job index:ix_items_a" in display.messages
     assert index_state(service) == "valid"
     [run] = service.list_runs(name="index:ix_items_a")
     assert run.status == RunStatus.COMPLETED and run.scheduled_by == "9001_schedule_ix_items_a"

@@ -17,6 +17,7 @@ from backend.backfill.dispatcher import Dispatcher, SendBatches
 from backend.backfill.notify import Notifier
 from backend.backfill.inprocess import run_in_process
 from backend.migrations.backfill_ops import BackfillNotFinished
+from backend.migrations.index_jobs import IndexNotBuilt
 from backend.backfill.progress import Progress
 from backend.backfill.service import BackfillService
 from backend.backfill.stall import STALL_SECONDS, BatchActivity, StallWatch
@@ -95,7 +96,8 @@ def migrate_batched(config: Config, options: BatchedOptions, display: ProgressDi
                     raise BatchedMigrationFailed(
                         f"{gate.revision} still waits after its backfills ran {MAX_PASSES_PER_GATE} times: "
                         f"{'; '.join(gate.details)}") from None
-                display.message(f"{gate.revision} waits for backfill {', '.join(gate.names)}")
+                what = "schema job" if isinstance(gate, IndexNotBuilt) else "backfill"
+                display.message(f"{gate.revision} waits for {what} {', '.join(gate.names)}")
                 gated = [_run_for_gate(service, name) for name in gate.names]
                 finished = _finish_all(service, gated, options, display, result, at_gate=True)
                 if not finished:
