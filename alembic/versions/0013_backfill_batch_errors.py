@@ -1,11 +1,11 @@
-"""Expand: backfill_batch_errors (every failed attempt of a batch) and
-backfill_transitions.announced (a run's status change handed to its hooks and
-notifications once)
+"""Expand: backfill_batch_errors and backfill_transitions.announced (batch error history, hooks)
 
-Both are the engine's own tables, read and written only by the engine. Existing
-transitions get announced = true (the column's default), so that the first process
-after the upgrade does not send the whole history again; the engine writes false
-for each new change, and the one process that claims it sets it back to true.
+backfill_batch_errors keeps every failed attempt of a batch; `announced` marks a
+run's status change handed to its hooks and notifications, once. Both belong to the
+engine alone. Existing transitions get announced = true (the column's default), so
+that the first process after the upgrade does not send the whole history again; the
+engine writes false for each new change, and the one process that claims it sets it
+back to true.
 
 Revision ID: 0013_backfill_batch_errors
 Revises: 0012_prices_bigint_cleanup
