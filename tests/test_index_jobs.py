@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend import create_app
-from backend.backfill import schema_jobs
+from backend.backfill import schema_job_progress, schema_jobs
 from backend.backfill.clock import use_clock
 from backend.backfill.model import RunStatus
 from backend.backfill.outcome import Outcome
@@ -325,7 +325,7 @@ def test_the_api_shows_the_build_progress_while_it_runs(url, service):
 
         seen = wait_for(progress, timeout=30, interval=0.05, message="the build's progress in the API")
         assert seen["phase"].startswith("waiting for writers")
-        assert set(schema_jobs.PROGRESS_COLUMNS) <= set(seen)
+        assert set(schema_job_progress.PROGRESS_COLUMNS) <= set(seen)
         body = client.get(f"/api/backfills/{run_id}", headers={"Authorization": f"Bearer {SECRET}"}).get_json()
         assert body["job"]["kind"] == "index" and body["job"]["target"] == "ix_items_a"
         assert body["status"] == RunStatus.RUNNING and body["batches_running"] == 1
@@ -343,7 +343,7 @@ def test_the_api_shows_the_build_progress_while_it_runs(url, service):
         builder.join(60)
     assert outcome["kind"] == Outcome.SUCCEEDED
     with service.engine.connect() as connection:
-        assert schema_jobs.build_progress(connection, run_id) is None
+        assert schema_job_progress.build_progress(connection, run_id) is None
     app.extensions["db_engine"].dispose()
 
 

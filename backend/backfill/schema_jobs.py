@@ -25,7 +25,7 @@ killed build: dropped) or the constraint (validated: done), so a second attempt 
 a crash between the build and its done record does nothing twice. While it builds, the
 attempt renews its batch lease, so no second attempt starts beside it, and its
 connection is named `application_name = schema job <run id>`, by which
-`build_progress` finds its row in `pg_stat_progress_create_index`.
+schema_job_progress.py finds its row in `pg_stat_progress_create_index`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 
 INDEX, VALIDATE = "index", "validate"
 PREFIXES = {INDEX: "index:", VALIDATE: "validate:"}
-PROGRESS_COLUMNS = ("phase", "blocks_done", "blocks_total", "tuples_done", "tuples_total", "lockers_done",
-                    "lockers_total", "partitions_done", "partitions_total")
 
 
 def index_job_name(index: str) -> str:
@@ -129,40 +127,6 @@ def constraint_validated(connection: Connection, table: str, constraint: str) ->
     return connection.execute(sa.text(
         "SELECT convalidated FROM pg_constraint WHERE conname = :name AND conrelid = to_regclass(:table)"),
         {"name": constraint, "table": table}).scalar()
-
-
-def build_progress(connection: Connection, run_id: int) -> dict[str, Any] | None:
-    """The job's row of pg_stat_progress_create_index while its build runs (phase,
-    blocks and tuples done / total, lockers waited for), else None."""
-    if connection.dialect.name != "postgresql":
-        return None
-    row = connection.execute(sa.text(
-        f"SELECT {', '.join('p.' + column for column in PROGRESS_COLUMNS)} "
-        "FROM pg_stat_progress_create_index p JOIN pg_stat_activity a ON a.pid = p.pid "
-        "WHERE a.application_name = :name AND p.datname = current_database() LIMIT 1"),
-        {"name": application_name(run_id)}).mappings().first()
-    return dict(row) if row is not None else None
-
-
-def describe_progress(progress: dict[str, Any]) -> str:
-    """One line for `--status`: the phase, and blocks or tuples done when counted."""
-    for unit in ("blocks", "tuples"):
-        done, total = progress.get(f"{unit}_done"), progress.get(f"{unit}_total")
-        if total:
-            return f"{progress['phase']}: {unit} {done:,}/{total:,} ({done / total * 100:.1f}%)"
-    return str(progress["phase"])
-
-
-def job_view(connection: Connection, run: Run) -> dict[str, Any] | None:
-    """What the API shows of a schema job's run beyond the run: its statement and,
-    while it builds, the build's progress. None for a backfill's run."""
-    if not is_schema_job(run.name):
-        return None
-    found = definition(connection, run.name)
-    if found is None:  # unscheduled since (a downgrade): the run alone remains
-        return None
-    return {"kind": found.kind, "table": found.table_name, "target": found.target, "statement": found.statement,
-            "progress": build_progress(connection, run.id)}
 
 
 # --- the job as the engine runs it -------------------------------------------------------
@@ -250,7 +214,7 @@ def _end_lost_attempts(connection: Connection, run_id: int) -> None:
 def _autocommit(engine: Engine, run_id: int) -> Iterator[Connection]:
     """A connection outside any transaction (CONCURRENTLY requires it) with no statement
     or lock timeout (the build's locks queue no shop statement), named for
-    build_progress."""
+    schema_job_progress.build_progress."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SET application_name = '{application_name(run_id)}'")

@@ -5,7 +5,7 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
-from backend.backfill import schema_jobs
+from backend.backfill import schema_job_progress, schema_jobs
 from backend.backfill.service import BackfillService
 from backend.config import Config
 from backend.db import create_db_engine
@@ -44,5 +44,5 @@ def runs_table(config: Config, only: Iterable[str] = ()) -> list[str]:
 def _build_line(service: BackfillService, run_id: int) -> str | None:
     """A schema job's index build while it runs, from pg_stat_progress_create_index."""
     with service.engine.connect() as connection:
-        progress = schema_jobs.build_progress(connection, run_id)
-    return f"building: {schema_jobs.describe_progress(progress)}" if progress else None
+        progress = schema_job_progress.build_progress(connection, run_id)
+    return f"building: {schema_job_progress.describe_progress(progress)}" if progress else None

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backend.backfill import controls, progress, runs, schema_jobs, stall
+from backend.backfill import controls, progress, runs, schema_job_progress, stall
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.batches import errors_of
 from backend.backfill.model import Batch, BatchError, BatchStatus, Run, RunStatus, Transition
@@ -252,7 +252,7 @@ def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
         # A schema job's run: its statement and, while it builds, the build's progress
         # (two more queries per job; None, and no query, for a backfill's run). The
         # tick in an active run's ETag keeps that progress at most one tick old.
-        body["job"] = schema_jobs.job_view(connection, run)
+        body["job"] = schema_job_progress.job_view(connection, run)
     return views
 
 
