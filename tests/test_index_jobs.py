@@ -255,6 +255,24 @@ def test_a_failed_build_leaves_no_invalid_index_and_is_retried(service):
     assert index_state(service) == "valid"
 
 
+def test_a_build_failing_every_attempt_fails_its_run_until_an_operator_retries_it(url, service):
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE items SET a = 1 WHERE id IN (1, 2)")
+    run_id = schedule(service, statement=UNIQUE)
+    batch_id = started_batch(service, run_id)
+    kinds = [service.execute(batch_id).kind for _ in range(3)]
+    assert kinds == [Outcome.RETRY, Outcome.RETRY, Outcome.FAILED]
+    run = service.get_run(run_id)
+    assert run.status == RunStatus.FAILED and "could not create unique index" in run.last_error
+    assert index_state(service) is None
+
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE items SET a = 2 WHERE id = 2")
+    service.retry_failed(run_id, actor="test")
+    migrate_batched(config(url, ""), BatchedOptions(), Display())
+    assert service.get_run(run_id).status == RunStatus.COMPLETED and index_state(service) == "valid"
+
+
 def test_an_invalid_index_left_by_a_lost_build_is_dropped_and_built_again(service):
     with service.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE items SET a = 1 WHERE id IN (1, 2)")
