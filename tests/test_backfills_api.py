@@ -27,7 +27,7 @@ from backend.backfill.state import backfill_batches, backfill_runs
 from backend.backfill.windows import parse_windows
 from backend.config import Config
 from backend.web.backfills import view as view
-from backend.web.backfills.api import parse_admin_token
+from backend.auth.admin_token import parse_admin_token
 from backend.web.backfills.openapi import openapi_document
 from tests.backfill_helpers import insert_rows, make_service, touch_service
 from tests.backfills_for_tests import FakeClock

@@ -8,22 +8,12 @@
     POST /api/backfills/<id>/pause|resume|cancel|retry
     GET  /api/openapi.json                   the OpenAPI 3.1 document (public)
 
-Authentication. Every /api/backfills route needs `Authorization: Bearer <token>`,
-compared in constant time with the ADMIN_API_TOKEN setting. The setting is either
-a bare token (its holder is named "admin") or `name:token`, where the name is 1 to
-64 letters, digits, `_`, `.`, `@` or `-` (so a token that itself contains ":" must be
-given with a name). Clients send the token part only. Controls are recorded in the
-run's transition log with the actor `api:<name>`. Without ADMIN_API_TOKEN the
-routes answer 503 (the API is off, never open); a missing or wrong token is 401
-with `WWW-Authenticate: Bearer`. The token part must be at least 32 characters (the
-app refuses to start otherwise, backend.auth.admin_token); failed attempts are
-logged without the token and limited per client (ADMIN_AUTH_FAILURE_RATE_LIMIT, then
-429; backend.web.rate_limits).
-
-A read-only token. ADMIN_READ_TOKEN (the same forms; a bare one is named "reader")
-opens the GET routes only, for a wall display or a dashboard: a control sent with it
-is 403 `read_only_token`. The run list says which kind of token read it (`access`:
-"control" or "read"), so the status page hides the buttons a reader cannot use.
+Authentication (backend.web.backfills.auth). Every route needs `Authorization:
+Bearer <token>`: ADMIN_API_TOKEN's for everything, or the read-only ADMIN_READ_TOKEN's
+for the GET routes (a control sent with it is 403). Without either token the routes
+answer 503; a missing or wrong token is 401. The run list says which kind of token
+read it (`access`: "control" or "read"), so the status page hides the buttons a
+reader cannot use.
 
 Polling. GET responses carry a strong ETag and `Cache-Control: no-store`; send the
 ETag back in If-None-Match and an unchanged run answers 304 after one query by
@@ -37,7 +27,6 @@ or the next `run_migrations.py --batched` (in-process) picks them up.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from typing import Any
@@ -50,9 +39,9 @@ from backend.backfill.policy import RunPolicy
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
 from backend.backfill.model import BatchStatus, IllegalTransition, RunStatus
-from backend.auth.admin_token import DEFAULT_READ_TOKEN_NAME, parse_admin_token
 from backend.shop.validation import clean_text
 from backend.web.backfills import view as view
+from backend.web.backfills.auth import authenticate
 from backend.web.backfills.openapi import openapi_document
 from backend.web.database import get_engine
 from backend.web.errors import ApiError, error_response
@@ -67,64 +56,7 @@ RUN_CURSOR_MAX = 10**18 - 1  # 18 digits, as the OpenAPI document's pattern says
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-# --- authentication ---------------------------------------------------------------------
-
-def _unauthorized(code: str, message: str, challenge: str) -> Response:
-    """401. Logged with the client's address and what was wrong, never what was sent
-    (a near-miss token in a log would be half a leak); failures are rate limited per
-    client (backend.web.rate_limits)."""
-    current_app.logger.warning("operations API: authentication failed (%s) from %s for %s %s",
-                               code, request.remote_addr, request.method, request.path)
-    response, status = error_response(401, code, message)
-    response.status_code = status
-    response.headers["WWW-Authenticate"] = challenge
-    return response
-
-
-CONTROL, READ = "control", "read"  # what a token may do: everything, or the GET routes only
-
-
-def configured_tokens() -> list[tuple[str, str, str]]:
-    """(access, name, token) of each configured token: ADMIN_API_TOKEN, ADMIN_READ_TOKEN."""
-    config = current_app.config["SHOP"]
-    found = [(CONTROL, parse_admin_token(config.admin_api_token)),
-             (READ, parse_admin_token(config.admin_read_token, DEFAULT_READ_TOKEN_NAME))]
-    return [(access, *parsed) for access, parsed in found if parsed is not None]
-
-
-def api_enabled() -> bool:
-    return bool(configured_tokens())
-
-
-def _matches(presented: str, expected: str) -> bool:
-    return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8", "surrogateescape"))
-
-
-@bp.before_request
-def _authenticate():
-    tokens = configured_tokens()
-    if not tokens:
-        return error_response(503, "admin_api_disabled",
-                              "the admin API is disabled: set ADMIN_API_TOKEN to enable it")
-    scheme, _, presented = request.headers.get("Authorization", "").strip().partition(" ")
-    presented = presented.strip()
-    if scheme.lower() != "bearer" or not presented:
-        return _unauthorized("unauthorized", "send the admin token: Authorization: Bearer <token>",
-                             'Bearer realm="backfills"')
-    # Every configured token is compared (in constant time), whichever matches.
-    matched = [(access, name) for access, name, expected in tokens if _matches(presented, expected)]
-    if not matched:
-        return _unauthorized("invalid_token", "the admin token is not valid",
-                             'Bearer realm="backfills", error="invalid_token"')
-    g.backfills_access, name = matched[0]
-    g.backfills_actor = f"api:{name}"
-    if g.backfills_access == READ and request.method not in ("GET", "HEAD"):
-        return error_response(403, "read_only_token",
-                              "this token may only read (ADMIN_READ_TOKEN): controls need ADMIN_API_TOKEN's token")
-    return None
-
-
-authenticate = _authenticate  # the same check guards GET /metrics (backend.metrics.web)
+bp.before_request(authenticate)  # the same check guards GET /metrics (backend.metrics.web)
 
 
 @bp.after_request

@@ -24,7 +24,7 @@ from flask import Blueprint, Response, render_template, request
 
 from backend.backfill import controls
 from backend.backfill.model import RunStatus
-from backend.web.backfills.api import api_enabled
+from backend.web.backfills.auth import api_enabled
 
 bp = Blueprint("backfills_page", __name__)
 
