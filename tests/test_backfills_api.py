@@ -757,10 +757,12 @@ def test_status_page_shows_a_stalled_run_prominently_and_no_rate(client, service
     notice = re.search(r'<p class="stalled" data-field="stalled"[^>]*hidden></p>\s*'
                        r'(<p class="control" data-field="control" hidden></p>\s*)?<div class="bar">', html)
     assert notice, "the notice sits at the top of each run's card, above the progress bar"
-    assert html.index("backfills/format.js") < html.index("backfills/token.js") < html.index("backfills/status.js")
-    script = view_static("status.js").read_text()
+    scripts = [html.index(f"backfills/{name}.js") for name in ("format", "token", "card", "status")]
+    assert scripts == sorted(scripts)  # all deferred, run in this order
+    script = view_static("card.js").read_text()
     assert 'field(card, "stalled")' in script and "format.stalledText(run)" in script
-    assert "innerHTML" not in script and "innerHTML" not in view_static("format.js").read_text()
+    assert not any("innerHTML" in view_static(name).read_text()
+                   for name in ("status.js", "card.js", "format.js", "token.js"))
 
     clock = FakeClock(view.tick(utcnow()))
     with use_clock(clock):

@@ -17,9 +17,8 @@
     access: $("access"), notice: $("notice"), filters: $("filters"), filterStatus: $("filter-status"),
     filterName: $("filter-name"), older: $("older"), newest: $("newest")
   };
-  var format = window.BackfillsFormat;  // format.js and token.js, loaded first
-  var tokens = window.BackfillsToken;
-  var numbers = format.numbers, time = format.time;
+  var tokens = window.BackfillsToken;  // token.js and card.js, loaded first
+  var cardView = window.BackfillsCard;
   var etag = null, timer = null, busy = false, again = false;
   var cards = {}, statuses = {};
   var access = null;
@@ -159,99 +158,15 @@
 
   // --- rendering ------------------------------------------------------------------
 
-  function field(card, name) { return card.querySelector('[data-field="' + name + '"]'); }
-
-  function createCard(run) {
-    var card = els.template.content.firstElementChild.cloneNode(true);
-    var prefix = "run-" + run.id;
-    card.id = prefix;
-    card.dataset.runId = run.id;
-    var title = card.querySelector(".run-title");
-    title.id = prefix + "-title";
-    card.setAttribute("aria-labelledby", title.id);
-    field(card, "progress").id = prefix + "-progress";
-    var label = field(card, "progress-label");
-    label.htmlFor = prefix + "-progress";
-    label.textContent = "Progress of " + run.name + " (run " + run.id + ")";
-    field(card, "actions").setAttribute("aria-label", "Controls of " + run.name + " (run " + run.id + ")");
-    card.querySelectorAll("button[data-action]").forEach(function (button) {
-      button.setAttribute("aria-label", button.textContent + " " + run.name + " (run " + run.id + ")");
-    });
-    return card;
-  }
-
-  function rowsText(run) {
-    var build = run.job && run.job.progress;  // a schema job's index build (docs/index-jobs.md)
-    if (build) {
-      return "Building: " + build.phase + (build.blocks_total
-        ? " · blocks " + numbers.format(build.blocks_done) + " of " + numbers.format(build.blocks_total) : "");
-    }
-    var scanned = numbers.format(run.rows_scanned);
-    var text = run.rows_total === null ? scanned + " scanned"
-      : scanned + " of " + numbers.format(run.rows_total) + (run.rows_total_exact ? "" : " (estimated)") + " scanned";
-    return text + " · " + numbers.format(run.rows_done) + " changed";
-  }
-
-  function showBar(card, run) {
-    var bar = field(card, "progress"), state = format.barState(run);
-    if (state.indeterminate) {
-      bar.removeAttribute("value");
-    } else {
-      bar.value = state.value;
-    }
-    var shown = run.percent === null ? "—" : run.percent.toFixed(1) + "%";
-    bar.textContent = run.percent === null ? "unknown" : shown;
-    field(card, "percent").textContent = shown;
-  }
-
-  function windowText(run) {
-    if (run.status === "waiting" || run.wait_reason) {
-      var text = "Waiting: " + (run.wait_reason || "outside its window");
-      return run.next_window_at ? text + " · next try " + time(run.next_window_at) : text;
-    }
-    if (run.status === "running") { return "Open"; }
-    return "—";
-  }
-
-  function update(card, run) {
-    card.dataset.status = run.status;
-    card.dataset.stalled = run.stalled ? "true" : "false";
-    var stalled = field(card, "stalled");
-    stalled.hidden = !run.stalled;
-    if (stalled.textContent !== format.stalledText(run)) { stalled.textContent = format.stalledText(run); }
-    field(card, "name").textContent = run.name;
-    field(card, "id").textContent = "#" + run.id;
-    var status = field(card, "status");
-    status.textContent = run.status;
-    status.className = "status status-" + run.status;
-    showBar(card, run);
-    var control = field(card, "control");
-    control.hidden = !run.last_control;
-    control.textContent = format.controlText(run);
-    field(card, "rows").textContent = rowsText(run);
-    field(card, "rate").textContent = format.rateText(run);
-    field(card, "eta").textContent = format.etaText(run);
-    field(card, "batches").textContent = format.batchesText(run);
-    field(card, "finished-box").hidden = !run.finished_at;
-    field(card, "finished").textContent = format.finishedText(run);
-    field(card, "batch-size").textContent = numbers.format(run.batch_size) + " rows, up to " + run.max_parallel + " at once";
-    field(card, "window").textContent = windowText(run);
-    field(card, "started").textContent = time(run.started_at);
-    field(card, "activity").textContent = time(run.heartbeat_at || run.updated_at);
-    field(card, "error-box").hidden = !run.last_error;
-    field(card, "last-error").textContent = run.last_error || "";
-    card.querySelectorAll("button[data-action]").forEach(function (button) {
-      button.hidden = access === "read" || run.actions.indexOf(button.dataset.action) === -1;
-    });
-  }
+  var field = cardView.field;
 
   function render(items) {
     var seen = {};
     items.forEach(function (run, index) {
       seen[run.id] = true;
       var card = cards[run.id];
-      if (!card) { card = cards[run.id] = createCard(run); }
-      update(card, run);
+      if (!card) { card = cards[run.id] = cardView.create(els.template, run); }
+      cardView.update(card, run, access === "read");
       if (els.runs.children[index] !== card) { els.runs.insertBefore(card, els.runs.children[index] || null); }
       var before = statuses[run.id], now = run.status + (run.stalled ? " (stalled)" : "");
       if (before && before !== now) {
