@@ -6,6 +6,7 @@ with its build's progress in the API; a gate stops `alembic upgrade head` until 
 done, and `--batched` (in-process) or a Celery worker does it."""
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
@@ -227,6 +228,21 @@ def test_sqlite_builds_the_index_in_the_revision_and_the_gate_passes(sqlite_url,
         assert connection.exec_driver_sql(
             "SELECT count(*) FROM backfill_runs WHERE name LIKE 'index:%'").scalar_one() == 0
     engine.dispose()
+
+
+def test_an_offline_script_builds_the_index_where_it_was_scheduled(pg_url, test_revisions):
+    """`alembic upgrade --sql`: no job (the script has no engine to run it), the index
+    built concurrently in place, between the revisions' transactions; no gate."""
+    from alembic import command
+
+    cfg = alembic_api.alembic_config(pg_url)
+    cfg.output_buffer = io.StringIO()
+    command.upgrade(cfg, f"{HEAD}:heads", sql=True)
+    script = cfg.output_buffer.getvalue()
+    build = script.index("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_items_a ON items (a)")
+    assert "INSERT INTO schema_jobs" not in script and "SET lock_timeout = '0ms'" in script[:build]
+    assert script.rindex("COMMIT", 0, build) > script.rindex("BEGIN", 0, build)  # outside a transaction
+    assert "CREATE TABLE after_the_gate" in script[build:]
 
 
 # --- attempts: failures, retries, controls -----------------------------------------------
