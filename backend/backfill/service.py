@@ -19,7 +19,7 @@ from backend.backfill.announce import Announcer
 from backend.backfill.memory import ExecutorMemory
 from backend.backfill.notify import Notifier, in_process_notifier
 from backend.backfill.policy import RunPolicy
-from backend.backfill.outcome import BatchOutcome
+from backend.backfill.outcome import BatchOutcome, Outcome
 from backend.backfill.runner import execute_batch
 from backend.backfill.settings import EngineSettings
 from backend.backfill.model import BatchError, IllegalTransition, Run, RunStatus, Transition
@@ -235,7 +235,8 @@ class BackfillService:
         `outcome.next_batch_ids`), as `advance` would after it."""
         outcome = execute_batch(self.engine, self.catalog, batch_id, self.settings, claim_token, advance=advance,
                                 memory=self.memory)
-        self.announce()  # after the batch's commit: a run it completed, failed or made wait
+        if _may_have_moved_its_run(outcome):
+            self.announce()  # after the batch's commit: a run it completed, failed or made wait
         return outcome
 
     def batches_to_run(self, run_id: int) -> list[int]:
@@ -270,3 +271,13 @@ class BackfillService:
             dispatched[run_id] = len(ids)
         self.announce()  # also what processes that died before their claim left behind
         return dispatched
+
+
+def _may_have_moved_its_run(outcome: BatchOutcome) -> bool:
+    """Whether running the batch may have changed its run's status: failed for good
+    (the run may fail), waiting (the run waits), or succeeded and advanced its run with
+    nothing left to carve (the run may be complete; without `advance`, `advance` does
+    that and announces). The other outcomes skip the announcer's query; a change they
+    made all the same would be announced by the next operation."""
+    return outcome.kind in (Outcome.FAILED, Outcome.WAITING) or (
+        outcome.kind == Outcome.SUCCEEDED and outcome.next_batch_ids == ())
