@@ -185,6 +185,19 @@ def test_the_cli_pause_is_notified_before_the_process_exits(sqlite_url, receiver
     assert body["transition"]["reason"] == "peak" and body["transition"]["actor"].startswith("cli")
 
 
+def test_the_entry_points_notifier_follows_the_configuration():
+    """wiring.transition_notifier: none without a URL, this process's thread without a
+    broker, the workers' task with one."""
+    from wiring import transition_notifier
+
+    assert transition_notifier(Config.from_env({})) is None
+    in_process = transition_notifier(Config.from_env({"BACKFILL_NOTIFY_WEBHOOK_URL": "http://a.example/x"}))
+    assert isinstance(in_process, notify.BackgroundNotifier) and in_process.urls == ("http://a.example/x",)
+    workers = transition_notifier(Config.from_env({"BACKFILL_NOTIFY_WEBHOOK_URL": "http://a.example/x",
+                                                   "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}))
+    assert type(workers).__name__ == "CeleryNotifier" and workers.urls == ("http://a.example/x",)
+
+
 # --- through the Celery workers -------------------------------------------------------------
 
 def _tries(receiver: Receiver) -> dict[str, int]:

@@ -79,6 +79,8 @@ class BackfillService:
             self.announcer.announce(self.engine)
         except sa.exc.DBAPIError as exc:
             log.warning("status changes not announced yet (the next operation will): %s", exc.orig or exc)
+        except Exception:  # the operation committed: its announcement must not undo its answer
+            log.exception("announcing the status changes failed")
 
     # --- runs -------------------------------------------------------------------------
     def schedule(self, name: str, *, scheduled_by: str | None = None) -> int:
