@@ -4,7 +4,7 @@ Why on the app and not on a bind address of its own: the app is what is already
 deployed, behind TLS and the operators' proxy, and the run metrics are read from
 the database at scrape time, so any replica answers. The metrics name backfills,
 run ids and error counts: they are protected like the operations API (the same
-check, backend.web.backfills.api, so the same token, the same 503 when
+check, backend.web.backfills.auth, so the same tokens (the read-only one too), the same 503 when
 ADMIN_API_TOKEN is unset, the same 401s, and failures limited per client by the same
 setting, ADMIN_AUTH_FAILURE_RATE_LIMIT). Prometheus sends the token with `authorization: {credentials_file: ...}`
 (deploy/prometheus/prometheus.yml).
@@ -15,11 +15,11 @@ from flask import Blueprint, Flask, Response
 
 from backend.metrics.database import DatabaseCollector
 from backend.metrics.exposition import CONTENT_TYPE, exposition
-from backend.web.backfills import api as operations_api
+from backend.web.backfills.auth import authenticate
 from backend.web.database import get_engine
 
 bp = Blueprint("metrics", __name__)
-bp.before_request(operations_api.authenticate)
+bp.before_request(authenticate)
 
 
 @bp.get("/metrics")
