@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from backend import create_app
-from backend.backfill import schema_job_progress, schema_jobs
+from backend.backfill import runs, schema_job_progress, schema_jobs
 from backend.backfill.clock import use_clock
 from backend.backfill.model import RunStatus
 from backend.backfill.outcome import Outcome
@@ -200,6 +200,20 @@ def test_the_gate_stops_alembic_until_batched_builds_the_index_and_the_downgrade
     assert index_state(service) is None and service.list_runs(name="index:ix_items_a") == []
     with service.engine.connect() as connection:
         assert schema_jobs.definition(connection, "index:ix_items_a") is None
+
+
+def test_on_a_fresh_database_the_gate_builds_the_index_of_an_empty_table(pg_url, test_revisions):
+    alembic_api.upgrade(pg_url, HEAD)
+    engine = create_db_engine(pg_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE items (id serial PRIMARY KEY, a integer)")
+    alembic_api.upgrade(pg_url, "heads")  # no --batched needed
+    with engine.connect() as connection:
+        assert schema_jobs.index_state(connection, "ix_items_a") == "valid"
+        [run] = [run for run in runs.list_runs(connection, name="index:ix_items_a")]
+        assert run.status == RunStatus.COMPLETED
+        assert runs.transitions(connection, run.id)[-1].reason == "index ix_items_a: built by the gate: its table was empty"
+    engine.dispose()
 
 
 def test_plain_alembic_stops_at_the_gate_with_one_line(url, test_revisions, tmp_path):

@@ -19,7 +19,8 @@ On PostgreSQL the schedule records the job's statement and a pending run in the
 migration's transaction; the workers (or `run_migrations.py --batched` in-process)
 build it concurrently inside the maintenance windows (backend/backfill/schema_jobs.py).
 The gate raises IndexNotBuilt, a BackfillNotFinished: plain `alembic upgrade head`
-stops with one line naming the job, `--batched` runs the job and retries.
+stops with one line naming the job, `--batched` runs the job and retries. On a fresh
+database (the job never ran, its table is empty) the gate builds the index itself.
 
 On SQLite the index is built at once, in the revision (a development database is
 small), so the gate passes; validations are no-ops there (SQLite has no NOT VALID).
@@ -104,9 +105,30 @@ def require_index(name: str, *, revision: str | None = None) -> None:
             raise IndexNotBuilt(revision, [job], [f"{job}: index {name} does not exist"])
         return
     state = schema_jobs.index_state(connection, name)
+    if state != "valid" and _built_on_an_empty_table(connection, job, state):
+        _gate(connection, job, done=True, missing="", what=f"index {name}", revision=revision,
+              done_reason="built by the gate: its table was empty")
+        return
     _gate(connection, job, done=state == "valid",
           missing="is INVALID (a build failed or is under way)" if state == "invalid" else "does not exist yet",
           what=f"index {name}", revision=revision)
+
+
+def _built_on_an_empty_table(connection, job: str, state: str | None) -> bool:
+    """A fresh database: the job never ran and its table is empty, so the build is
+    instant; do it here (concurrently all the same) rather than stop the upgrade, as
+    require_backfill completes a backfill with no row to do."""
+    run = runs.latest_run(connection, job)
+    found = schema_jobs.definition(connection, job)
+    if run is None or run.status != RunStatus.PENDING or found is None:
+        return False
+    if connection.exec_driver_sql(f"SELECT 1 FROM {_quote(found.table_name)} LIMIT 1").first() is not None:
+        return False
+    with online.outside_transaction():
+        if state == "invalid":
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(found.target)}")
+        op.execute(found.statement)
+    return True
 
 
 # --- constraints -------------------------------------------------------------------------
@@ -142,12 +164,13 @@ def require_validation(table: str, constraint: str, *, revision: str | None = No
           what=f"constraint {constraint} on {table}", revision=revision)
 
 
-def _gate(connection, job: str, *, done: bool, missing: str, what: str, revision: str | None) -> None:
+def _gate(connection, job: str, *, done: bool, missing: str, what: str, revision: str | None,
+          done_reason: str = "it was already there") -> None:
     run = runs.latest_run(connection, job)
     if done:
         if run is not None and run.status == RunStatus.PENDING:
             runs.transition(connection, run.id, RunStatus.COMPLETED, actor="alembic gate",
-                            reason=f"{what} was already there", started_at=utcnow())
+                            reason=f"{what}: {done_reason}", started_at=utcnow())
         return
     if run is None:
         detail = f"{what} {missing} and no revision scheduled it"
