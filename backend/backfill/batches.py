@@ -253,7 +253,7 @@ def log_error(connection: Connection, batch_id: int, attempt: AttemptError, now:
               number: int | None = None) -> None:
     """Keep one failed attempt of the batch: its number (default: the batch's attempts
     now), its error's class and message, and when (not on a schema before 0013)."""
-    if not since_0013.applied(connection):
+    if not since_0013.applied(connection, cached=False):
         return
     batch = backfill_batches.c
     connection.execute(

@@ -107,7 +107,7 @@ def log_transition(connection: Connection, run_id: int, from_status: str | None,
                    actor: str, reason: str | None = None) -> None:
     """The durable record of a status change. Written not yet announced: once it
     commits, one process claims it for the hooks and notifications (announce.py)."""
-    unannounced = {"announced": False} if since_0013.applied(connection) else {}
+    unannounced = {"announced": False} if since_0013.applied(connection, cached=False) else {}
     connection.execute(
         sa.insert(backfill_transitions).values(
             run_id=run_id, from_status=from_status, to_status=to_status, actor=actor[:128], reason=reason,
