@@ -99,10 +99,16 @@ def service(url):
 @pytest.fixture
 def test_revisions(tmp_path, monkeypatch):
     """Two revisions after the shipped head: one schedules ix_items_a, one requires it."""
+    return use_revisions(tmp_path, monkeypatch, {"9001_schedule_ix_items_a.py": SCHEDULE_REVISION,
+                                                 "9002_require_ix_items_a.py": REQUIRE_REVISION})
+
+
+def use_revisions(tmp_path, monkeypatch, scripts: dict[str, str]) -> str:
+    """Alembic (through alembic_api) sees `scripts` after the shipped revisions."""
     versions = tmp_path / "versions"
     versions.mkdir()
-    (versions / "9001_schedule_ix_items_a.py").write_text(SCHEDULE_REVISION)
-    (versions / "9002_require_ix_items_a.py").write_text(REQUIRE_REVISION)
+    for name, text in scripts.items():
+        (versions / name).write_text(text)
     locations = f"{REPO / 'alembic' / 'versions'}:{versions}"  # path_separator = os
     original = alembic_api.alembic_config
 
@@ -213,6 +219,65 @@ def test_on_a_fresh_database_the_gate_builds_the_index_of_an_empty_table(pg_url,
         [run] = [run for run in runs.list_runs(connection, name="index:ix_items_a")]
         assert run.status == RunStatus.COMPLETED
         assert runs.transitions(connection, run.id)[-1].reason == "index ix_items_a: built by the gate: its table was empty"
+    engine.dispose()
+
+
+VALIDATION_REVISIONS = {
+    "9101_validate_ck_items_a.py": f'''"""test: validate ck_items_a later"""
+import sqlalchemy as sa
+from alembic import op
+from backend.migrations.index_jobs import schedule_validation, unschedule_validation
+
+revision = "9101_validate_ck_items_a"
+down_revision = "{HEAD}"
+
+
+def upgrade():
+    op.create_check_constraint("ck_items_a", "items", sa.text("a > 0"), postgresql_not_valid=True)
+    schedule_validation("items", "ck_items_a", revision=revision)
+
+
+def downgrade():
+    unschedule_validation("items", "ck_items_a")
+    op.drop_constraint("ck_items_a", "items", type_="check")
+''',
+    "9102_require_ck_items_a.py": '''"""test: require ck_items_a validated"""
+from backend.migrations.index_jobs import require_validation
+
+revision = "9102_require_ck_items_a"
+down_revision = "9101_validate_ck_items_a"
+
+
+def upgrade():
+    require_validation("items", "ck_items_a", revision=revision)
+
+
+def downgrade():
+    pass
+''',
+}
+
+
+@pytest.mark.parametrize("rows", [2000, 0])
+def test_the_validation_gate_waits_for_its_job_unless_the_table_is_empty(pg_url, tmp_path, monkeypatch, rows):
+    alembic_api.upgrade(pg_url, HEAD)
+    engine = create_db_engine(pg_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE items (id serial PRIMARY KEY, a integer)")
+        connection.exec_driver_sql(f"INSERT INTO items (a) SELECT g FROM generate_series(1, {rows}) g")
+    use_revisions(tmp_path, monkeypatch, VALIDATION_REVISIONS)
+    if rows:
+        with pytest.raises(IndexNotBuilt, match="requires schema job validate:items.ck_items_a to be finished "
+                                                 r"\(validate:items.ck_items_a: run \d+ is pending, constraint "
+                                                 "ck_items_a on items is NOT VALID yet"):
+            alembic_api.upgrade(pg_url, "heads")
+        migrate_batched(config(pg_url, ""), BatchedOptions(), Display())
+    else:
+        alembic_api.upgrade(pg_url, "heads")  # a fresh database: validated by the gate
+    assert alembic_api.current_revisions(pg_url) == ("9102_require_ck_items_a",)
+    with engine.connect() as connection:
+        assert schema_jobs.constraint_validated(connection, "items", "ck_items_a") is True
+        assert [run.status for run in runs.list_runs(connection, name="validate:items.ck_items_a")] == ["completed"]
     engine.dispose()
 
 

@@ -20,7 +20,8 @@ migration's transaction; the workers (or `run_migrations.py --batched` in-proces
 build it concurrently inside the maintenance windows (backend/backfill/schema_jobs.py).
 The gate raises IndexNotBuilt, a BackfillNotFinished: plain `alembic upgrade head`
 stops with one line naming the job, `--batched` runs the job and retries. On a fresh
-database (the job never ran, its table is empty) the gate builds the index itself.
+database (the job never ran, its table is empty) the gate builds the index (or
+validates) itself.
 
 On SQLite the index is built at once, in the revision (a development database is
 small), so the gate passes; validations are no-ops there (SQLite has no NOT VALID).
@@ -105,7 +106,7 @@ def require_index(name: str, *, revision: str | None = None) -> None:
             raise IndexNotBuilt(revision, [job], [f"{job}: index {name} does not exist"])
         return
     state = schema_jobs.index_state(connection, name)
-    if state != "valid" and _built_on_an_empty_table(connection, job, state):
+    if state != "valid" and _ran_on_an_empty_table(connection, job, invalid_index=state == "invalid"):
         _gate(connection, job, done=True, missing="", what=f"index {name}", revision=revision,
               done_reason="built by the gate: its table was empty")
         return
@@ -114,10 +115,10 @@ def require_index(name: str, *, revision: str | None = None) -> None:
           what=f"index {name}", revision=revision)
 
 
-def _built_on_an_empty_table(connection, job: str, state: str | None) -> bool:
-    """A fresh database: the job never ran and its table is empty, so the build is
-    instant; do it here (concurrently all the same) rather than stop the upgrade, as
-    require_backfill completes a backfill with no row to do."""
+def _ran_on_an_empty_table(connection, job: str, *, invalid_index: bool = False) -> bool:
+    """A fresh database: the job never ran and its table is empty, so its build (or
+    validation) is instant; run it here (outside the transaction all the same) rather
+    than stop the upgrade, as require_backfill completes a backfill with no row to do."""
     run = runs.latest_run(connection, job)
     found = schema_jobs.definition(connection, job)
     if run is None or run.status != RunStatus.PENDING or found is None:
@@ -125,7 +126,7 @@ def _built_on_an_empty_table(connection, job: str, state: str | None) -> bool:
     if connection.exec_driver_sql(f"SELECT 1 FROM {_quote(found.table_name)} LIMIT 1").first() is not None:
         return False
     with online.outside_transaction():
-        if state == "invalid":
+        if invalid_index:
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(found.target)}")
         op.execute(found.statement)
     return True
@@ -159,7 +160,12 @@ def require_validation(table: str, constraint: str, *, revision: str | None = No
         return
     connection = op.get_bind()
     validated = schema_jobs.constraint_validated(connection, table, constraint)
-    _gate(connection, schema_jobs.validation_job_name(table, constraint), done=bool(validated),
+    job = schema_jobs.validation_job_name(table, constraint)
+    if validated is False and _ran_on_an_empty_table(connection, job):
+        _gate(connection, job, done=True, missing="", what=f"constraint {constraint} on {table}", revision=revision,
+              done_reason="validated by the gate: its table was empty")
+        return
+    _gate(connection, job, done=bool(validated),
           missing="is NOT VALID yet" if validated is False else "does not exist",
           what=f"constraint {constraint} on {table}", revision=revision)
 
