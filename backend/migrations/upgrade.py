@@ -21,7 +21,8 @@ class Revision:
 
     @classmethod
     def from_script(cls, script: Script) -> "Revision":
-        return cls(script.revision, script.doc or "")
+        """The title (the docstring's first paragraph) on one line, however it is wrapped."""
+        return cls(script.revision, " ".join((script.doc or "").split()))
 
     def __str__(self) -> str:
         return f"{self.id}: {self.message}" if self.message else self.id
