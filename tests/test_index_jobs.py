@@ -480,3 +480,14 @@ def test_a_celery_worker_builds_a_scheduled_index(url, service, redis_available,
     assert final.status == RunStatus.COMPLETED, (tmp_path / "worker.log").read_text()[-3000:]
     assert final.executor == "celery"
     assert index_state(service) == "valid"
+
+
+def test_a_dry_run_of_a_schema_job_is_refused_in_one_line(url, service):
+    schedule(service)
+    result = subprocess.run([sys.executable, "run_migrations.py", "--dry-run", "index:ix_items_a"], cwd=REPO,
+                            env=subprocess_env(DATABASE_URL=url), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("Error: index:ix_items_a is a schema job: its statement runs outside any "
+                                     "transaction, so a dry run could not roll it back (--status shows the "
+                                     "statement and its progress)")
+    assert index_state(service) is None  # nothing built

@@ -47,6 +47,10 @@ def check_configuration(config: Config) -> None:
     check_health_check_names(load_catalog(config.backfill_modules), config.engine_settings)
 
 
+class NoDryRun(ValueError):
+    """A dry run asked of what cannot be rolled back (an index build, a validation)."""
+
+
 class BackfillService:
     def __init__(self, engine: Engine, catalog: Catalog, settings: EngineSettings | None = None,
                  notifier: Notifier | None = None):
@@ -184,6 +188,9 @@ class BackfillService:
     def dry_run(self, name: str, *, samples: int = 3):
         """Sample batches rolled back, the rows to do and the window plan; changes nothing."""
         backfill = self.catalog.get(name)
+        if backfill.outside_transaction:
+            raise NoDryRun(f"{name} is a schema job: its statement runs outside any transaction, so a dry run "
+                           f"could not roll it back (--status shows the statement and its progress)")
         with self.engine.connect() as connection:
             report = dry_run(connection, backfill, samples=samples)
         seconds = report.seconds

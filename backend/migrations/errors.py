@@ -11,6 +11,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from backend.backfill.registry import UnknownBackfill
 from backend.backfill.runs import RunNotFound
+from backend.backfill.service import NoDryRun
 from backend.backfill.settings import SettingsError
 from backend.backfill.model import IllegalTransition
 from backend.config import ConfigError
@@ -36,7 +37,7 @@ def _describe(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, LockRetriesExhausted):
         return f"a revision could not take its locks: {exc}"
-    if isinstance(exc, (BatchedMigrationFailed, UnknownBackfill, RunNotFound, IllegalTransition)):
+    if isinstance(exc, (BatchedMigrationFailed, UnknownBackfill, RunNotFound, IllegalTransition, NoDryRun)):
         return str(exc).strip('"')
     if isinstance(exc, SettingsError):
         return f"configuration error: {exc}"
