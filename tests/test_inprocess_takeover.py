@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,26 +16,37 @@ import sqlalchemy as sa
 
 from backend.backfill.clock import utcnow
 from backend.backfill.inprocess import gone_from_this_host, run_in_process
-from backend.backfill.state import backfill_runs
+from backend.backfill.state import backfill_batches, backfill_runs
 from tests.backfill_helpers import FAST_SETTINGS, insert_rows, touch_service, touched
 from tests.processes import ROOT, subprocess_env, wait_for
 
 LEASE = 120.0  # the default: what the dead process's lease would make the next one wait
 
 
-def test_a_sigkilled_batched_is_taken_over_at_once_and_every_row_done_once(sqlite_url):
-    service = touch_service(sqlite_url, dataclasses.replace(FAST_SETTINGS, lease_seconds=LEASE))
+def running_claims(service, pid: int) -> int:
+    """Batches running under a claim of process `pid` of this host."""
+    prefix = f"{socket.gethostname()}:{pid}:"
+    with service.engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(backfill_batches).where(
+            backfill_batches.c.status == "running", backfill_batches.c.claimed_by.startswith(prefix))).scalar_one()
+
+
+def test_a_sigkilled_batched_is_taken_over_at_once_and_every_row_done_once(db_url):
+    """Killed in the middle of a batch: its run lease and that batch's lease (two
+    minutes each) are taken over at once."""
+    service = touch_service(db_url, dataclasses.replace(FAST_SETTINGS, lease_seconds=LEASE))
     insert_rows(service.engine, range(1, 101))  # 20 batches of 0.3 s
     run_id = service.schedule("test_touch_slow")
     child = subprocess.Popen(
         [sys.executable, "run_migrations.py", "--batched", "--only", "test_touch_slow"], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=subprocess_env(DATABASE_URL=sqlite_url, BACKFILL_MODULES="tests.backfills_for_tests",
+        env=subprocess_env(DATABASE_URL=db_url, BACKFILL_MODULES="tests.backfills_for_tests",
                            BACKFILL_LEASE_SECONDS=f"{LEASE:g}"))
     try:
-        wait_for(lambda: service.get_run(run_id).rows_done >= 10, timeout=60, message="the first batches")
+        wait_for(lambda: service.get_run(run_id).rows_done >= 10 and running_claims(service, child.pid),
+                 timeout=60, message="the first batches, then one in the middle of its transaction")
     finally:
-        child.send_signal(signal.SIGKILL)  # no clean-up: its lease stays in the database
+        child.send_signal(signal.SIGKILL)  # no clean-up: its run lease and its batch's lease stay
         child.wait(10)
     run = service.get_run(run_id)
     assert run.lease_owner.split(":")[1] == str(child.pid) and run.lease_expires_at is not None
@@ -73,8 +85,6 @@ def test_a_lease_held_elsewhere_is_waited_for_until_it_expires_and_says_until_wh
 
 
 def test_a_live_process_of_this_host_is_not_taken_for_dead():
-    import socket
-
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert not gone_from_this_host(f"{socket.gethostname()}:{sleeper.pid}:abcd")

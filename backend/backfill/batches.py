@@ -77,17 +77,23 @@ def mark_dispatched(connection: Connection, batch_ids: list[int], now: datetime)
     )
 
 
-def release_expired_leases(connection: Connection, run_id: int, now: datetime) -> int:
+def release_expired_leases(connection: Connection, run_id: int, now: datetime, *,
+                           gone_claimant: str | None = None) -> int:
     """Batches whose worker vanished (lease expired) go back to pending, marked as
     not handed out, so that the next recovery dispatches them at once; each lost
-    attempt is logged. Returns how many.
+    attempt is logged. Returns how many. `gone_claimant`: the claim tokens' prefix
+    (`host:pid:`) of a process known to be dead, whose batches go back too, expired
+    or not (its transactions died with it: a new attempt waits for their rollback).
 
     The expired batches are read under their row locks first (PostgreSQL): a second
     recovery at the same time waits, then finds them pending, and logs nothing."""
+    lost = backfill_batches.c.lease_expires_at < now
+    if gone_claimant is not None:
+        lost = sa.or_(lost, backfill_batches.c.claimed_by.startswith(gone_claimant, autoescape=True))
     query = sa.select(backfill_batches).where(
         backfill_batches.c.run_id == run_id,
         backfill_batches.c.status == BatchStatus.RUNNING,
-        backfill_batches.c.lease_expires_at < now,
+        lost,
     )
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()

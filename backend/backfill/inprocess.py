@@ -28,12 +28,13 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
-from backend.backfill import runs
+from backend.backfill import batches, runs
 from backend.backfill.clock import as_utc, utcnow
 from backend.backfill.lanes import Lanes
 from backend.backfill.progress import Progress
 from backend.backfill.runner import new_claim_token
 from backend.backfill.service import BackfillService
+from backend.metrics import events
 from backend.backfill.model import RunStatus
 from backend.interrupts import sigterm_unwinds
 
@@ -53,9 +54,16 @@ class Holder:
     taken_over: bool = False  # its process was gone from this host: the lease is ours now
 
 
+def process_prefix(token: str) -> str:
+    """`host:pid:` of a claim token (runner.new_claim_token: host:pid:random): what
+    every token of that process starts with."""
+    host, _, rest = token.partition(":")
+    return f"{host}:{rest.partition(':')[0]}:"
+
+
 def gone_from_this_host(owner: str) -> bool:
-    """True when the lease owner (runner.new_claim_token: host:pid:random) names a
-    process of this host that no longer exists, or only as a zombie."""
+    """True when the lease owner (a claim token) names a process of this host that
+    no longer exists, or only as a zombie."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
@@ -105,6 +113,9 @@ class RunLease:
                 owner = run.lease_owner or ""
                 taken = gone_from_this_host(owner) and runs.take_lease(
                     connection, self.run_id, self.owner, now, seconds, dead_owner=owner)
+                if taken:  # the batches it was running died with it: pending again now
+                    events.lease_taken_over(batches.release_expired_leases(
+                        connection, self.run_id, now, gone_claimant=process_prefix(owner)))
                 self.holder = Holder(owner, as_utc(run.lease_expires_at), taken_over=taken)
         self._renew_at = now + timedelta(seconds=seconds / 3) if taken else None
         return taken
