@@ -185,7 +185,7 @@ def test_batched_builds_a_scheduled_index_only_inside_its_window(url, service):
     assert index_state(service) == "valid"
 
 
-def test_the_gate_stops_alembic_until_batched_builds_the_index_and_the_downgrade_forgets_it(url, service,
+def test_the_gate_stops_alembic_until_batched_builds_the_index_and_the_downgrade_keeps_its_history(url, service,
                                                                                                test_revisions):
     with pytest.raises(IndexNotBuilt) as stopped:
         alembic_api.upgrade(url, "heads")
@@ -202,10 +202,15 @@ def test_the_gate_stops_alembic_until_batched_builds_the_index_and_the_downgrade
     [run] = service.list_runs(name="index:ix_items_a")
     assert run.status == RunStatus.COMPLETED and run.scheduled_by == "9001_schedule_ix_items_a"
 
-    alembic_api.downgrade(url, HEAD)  # unschedule_index: the job, its runs and the index are gone
-    assert index_state(service) is None and service.list_runs(name="index:ix_items_a") == []
-    with service.engine.connect() as connection:
-        assert schema_jobs.definition(connection, "index:ix_items_a") is None
+    alembic_api.downgrade(url, HEAD)  # unschedule_index: the index is gone, the job's run stays as history
+    assert index_state(service) is None
+    assert [(r.id, r.status) for r in service.list_runs(name="index:ix_items_a")] == [(run.id, RunStatus.COMPLETED)]
+
+    with pytest.raises(IndexNotBuilt):  # upgraded again: a fresh run, and the gate judges that one
+        alembic_api.upgrade(url, "heads")
+    migrate_batched(config(url, ""), BatchedOptions(), Display())
+    assert index_state(service) == "valid"
+    assert [r.status for r in service.list_runs(name="index:ix_items_a")] == [RunStatus.COMPLETED] * 2
 
 
 def test_on_a_fresh_database_the_gate_builds_the_index_of_an_empty_table(pg_url, test_revisions):

@@ -96,14 +96,6 @@ def define(connection: Connection, name: str, *, kind: str, table: str, target: 
                            scheduled_by=scheduled_by)
 
 
-def forget(connection: Connection, name: str) -> None:
-    """The downgrade's undo of `define`: the definition and every run of the job."""
-    run_ids = [run.id for run in runs.list_runs(connection, name=name)]
-    if run_ids:
-        runs.delete_runs(connection, run_ids)
-    connection.execute(sa.delete(schema_jobs).where(schema_jobs.c.name == name))
-
-
 def definition(connection: Connection, name: str) -> JobDefinition | None:
     row = connection.execute(sa.select(schema_jobs).where(schema_jobs.c.name == name)).mappings().first()
     if row is None:

@@ -8,7 +8,7 @@ validation to run later, in a maintenance window, and gate the revision that nee
         schedule_index("ix_orders_placed_at", "orders", ["placed_at"], revision=revision)
 
     def downgrade():
-        unschedule_index("ix_orders_placed_at", "orders")
+        unschedule_index("ix_orders_placed_at", "orders")  # history stays; the index goes
 
     # revision B, which needs it (a unique constraint USING INDEX, a query plan...)
     def upgrade():
@@ -39,7 +39,7 @@ from backend.backfill import runs, schema_jobs
 from backend.backfill.clock import utcnow
 from backend.backfill.model import RunStatus
 from backend.migrations import online
-from backend.migrations.backfill_ops import FINISH_COMMAND, BackfillNotFinished
+from backend.migrations.backfill_ops import FINISH_COMMAND, BackfillNotFinished, unschedule_backfill
 
 
 class IndexNotBuilt(BackfillNotFinished):
@@ -85,11 +85,13 @@ def schedule_index(name: str, table: str, columns: Sequence[str], *, unique: boo
                        scheduled_by=revision)
 
 
-def unschedule_index(name: str, table: str) -> None:
-    """Forget the job and drop the index if it was built (concurrently on PostgreSQL:
-    this commits what the downgrade did before it)."""
-    if _dialect() == "postgresql" and not _offline():
-        schema_jobs.forget(op.get_bind(), schema_jobs.index_job_name(name))
+def unschedule_index(name: str, table: str, *, revision: str | None = None) -> None:
+    """The downgrade of schedule_index: the job's unfinished run is cancelled (its runs
+    stay, as history, like a backfill's: unschedule_backfill), and the index is dropped
+    if it was built (concurrently on PostgreSQL: this commits what the downgrade did
+    before it). A later upgrade schedules a fresh run."""
+    if _dialect() == "postgresql":
+        unschedule_backfill(schema_jobs.index_job_name(name), revision=revision)
     online.drop_index(name, table)
 
 
@@ -148,10 +150,11 @@ def schedule_validation(table: str, constraint: str, *, revision: str | None = N
                        table=table, target=constraint, statement=statement, scheduled_by=revision)
 
 
-def unschedule_validation(table: str, constraint: str) -> None:
-    """Forget the job (the downgrade drops the constraint itself, if it added it)."""
-    if _dialect() == "postgresql" and not _offline():
-        schema_jobs.forget(op.get_bind(), schema_jobs.validation_job_name(table, constraint))
+def unschedule_validation(table: str, constraint: str, *, revision: str | None = None) -> None:
+    """The job's unfinished run is cancelled, its runs kept (the downgrade drops the
+    constraint itself, if it added it)."""
+    if _dialect() == "postgresql":
+        unschedule_backfill(schema_jobs.validation_job_name(table, constraint), revision=revision)
 
 
 def require_validation(table: str, constraint: str, *, revision: str | None = None) -> None:
