@@ -1,7 +1,14 @@
 """Helpers shared by the backfill tests."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import sqlalchemy as sa
+from flask import Flask
+
+from backend import create_app
+from backend.config import Config
 
 from backend.backfill.registry import load_catalog
 from backend.backfill.service import BackfillService
@@ -47,3 +54,35 @@ def insert_rows(engine: sa.Engine, ids) -> None:
 def touched(engine: sa.Engine, table: str = "touch_rows", key: str = "id") -> dict:
     with engine.connect() as connection:
         return dict(connection.exec_driver_sql(f"SELECT {key}, touched FROM {table} ORDER BY {key}").all())
+
+
+@contextlib.contextmanager
+def touch_database(request, tmp_path_factory, name: str, rows: int) -> Iterator[str]:
+    """For a module fixture parametrized over ["sqlite", "postgresql"]: a database at
+    head with touch_rows 1..rows, dropped after the module."""
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'shop.db'}"
+    else:
+        request.getfixturevalue("postgres_available")
+        url = create_pg_database()
+    try:
+        service = touch_service(url)
+        insert_rows(service.engine, range(1, rows + 1))
+        service.engine.dispose()
+        yield url
+    finally:
+        if request.param == "postgresql":
+            drop_pg_database(url)
+
+
+def operations_app(url: str, token: str | None, **env: str) -> Flask:
+    """The app with the test backfills and the operations API on `token`. Wrong
+    tokens are sent on purpose in these tests; the throttling of failures has its own
+    test (tests/security/test_admin_token_policy.py)."""
+    settings = {"DATABASE_URL": url, "BACKFILL_MODULES": "tests.backfills_for_tests",
+                "ADMIN_AUTH_FAILURE_RATE_LIMIT": "100000 per minute", **env}
+    if token is not None:
+        settings["ADMIN_API_TOKEN"] = token
+    return create_app(Config.from_env(settings))

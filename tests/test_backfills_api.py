@@ -18,7 +18,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from backend import create_app
 from backend.backfill import runs
 from backend.backfill.clock import use_clock, utcnow
 from backend.backfill.estimate import window_plan
@@ -29,9 +28,9 @@ from backend.config import Config
 from backend.web.backfills import view as view
 from backend.auth.admin_token import parse_admin_token
 from backend.web.backfills.openapi import openapi_document
-from tests.backfill_helpers import insert_rows, make_service, touch_service
+from tests.backfill_helpers import make_service, operations_app, touch_database
 from tests.backfills_for_tests import FakeClock
-from tests.conftest import IN_CI, create_pg_database, drop_pg_database
+from tests.conftest import IN_CI
 
 SECRET = "s3cret-token-for-tests-0123456789abcdef"  # 32+ characters: shorter ones are refused
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -39,30 +38,13 @@ ROWS = 100  # touch_rows ids 1..100: test_touch carves 10 batches of 10
 
 
 def make_app(url: str, token: str | None = f"ops:{SECRET}", **env: str):
-    # Wrong tokens are sent on purpose here; the throttling of failures has its own
-    # test (tests/security/test_admin_token_policy.py).
-    settings = {"DATABASE_URL": url, "BACKFILL_MODULES": "tests.backfills_for_tests",
-                "ADMIN_AUTH_FAILURE_RATE_LIMIT": "100000 per minute", **env}
-    if token is not None:
-        settings["ADMIN_API_TOKEN"] = token
-    return create_app(Config.from_env(settings))
+    return operations_app(url, token, **env)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'shop.db'}"
-    else:
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    try:
-        service = touch_service(url)
-        insert_rows(service.engine, range(1, ROWS + 1))
-        service.engine.dispose()
+    with touch_database(request, tmp_path_factory, "api", ROWS) as url:
         yield url
-    finally:
-        if request.param == "postgresql":
-            drop_pg_database(url)
 
 
 @pytest.fixture(scope="module")

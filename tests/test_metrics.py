@@ -26,38 +26,22 @@ from backend.metrics import events
 from backend.metrics.database import DatabaseCollector
 from backend.metrics.exposition import exposition
 from backend.migrations import alembic_api
-from tests.backfill_helpers import insert_rows, make_service, touch_service
+from tests.backfill_helpers import insert_rows, make_service, operations_app, touch_database, touch_service
 from tests.backfills_for_tests import FakeClock
-from tests.conftest import create_pg_database, drop_pg_database
 
 SECRET = "metrics-token-for-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 ROWS = 100  # touch_rows 1..100: test_touch runs 10 batches of 10
 
 
-def make_app(url: str, token: str | None = f"prometheus:{SECRET}"):
-    settings = {"DATABASE_URL": url, "BACKFILL_MODULES": "tests.backfills_for_tests",
-                "ADMIN_AUTH_FAILURE_RATE_LIMIT": "100000 per minute"}
-    if token is not None:
-        settings["ADMIN_API_TOKEN"] = token
-    return create_app(Config.from_env(settings))
+def make_app(url: str, token: str | None = f"prometheus:{SECRET}", **env: str):
+    return operations_app(url, token, **env)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('metrics') / 'shop.db'}"
-    else:
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    try:
-        service = touch_service(url)
-        insert_rows(service.engine, range(1, ROWS + 1))
-        service.engine.dispose()
+    with touch_database(request, tmp_path_factory, "metrics", ROWS) as url:
         yield url
-    finally:
-        if request.param == "postgresql":
-            drop_pg_database(url)
 
 
 @pytest.fixture(scope="module")
