@@ -28,7 +28,7 @@ from backend.backfill import runs
 from backend.backfill.clock import utcnow
 from backend.backfill.registry import load_catalog
 from backend.backfill.model import RunStatus
-from backend.migrations import offline, run_config
+from backend.migrations import context, offline, run_config
 
 FINISH_COMMAND = "python run_migrations.py --batched"
 UNSCHEDULE_ACTOR = "alembic downgrade"
@@ -51,15 +51,10 @@ def _catalog():
     return load_catalog(run_config.current().backfill_modules)
 
 
-def _offline() -> bool:
-    """`alembic upgrade --sql`: no connection to read runs from, only a script to write."""
-    return op.get_context().as_sql
-
-
 def schedule_backfill(name: str, *, revision: str | None = None) -> None:
     """Record a pending run of `name` in the migration's transaction."""
     backfill = _catalog().get(name)
-    if _offline():
+    if context.is_offline():
         op.execute(offline.schedule_statement(name, backfill, revision))
         return
     connection = op.get_bind()
@@ -78,7 +73,7 @@ def unschedule_backfill(name: str, *, revision: str | None = None) -> None:
     cancelled, with the reason in their transition log; every run, batch and
     transition stays (history). A later upgrade schedules a fresh run (no run of
     `name` is active any more), and the gates judge that one (the latest)."""
-    if _offline():
+    if context.is_offline():
         for statement in offline.unschedule_statements(name, unschedule_reason(revision)):
             op.execute(statement)
         return
@@ -108,7 +103,7 @@ def require_backfill(*names: str, revision: str | None = None) -> None:
 
     A run still pending with no row left to do (a fresh or empty database) is
     completed here; a completed run whose filter still finds rows is reported."""
-    if _offline():
+    if context.is_offline():
         catalog = _catalog()
         named = {name: catalog.get(name) for name in names}
         op.execute(offline.verbatim(offline.gate_block(named, revision, FINISH_COMMAND)))

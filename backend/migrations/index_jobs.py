@@ -38,7 +38,7 @@ from alembic import op
 from backend.backfill import runs, schema_jobs
 from backend.backfill.clock import utcnow
 from backend.backfill.model import RunStatus
-from backend.migrations import online
+from backend.migrations import context, online
 from backend.migrations.backfill_ops import FINISH_COMMAND, BackfillNotFinished, unschedule_backfill
 
 
@@ -53,31 +53,19 @@ class IndexNotBuilt(BackfillNotFinished):
                                  f"({'; '.join(details)}). Finish it with: {FINISH_COMMAND}")
 
 
-def _dialect() -> str:
-    return op.get_context().dialect.name
-
-
-def _offline() -> bool:
-    return op.get_context().as_sql
-
-
-def _quote(name: str) -> str:
-    return op.get_context().dialect.identifier_preparer.quote(name)
-
-
 # --- indexes -----------------------------------------------------------------------------
 
 def index_statement(name: str, table: str, columns: Sequence[str], *, unique: bool = False,
                     where: str | None = None) -> str:
     predicate = f" WHERE {where}" if where else ""
-    return (f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY {_quote(name)} ON {_quote(table)} "
-            f"({', '.join(_quote(column) for column in columns)}){predicate}")
+    return (f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY {context.quote(name)} ON {context.quote(table)} "
+            f"({', '.join(context.quote(column) for column in columns)}){predicate}")
 
 
 def schedule_index(name: str, table: str, columns: Sequence[str], *, unique: bool = False,
                    where: str | None = None, revision: str | None = None) -> None:
     """Build `name` on `table` later, concurrently, in a maintenance window."""
-    if _dialect() != "postgresql" or _offline():
+    if context.dialect_name() != "postgresql" or context.is_offline():
         online.create_index(name, table, columns, unique=unique, where=where)
         return
     schema_jobs.define(op.get_bind(), schema_jobs.index_job_name(name), kind=schema_jobs.INDEX, table=table,
@@ -90,7 +78,7 @@ def unschedule_index(name: str, table: str, *, revision: str | None = None) -> N
     stay, as history, like a backfill's: unschedule_backfill), and the index is dropped
     if it was built (concurrently on PostgreSQL: this commits what the downgrade did
     before it). A later upgrade schedules a fresh run."""
-    if _dialect() == "postgresql":
+    if context.dialect_name() == "postgresql":
         unschedule_backfill(schema_jobs.index_job_name(name), revision=revision)
     online.drop_index(name, table)
 
@@ -98,11 +86,11 @@ def unschedule_index(name: str, table: str, *, revision: str | None = None) -> N
 def require_index(name: str, *, revision: str | None = None) -> None:
     """Stop the upgrade unless index `name` exists and is valid. A pending job whose
     index is already valid (built by hand, or a fresh database) is completed here."""
-    if _offline():
+    if context.is_offline():
         return  # the script built it where it was scheduled
     job = schema_jobs.index_job_name(name)
     connection = op.get_bind()
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         if connection.exec_driver_sql(
                 "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).first() is None:
             raise IndexNotBuilt(revision, [job], [f"{job}: index {name} does not exist"])
@@ -125,11 +113,11 @@ def _ran_on_an_empty_table(connection, job: str, *, invalid_index: bool = False)
     found = schema_jobs.definition(connection, job)
     if run is None or run.status != RunStatus.PENDING or found is None:
         return False
-    if connection.exec_driver_sql(f"SELECT 1 FROM {_quote(found.table_name)} LIMIT 1").first() is not None:
+    if connection.exec_driver_sql(f"SELECT 1 FROM {context.quote(found.table_name)} LIMIT 1").first() is not None:
         return False
     with online.outside_transaction():
         if invalid_index:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(found.target)}")
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {context.quote(found.target)}")
         op.execute(found.statement)
     return True
 
@@ -139,10 +127,10 @@ def _ran_on_an_empty_table(connection, job: str, *, invalid_index: bool = False)
 def schedule_validation(table: str, constraint: str, *, revision: str | None = None) -> None:
     """VALIDATE CONSTRAINT later, in a maintenance window. The constraint must exist,
     added NOT VALID (an instant lock) earlier in the revision."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         return
-    statement = f"ALTER TABLE {_quote(table)} VALIDATE CONSTRAINT {_quote(constraint)}"
-    if _offline():
+    statement = f"ALTER TABLE {context.quote(table)} VALIDATE CONSTRAINT {context.quote(constraint)}"
+    if context.is_offline():
         with online.outside_transaction():
             op.execute(statement)
         return
@@ -153,13 +141,13 @@ def schedule_validation(table: str, constraint: str, *, revision: str | None = N
 def unschedule_validation(table: str, constraint: str, *, revision: str | None = None) -> None:
     """The job's unfinished run is cancelled, its runs kept (the downgrade drops the
     constraint itself, if it added it)."""
-    if _dialect() == "postgresql":
+    if context.dialect_name() == "postgresql":
         unschedule_backfill(schema_jobs.validation_job_name(table, constraint), revision=revision)
 
 
 def require_validation(table: str, constraint: str, *, revision: str | None = None) -> None:
     """Stop the upgrade until the constraint is validated (PostgreSQL)."""
-    if _dialect() != "postgresql" or _offline():
+    if context.dialect_name() != "postgresql" or context.is_offline():
         return
     connection = op.get_bind()
     validated = schema_jobs.constraint_validated(connection, table, constraint)

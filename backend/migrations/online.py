@@ -34,23 +34,11 @@ from typing import Iterator, Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from backend.migrations import run_config
-
-
-def _dialect() -> str:
-    return op.get_context().dialect.name
-
-
-def _offline() -> bool:
-    return op.get_context().as_sql
-
-
-def _quote(name: str) -> str:
-    return op.get_context().dialect.identifier_preparer.quote(name)
+from backend.migrations import context, run_config
 
 
 def _columns(columns: Sequence[str]) -> str:
-    return ", ".join(_quote(column) for column in columns)
+    return ", ".join(context.quote(column) for column in columns)
 
 
 @contextlib.contextmanager
@@ -58,7 +46,7 @@ def lock_timeout(seconds: float | None) -> Iterator[None]:
     """Run the block's statements with another lock_timeout (None: wait as long as it
     takes), then go back to the migration's own. For a revision that must wait longer
     than the default and says so, or a step whose lock blocks no shop statement."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         yield
         return
     previous = _current_lock_timeout()
@@ -71,7 +59,7 @@ def lock_timeout(seconds: float | None) -> Iterator[None]:
 
 def _current_lock_timeout() -> str:
     """Offline: what env.py SETs at the script's start, from the same settings."""
-    if _offline():
+    if context.is_offline():
         return f"{run_config.current().lock_retry_settings.timeout_ms}ms"
     return op.get_bind().exec_driver_sql("SHOW lock_timeout").scalar_one()
 
@@ -89,7 +77,7 @@ def outside_transaction() -> Iterator[None]:
 def add_column(table: str, column: sa.Column) -> None:
     """ADD COLUMN (an instant lock for a nullable column or a constant default), which
     a second try after a later step of the revision failed finds already there."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         with op.batch_alter_table(table) as batch_op:
             batch_op.add_column(column)
         return
@@ -102,7 +90,7 @@ def create_index(name: str, table: str, columns: Sequence[str], *, unique: bool 
                  where: str | None = None) -> None:
     """CREATE [UNIQUE] INDEX CONCURRENTLY; an INVALID index of that name (a build
     that failed or was killed) is dropped first; a valid one is kept."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         op.create_index(name, table, list(columns), unique=unique,
                         sqlite_where=sa.text(where) if where else None)
         return
@@ -111,24 +99,24 @@ def create_index(name: str, table: str, columns: Sequence[str], *, unique: bool 
         return
     with outside_transaction():
         if state == "invalid":
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(name)}")
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {context.quote(name)}")
         predicate = f" WHERE {where}" if where else ""
-        op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {_quote(name)} "
-                   f"ON {_quote(table)} ({_columns(columns)}){predicate}")
+        op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {context.quote(name)} "
+                   f"ON {context.quote(table)} ({_columns(columns)}){predicate}")
 
 
 def drop_index(name: str, table: str) -> None:
     """DROP INDEX CONCURRENTLY: the shop's queries that use it are not stopped."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         op.drop_index(name, table_name=table)
         return
     with outside_transaction():
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(name)}")
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {context.quote(name)}")
 
 
 def _index_state(name: str) -> str | None:
     """'valid', 'invalid' or None (absent); offline, the script builds it as new."""
-    if _offline():
+    if context.is_offline():
         return None
     valid = op.get_bind().execute(sa.text(
         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -142,30 +130,30 @@ def add_unique_constraint(name: str, table: str, columns: Sequence[str]) -> None
     """A unique index built concurrently, then attached as the constraint (an instant
     ACCESS EXCLUSIVE lock under lock_timeout): the constraint the models declare,
     without the build under ACCESS EXCLUSIVE that ADD CONSTRAINT UNIQUE would do."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         with op.batch_alter_table(table) as batch_op:
             batch_op.create_unique_constraint(name, list(columns))
         return
     if _constraint_exists(table, name):
         return
     create_index(name, table, columns, unique=True)
-    op.execute(f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} UNIQUE USING INDEX {_quote(name)}")
+    op.execute(f"ALTER TABLE {context.quote(table)} ADD CONSTRAINT {context.quote(name)} UNIQUE USING INDEX {context.quote(name)}")
 
 
 def set_not_null(table: str, column: str, *, existing_type: sa.types.TypeEngine) -> None:
     """SET NOT NULL without its full scan under ACCESS EXCLUSIVE: a CHECK added NOT
     VALID, validated while the shop writes, lets PostgreSQL 12+ skip the scan."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column(column, existing_type=existing_type, nullable=False)
         return
-    check = _quote(_check_name(table, column))
-    op.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT IF EXISTS {check}")  # left by a failed try
-    op.execute(f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {check} CHECK ({_quote(column)} IS NOT NULL) NOT VALID")
+    check = context.quote(_check_name(table, column))
+    op.execute(f"ALTER TABLE {context.quote(table)} DROP CONSTRAINT IF EXISTS {check}")  # left by a failed try
+    op.execute(f"ALTER TABLE {context.quote(table)} ADD CONSTRAINT {check} CHECK ({context.quote(column)} IS NOT NULL) NOT VALID")
     with outside_transaction():
-        op.execute(f"ALTER TABLE {_quote(table)} VALIDATE CONSTRAINT {check}")
+        op.execute(f"ALTER TABLE {context.quote(table)} VALIDATE CONSTRAINT {check}")
     op.alter_column(table, column, existing_type=existing_type, nullable=False)
-    op.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT {check}")
+    op.execute(f"ALTER TABLE {context.quote(table)} DROP CONSTRAINT {check}")
 
 
 def add_foreign_key(name: str, source: str, referent: str, local_columns: Sequence[str],
@@ -173,7 +161,7 @@ def add_foreign_key(name: str, source: str, referent: str, local_columns: Sequen
     """ADD CONSTRAINT ... NOT VALID (instant, under lock_timeout: it blocks writes to
     both tables while it waits), then VALIDATE, which scans under a lock that lets
     reads and writes go on."""
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         with op.batch_alter_table(source) as batch_op:
             batch_op.create_foreign_key(name, referent, list(local_columns), list(remote_columns), ondelete=ondelete)
         return
@@ -181,7 +169,7 @@ def add_foreign_key(name: str, source: str, referent: str, local_columns: Sequen
         op.create_foreign_key(name, source, referent, list(local_columns), list(remote_columns),
                               ondelete=ondelete, postgresql_not_valid=True)
     with outside_transaction():
-        op.execute(f"ALTER TABLE {_quote(source)} VALIDATE CONSTRAINT {_quote(name)}")
+        op.execute(f"ALTER TABLE {context.quote(source)} VALIDATE CONSTRAINT {context.quote(name)}")
 
 
 def _check_name(table: str, column: str) -> str:
@@ -189,7 +177,7 @@ def _check_name(table: str, column: str) -> str:
 
 
 def _constraint_exists(table: str, name: str) -> bool:
-    if _offline():
+    if context.is_offline():
         return False
     return op.get_bind().execute(sa.text(
         "SELECT 1 FROM pg_constraint WHERE conname = :name AND conrelid = to_regclass(:table)"),

@@ -55,7 +55,7 @@ from alembic.util import CommandError
 from backend.backfill.definition import Backfill
 from backend.backfill.registry import load_catalog
 from backend.backfill.type_change import TypeChangeError, TypeChangeNames, type_name
-from backend.migrations import offline, run_config
+from backend.migrations import context, offline, run_config
 from backend.migrations import type_change_sql as sql
 from backend.migrations.backfill_ops import require_backfill, schedule_backfill, unschedule_backfill
 from backend.migrations.online import outside_transaction, add_column, create_index
@@ -66,7 +66,7 @@ from backend.migrations.online import outside_transaction, add_column, create_in
 def start_type_change(table: str, column: str, new_type: sa.types.TypeEngine, *, revision: str | None = None) -> None:
     """Expand: `<column>_new` of `new_type`, kept in sync by a trigger, and its copy scheduled."""
     names = _names(table, column)
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         return
     _require_declared(names)
     add_column(table, sa.Column(names.shadow, new_type, nullable=True))
@@ -78,7 +78,7 @@ def undo_start_type_change(table: str, column: str, *, revision: str | None = No
     """Downgrade of start: the trigger and the shadow column go, the copy's unfinished
     runs are cancelled (unschedule_backfill keeps their history)."""
     names = _names(table, column)
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         return
     unschedule_backfill(names.backfill, revision=revision)
     _drop_trigger(names)
@@ -89,7 +89,7 @@ def finish_type_change(table: str, column: str, *, old_type: sa.types.TypeEngine
                        revision: str | None = None) -> None:
     """Contract: behind the copy's gate, `<column>_new` becomes `<column>` (see the module)."""
     names = _names(table, column)
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column(column, type_=new_type, existing_type=old_type)
         return
@@ -105,7 +105,7 @@ def undo_finish_type_change(table: str, column: str, *, old_type: sa.types.TypeE
     """Downgrade of finish: the same swap the other way (`<column>_old` back to
     `<column>`), refused while a row holds a value the old type cannot."""
     names = _names(table, column)
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column(column, type_=old_type, existing_type=new_type)
         return
@@ -120,7 +120,7 @@ def undo_finish_type_change(table: str, column: str, *, old_type: sa.types.TypeE
 def cleanup_type_change(table: str, column: str) -> None:
     """The reverse trigger and `<column>_old` dropped: from here on, no way back but a restore."""
     names = _names(table, column)
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         return
     _drop_trigger(names)
     op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {names.old}")
@@ -131,7 +131,7 @@ def undo_cleanup_type_change(table: str, column: str, old_type: sa.types.TypeEng
     and filled here by a copy in batches of its own short transactions (a downgrade
     runs with `alembic downgrade` alone, without the backfill engine)."""
     names = _names(table, column)
-    if _dialect() != "postgresql":
+    if context.dialect_name() != "postgresql":
         return
     key = _require_declared(names).key
     add_column(table, sa.Column(names.old, old_type, nullable=True))
@@ -141,14 +141,6 @@ def undo_cleanup_type_change(table: str, column: str, old_type: sa.types.TypeEng
 
 
 # --- checks ------------------------------------------------------------------------------
-
-def _dialect() -> str:
-    return op.get_context().dialect.name
-
-
-def _offline() -> bool:
-    return op.get_context().as_sql
-
 
 def _execute(sql: str) -> None:
     """As written (PL/pgSQL has colons that are not bind parameters), online and offline."""
@@ -184,7 +176,7 @@ def _columns(table: str) -> dict[str, str]:
 def _already_swapped(names: TypeChangeNames, *, incoming: str, outgoing: str) -> bool:
     """True when this swap has committed (a retry of the revision); a missing incoming
     column otherwise is a revision out of order, said in one line."""
-    if _offline():
+    if context.is_offline():
         return False
     columns = _columns(names.table)
     if incoming in columns:
@@ -209,7 +201,7 @@ def _drop_trigger(names: TypeChangeNames) -> None:
 # --- the swap ------------------------------------------------------------------------------
 
 def _swap(names: TypeChangeNames, *, incoming: str, outgoing: str, outgoing_type: sa.types.TypeEngine) -> None:
-    if not _offline():
+    if not context.is_offline():
         _copy_indexes(names, incoming)
     _execute(sql.prepare_checks_sql(names, incoming))
     with outside_transaction():  # the validation scans; the shop writes on
