@@ -9,6 +9,7 @@ from backend.backfill.dispatcher import Dispatcher
 from backend.backfill.notify import Notifier
 from backend.backfill.runs import RunNotFound
 from backend.backfill.service import BackfillService
+from backend.backfill.summary import duration
 from backend.backfill.model import BatchError, RunStatus
 from backend.config import Config
 from backend.db import create_db_engine
@@ -132,6 +133,6 @@ def dry_run(config: Config, name: str) -> list[str]:
 
 
 def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+    """0m 42s rather than 42.0s: an estimate, in whole seconds."""
+    seconds = round(seconds)
+    return duration(seconds) if seconds >= 60 else f"0m {seconds:02d}s"

@@ -34,6 +34,7 @@ from backend.backfill.progress import Progress
 from backend.backfill.registry import load_catalog
 from backend.backfill.state import backfill_batches
 from backend.backfill.windows import parse_windows
+from backend.backfill.summary import duration
 from backend.config import Config
 from backend.db import create_db_engine
 from backend.interrupts import sigterm_unwinds
@@ -284,8 +285,5 @@ def _window_estimate(config: Config, name: str, seconds: float, batches: int) ->
 
 
 def duration_text(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+    """A rehearsal times short steps: hundredths under a minute, else as a run's summary."""
+    return f"{seconds:.2f} s" if seconds < 60 else duration(seconds)
