@@ -86,3 +86,10 @@ def operations_app(url: str, token: str | None, **env: str) -> Flask:
     if token is not None:
         settings["ADMIN_API_TOKEN"] = token
     return create_app(Config.from_env(settings))
+
+
+def poison(service, *ids) -> None:
+    """test_touch raises in a batch whose range holds one of these ids."""
+    with service.engine.begin() as connection:
+        for row_id in ids:
+            connection.exec_driver_sql(f"INSERT INTO touch_poison (id) VALUES ({int(row_id)})")

@@ -15,7 +15,7 @@ from backend.backfill.keys import KeyRange
 from backend.backfill import runs
 from backend.backfill.model import Batch, BatchStatus, IllegalTransition, RunStatus
 from backend.backfill.state import backfill_batches, backfill_runs
-from tests.backfill_helpers import insert_rows, touch_service, touched
+from tests.backfill_helpers import insert_rows, poison, touch_service, touched
 
 
 @pytest.fixture
@@ -23,13 +23,6 @@ def service(db_url):
     svc = touch_service(db_url)
     yield svc
     svc.engine.dispose()
-
-
-def poison(service, *ids):
-    """test_touch raises in a batch whose range holds one of these ids."""
-    with service.engine.begin() as connection:
-        for row_id in ids:
-            connection.exec_driver_sql(f"INSERT INTO touch_poison (id) VALUES ({int(row_id)})")
 
 
 def started(service, ids, *, executor, poisoned=(), name="test_touch"):

@@ -19,7 +19,7 @@ from backend.config import Config
 from backend.migrations.alembic_api import upgrade
 from backend.web import create_app
 from backend.web.backfills.openapi import openapi_document
-from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, touch_service, touched
+from tests.backfill_helpers import create_touch_tables, insert_rows, make_service, poison, touch_service, touched
 from tests.test_batched_cli import run_migrations
 
 POISONED = "tests.backfills_for_tests.PoisonedBatch"
@@ -31,12 +31,6 @@ def service(db_url):
     svc = touch_service(db_url)
     yield svc
     svc.engine.dispose()
-
-
-def poison(service, *ids):
-    with service.engine.begin() as connection:
-        for row_id in ids:
-            connection.exec_driver_sql(f"INSERT INTO touch_poison (id) VALUES ({int(row_id)})")
 
 
 def errors_by_seq(service, run_id):
