@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from bench.report import _rows_label
+from bench.report import rows_label
 from bench.upgrade.attribution import OPERATIONS, TABLES, SegmentStats, overall, segment_of
 
 SHORT = {"orders": "orders", "users": "users", "product_translations": "translations"}
@@ -142,4 +142,4 @@ def document(header: dict, results: Sequence[dict]) -> str:
 
 
 def size_label(sizes: Sequence[int]) -> str:
-    return "-".join(_rows_label(size).lower() for size in sizes)
+    return "-".join(rows_label(size).lower() for size in sizes)
