@@ -6,6 +6,8 @@ defers BEGIN, which breaks transactional DDL and the batch invariant).
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,7 +38,33 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # pragma: no cover - trivial
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
-        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+        if mode == "IMMEDIATE":
+            _begin_immediate(connection.connection.driver_connection)
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(raw: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retried every millisecond while another connection writes.
+
+    SQLite's own busy handler sleeps longer and longer (up to 100 ms between tries): a
+    writer that commits and begins again within a millisecond (the in-process executor,
+    batch after batch) would keep the lock from it until the run ends, so a `--cancel`
+    waited for the whole run. Trying every millisecond finds the gap between two of
+    that writer's transactions."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 SQLITE_BEGIN_OPTION = "sqlite_begin"

@@ -115,7 +115,7 @@ class BackfillService:
 
     def transition(self, run_id: int, target: str, *, actor: str = "engine", reason: str | None = None,
                    **values: Any) -> Run:
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:  # reads the run, then writes it
             run = runs.transition(connection, run_id, target, actor=actor, reason=reason, **values)
         self.announce()
         return run
