@@ -109,7 +109,9 @@ def assert_rehearsal_report(output: str, copied: dict[str, int] = SEEDED_ROWS) -
     assert [name for name, _, _ in upgrade] == PENDING
     assert [name for name, _, _ in downgrade] == list(reversed(PENDING))
     assert [name for name, _, _ in again] == PENDING
-    assert all(seconds > 0 for phase in (upgrade, downgrade, again) for _, seconds, _ in phase)
+    # Every revision is timed; one that does nothing on this database (0010-0012 on SQLite) may take under 0.5 ms.
+    assert all(seconds >= 0 for phase in (upgrade, downgrade, again) for _, seconds, _ in phase)
+    assert all(any(seconds > 0 for _, seconds, _ in phase) for phase in (upgrade, downgrade, again))
     measured = backfills(output)
     assert [(name, rows) for name, rows, _ in measured] == list(copied.items()) * 2
     assert all(rate > 0 for _, _, rate in measured)
