@@ -1,4 +1,4 @@
-"""`python -m bench.statements`: the per-statement profile behind the README's "where the
+"""`python -m bench.statements`: the per-statement profile behind docs/performance.md's "where the
 time goes". It must run both executors to completion and account for every batch."""
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from tests.processes import ROOT, CeleryWorker, RedisServer, subprocess_env
 
 MODULES = "tests.backfills_for_tests,tests.faults.backfills"
 LEASE_SECONDS = 3.0
-# Short leases so that recovery happens within seconds (README: "Configuration").
+# Short leases so that recovery happens within seconds (docs/configuration.md).
 FAST_ENV = {
     "BACKFILL_MODULES": MODULES,
     "BACKFILL_LEASE_SECONDS": "3",

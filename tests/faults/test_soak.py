@@ -10,7 +10,7 @@ once in a random order, then kinds are drawn at random (tests/faults/soak.py) un
 the minutes are up, one at a time: each must be survived (a batch claimed after it
 finishes in bounded time, every worker's main process alive). Then the run must
 complete with every row exactly once. The summary goes to tests/faults/soak-last-run.md
-(--soak-report) and is printed; the README's Reliability table quotes it.
+(--soak-report) and is printed; docs/reliability.md quotes it.
 """
 from __future__ import annotations
 
