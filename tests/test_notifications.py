@@ -133,13 +133,21 @@ def test_a_slow_or_unreachable_endpoint_does_not_slow_the_batches(sqlite_url):
 
 def test_a_full_queue_drops_the_message_and_says_so(caplog):
     notifier = notify.BackgroundNotifier(("http://127.0.0.1:9/",), queue_size=1)
-    blocker = threading.Event()
+    blocker, sending = threading.Event(), threading.Event()
     notify_post = notify.post
+
+    def stuck(url, body, timeout):
+        sending.set()
+        blocker.wait(5)
+
     try:
-        notify.post = lambda url, body, timeout: blocker.wait(5)  # the thread is stuck on the first
-        for n in range(3):
-            notifier.send({"text": f"message {n}"})
+        notify.post = stuck  # the thread is stuck on the first message
+        notifier.send({"text": "message 0"})
+        assert sending.wait(5)
+        notifier.send({"text": "message 1"})  # waits in the queue (size 1)
+        notifier.send({"text": "message 2"})  # no room: dropped
         assert "backfill notification dropped" in caplog.text and "message 2" in caplog.text
+        assert "message 1" not in caplog.text
     finally:
         blocker.set()
         notify.post = notify_post
