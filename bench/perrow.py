@@ -28,7 +28,7 @@ from backend.db import create_db_engine
 from backend.migrations.alembic_api import upgrade
 from backend.text import SLUG_MAX_LENGTH, slugify
 from bench import idslugs
-from bench.database import FOUNDATION, expanded_shop, reset_scratch
+from bench.database import FOUNDATION, Dataset, expanded_shop, reset_scratch
 
 BACKFILL = "translation_slugs"
 EXPAND = "0004_translation_slugs"
@@ -47,14 +47,10 @@ def dataset_shape(translations: int) -> dict[str, int]:
 
 
 @dataclass
-class RowDataset:
-    url: str
+class RowDataset(Dataset):
+    """bench.database's Dataset whose rows are the product translations (its orders
+    only feed the load)."""
     translations: int
-    orders: int
-    items: int
-    base_max_order_id: int
-    generate_s: float
-    prepare_s: float
 
     @property
     def rows(self) -> int:
