@@ -8,6 +8,7 @@ holds a transaction-level advisory lock per locale until it commits.
 """
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
 from typing import Iterable, Sequence
 
@@ -53,12 +54,40 @@ def free_slug(connection: Connection, locale: str, name: str) -> str:
 
 
 class SuffixFloors(dict):
-    """Per (locale, base slug), a number below which every suffix is known taken: a
-    later batch of the same process starts looking there instead of at -2 again (a
-    base's taken suffixes grow with the table, and re-reading them made each row cost
-    more as the backfill went on). Only a hint: every candidate from the floor up is
-    still checked against the table under the locale's lock, and a suffix freed since
-    (a deleted translation) is merely skipped."""
+    """Per (locale, base slug), the next suffix number this process has not used: a
+    later batch starts there instead of at -2 again (a base's taken suffixes grow with
+    the table, and re-reading them made each row cost more as the backfill went on).
+    Only a hint: whatever is picked from it is checked against the table under the
+    locale's lock, and a suffix skipped (freed since, or proposed by a batch that rolled
+    back) merely stays unused. Shared by a process's lanes: `lock` guards it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def propose(self, wanted: Sequence[tuple[str, str]]) -> list[str]:
+        """A distinct slug for each (locale, base slug), in order, without reading the
+        table: the base, or its suffix from the floor up. Each number handed out moves
+        the floor past it, so the process's other lanes get other ones. A proposal is a
+        guess until `duplicated` finds it alone in the table (under the locale's lock)."""
+        chosen: dict[str, set[str]] = defaultdict(set)  # per locale: two bases can yield one slug
+        proposed = []
+        with self.lock:
+            for key in wanted:
+                locale, base = key
+                number = self.get(key, 1)
+                slug = _candidate(base, number)
+                while slug in chosen[locale]:
+                    number += 1
+                    slug = _candidate(base, number)
+                chosen[locale].add(slug)
+                self[key] = number + 1
+                proposed.append(slug)
+        return proposed
+
+    def raise_to(self, key: tuple[str, str], number: int) -> None:
+        with self.lock:
+            self[key] = max(self.get(key, 1), number)
 
 
 def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]],
@@ -92,7 +121,7 @@ def free_slugs(connection: Connection, wanted: Sequence[tuple[str, str]],
             span[key] = max(2 * span[key], CANDIDATES_PER_QUERY)
         pending = [key for key in pending if len(found[key]) < needed[key]]
     for key in needed:  # every number up to the last one taken here is now in use
-        floors[key] = max(floors.get(key, 1), _number(key[1], found[key][-1]) + 1)
+        floors.raise_to(key, _number(key[1], found[key][-1]) + 1)
     picked = {key: iter(slugs) for key, slugs in found.items()}
     return [next(picked[key]) for key in wanted]
 
@@ -102,8 +131,44 @@ def _number(base: str, slug: str) -> int:
     return 1 if slug == base else int(slug.rsplit("-", 1)[1])
 
 
+def _candidate(base: str, number: int) -> str:
+    return base if number == 1 else with_suffix(base, number)
+
+
 def _candidates(base: str, start: int, count: int) -> list[str]:
-    return [base if n == 1 else with_suffix(base, n) for n in range(start, start + count)]
+    return [_candidate(base, n) for n in range(start, start + count)]
+
+
+def duplicated(connection: Connection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the (locale, slug) pairs more than one row holds, as this transaction
+    sees the table: its own writes and what others committed. Call it holding the
+    locales' locks, after writing the pairs: whoever wrote one of them too committed
+    before (and is seen), or will check after this transaction commits (and sees it)."""
+    if not pairs:
+        return set()
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(sa.text(
+            "SELECT t.locale, t.slug FROM product_translations t "
+            "JOIN unnest(CAST(:locales AS text[]), CAST(:slugs AS text[])) AS c (locale, slug) "
+            "ON t.locale = c.locale AND t.slug = c.slug GROUP BY t.locale, t.slug HAVING count(*) > 1"),
+            {"locales": [locale for locale, _ in pairs], "slugs": [slug for _, slug in pairs]})
+        return {(locale, slug) for locale, slug in rows}
+    found: set[tuple[str, str]] = set()
+    for locale, chunk in _chunks_by_locale(pairs):
+        found.update((locale, slug) for slug in connection.execute(
+            sa.select(translations.c.slug).where(translations.c.locale == locale, translations.c.slug.in_(chunk))
+            .group_by(translations.c.slug).having(sa.func.count() > 1)).scalars())
+    return found
+
+
+def _chunks_by_locale(pairs: Iterable[tuple[str, str]]) -> Iterable[tuple[str, list[str]]]:
+    """SQLite: per locale, the slugs in lists short enough for its bound-parameter limit."""
+    by_locale: dict[str, list[str]] = defaultdict(list)
+    for locale, slug in pairs:
+        by_locale[locale].append(slug)
+    for locale, slugs in by_locale.items():
+        for start in range(0, len(slugs), 500):
+            yield locale, slugs[start:start + 500]
 
 
 def _taken(connection: Connection, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -118,13 +183,8 @@ def _taken(connection: Connection, pairs: list[tuple[str, str]]) -> set[tuple[st
             {"locales": [locale for locale, _ in pairs], "slugs": [slug for _, slug in pairs]})
         return {(locale, slug) for locale, slug in rows}
     taken: set[tuple[str, str]] = set()
-    by_locale: dict[str, list[str]] = defaultdict(list)
-    for locale, slug in pairs:
-        by_locale[locale].append(slug)
-    for locale, slugs in by_locale.items():
-        for start in range(0, len(slugs), 500):  # SQLite's limit on bound parameters
-            chunk = slugs[start:start + 500]
-            taken.update((locale, slug) for slug in connection.execute(
-                sa.select(translations.c.slug).where(translations.c.locale == locale,
-                                                     translations.c.slug.in_(chunk))).scalars())
+    for locale, chunk in _chunks_by_locale(pairs):
+        taken.update((locale, slug) for slug in connection.execute(
+            sa.select(translations.c.slug).where(translations.c.locale == locale,
+                                                 translations.c.slug.in_(chunk))).scalars())
     return taken

@@ -16,10 +16,10 @@ from bench.common import ROOT, child_env, create_bench_database, log
 
 
 ALL_METHODS = ("update", "orm", "offset", "inprocess", "celery1", "celery2")
-SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess", "rowloop", "rowinprocess", "rowidslugs1", "rowidslugs2")
+SUBPROCESS_METHODS = ("update", "orm", "offset", "inprocess", "rowloop", "rowinprocess", "rowinprocess2", "rowidslugs1", "rowidslugs2")
 # --per-row: the translation_slugs backfill (bench.perrow), against a hand-written loop; and
 # a parallel-safe per-row backfill of the same rows in 1 and 2 lanes (bench.idslugs).
-PER_ROW_METHODS = ("rowloop", "rowinprocess", "rowcelery1", "rowidslugs1", "rowidslugs2")
+PER_ROW_METHODS = ("rowloop", "rowinprocess", "rowinprocess2", "rowcelery1", "rowidslugs1", "rowidslugs2")
 SMOKE_ROWS, SMOKE_BATCH_SIZE = 3_000, 500
 SCALING_SIZES = (100_000, 1_000_000)
 SCALING_10M = 10_000_000

@@ -115,11 +115,14 @@ def row_loop(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
     return rowloop.run(dsn(engine.url.render_as_string(hide_password=False), "bench-rowloop"), batch_size)
 
 
-def row_in_process(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
-    """Per-row suite: ours in-process on the translation_slugs run, one lane (the
-    lanes setting, where it exists, pinned to 1; the backfill's max_parallel is 1 anyway)."""
-    os.environ["BACKFILL_INPROCESS_LANES"] = "1"
-    return in_process(engine, batch_size, run_id)
+def row_in_process(lanes: int) -> Callable[[sa.Engine, int, int | None], dict]:
+    """Per-row suite: ours in-process on the translation_slugs run, in `lanes` lanes
+    (BACKFILL_INPROCESS_LANES; the backfill's max_parallel is 2)."""
+    def run(engine: sa.Engine, batch_size: int, run_id: int | None) -> dict:
+        os.environ["BACKFILL_INPROCESS_LANES"] = str(lanes)
+        return in_process(engine, batch_size, run_id)
+
+    return run
 
 
 def row_id_slugs(lanes: int) -> Callable[[sa.Engine, int, int | None], dict]:
@@ -138,7 +141,8 @@ METHODS: dict[str, Callable[[sa.Engine, int, int | None], dict]] = {
     "offset": offset_paging,
     "inprocess": in_process,
     "rowloop": row_loop,
-    "rowinprocess": row_in_process,
+    "rowinprocess": row_in_process(1),
+    "rowinprocess2": row_in_process(2),
     "rowidslugs1": row_id_slugs(1),
     "rowidslugs2": row_id_slugs(2),
 }
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", type=int)
     args = parser.parse_args(argv)
 
-    if args.method in ("inprocess", "rowinprocess", "rowidslugs1", "rowidslugs2"):  # before the clock starts
+    if args.method in ("inprocess", "rowinprocess", "rowinprocess2", "rowidslugs1", "rowidslugs2"):  # before the clock starts
         from backend.backfill.registry import load_catalog
         from backend.backfill.inprocess import run_in_process  # noqa: F401
         from bench import idslugs

@@ -16,11 +16,12 @@ LABELS = {
     "celery2": "5. ours, Celery 2 workers",
     "rowloop": "1. hand-written psycopg2 loop",
     "rowinprocess": "2. ours, in-process, 1 lane",
-    "rowcelery1": "3. ours, Celery 1 worker",
-    "rowidslugs1": "4. ours, in-process, 1 lane, id-suffixed slugs (no collision search)",
-    "rowidslugs2": "5. ours, in-process, 2 lanes, id-suffixed slugs (no collision search)",
+    "rowinprocess2": "3. ours, in-process, 2 lanes",
+    "rowcelery1": "4. ours, Celery 1 worker",
+    "rowidslugs1": "5. ours, in-process, 1 lane, id-suffixed slugs (no collision search)",
+    "rowidslugs2": "6. ours, in-process, 2 lanes, id-suffixed slugs (no collision search)",
 }
-OURS = ("inprocess", "celery1", "celery2", "rowinprocess", "rowcelery1", "rowidslugs1", "rowidslugs2")
+OURS = ("inprocess", "celery1", "celery2", "rowinprocess", "rowinprocess2", "rowcelery1", "rowidslugs1", "rowidslugs2")
 SLOWEST_SHARE = 0.01  # the slowest 1% of the writes get their wait events reported
 
 def reference_method(per_row: bool) -> str:

@@ -124,7 +124,7 @@ class RowBackfill(Backfill):
     whatever the whole batch needs from elsewhere, so that `transform` does no I/O;
     each row is `transform`ed into the values to write back, or None to leave it
     alone. The new values are written with one statement per batch (backfill.bulk),
-    in the batch's transaction.
+    in the batch's transaction; `after_write` then runs in that transaction too.
 
     The batch size adapts to aim each batch at `target_batch_seconds` (100 ms by
     default): per-row costs differ too much between backfills for one fixed size,
@@ -140,9 +140,14 @@ class RowBackfill(Backfill):
     def transform(self, row: Mapping[str, Any], context: Any) -> Mapping[str, Any] | None:
         raise NotImplementedError
 
-    def transform_rows(self, connection: Connection, rows: list[Mapping[str, Any]]) -> Iterable[tuple[Any, Mapping]]:
+    def after_write(self, connection: Connection, rows: list[Mapping[str, Any]], context: Any) -> None:
+        """After the bulk write, before the batch commits. Where written values must be
+        checked against concurrent writers under a lock held until commit (the slug
+        backfill), the check and the lock go here, so that the lock covers the check
+        and the commit, not the whole batch, and batches can run side by side."""
+
+    def _updates(self, rows: list[Mapping[str, Any]], context: Any) -> Iterable[tuple[Any, Mapping]]:
         """(key, new values) per row that changes."""
-        context = self.batch_context(connection, rows)
         for row in rows:
             values = self.transform(row, context)
             if values:
@@ -159,4 +164,7 @@ class RowBackfill(Backfill):
         if not rows:
             return 0
         bounds = (rows[0][self.key], rows[-1][self.key])  # in the database's own order
-        return write_rows(connection, self.table, self.key, self.transform_rows(connection, rows), bounds=bounds)
+        context = self.batch_context(connection, rows)
+        changed = write_rows(connection, self.table, self.key, self._updates(rows, context), bounds=bounds)
+        self.after_write(connection, rows, context)
+        return changed

@@ -2,25 +2,32 @@
 
 Python per row: Unicode-aware transliteration (backend.text.slugify) and a numeric
 suffix on collision, which needs to see the slugs already taken in the locale.
-`batch_context` takes the batch's locales' slug locks (backend.slugs.lock_locales)
-and picks every row's slug with a few queries for the whole batch (free_slugs);
-the locks are held until the batch commits, so that no two batches (after a split
-or a retry) nor a batch and the app, which picks slugs the same way for new
-translations, can pick the same free slug. The unique constraint only comes with
-0007, after this backfill: until then the lock is what keeps slugs unique. It also
-makes the batches of this backfill run one at a time (max_parallel = 1: a second
-lane would be safe but only wait, since a batch has rows in every locale; a lock
-per base slug would not do better, as any two batches share some bases; see
-bench/idslugs.py); a shop write that adds a translation waits for at most one
-batch, which the adaptive size keeps near 100 ms. The rows' base slugs are computed
-before the locks are taken: that part needs no lock.
+
+A batch writes first and checks after, so that its slow part needs no lock: each
+row's slug is proposed from what this process has handed out so far (SuffixFloors,
+shared by its lanes, so two lanes never propose the same slug), the batch writes the
+proposals in one statement, then takes its locales' slug locks (lock_locales) and
+asks which of its slugs another row holds too (`duplicated`); those few rows pick
+again with the table in view (free_slugs) and are written again. The locks are held
+until the batch commits, and the app takes them before it picks a slug for a new
+translation, so every writer checks after every earlier one has committed: of two
+writers of one slug, the later one sees the first and moves. The unique constraint
+only comes with 0007, after this backfill: until then the locks are what keep slugs
+unique. They cover the check and the commit only (the bulk write, the costly part,
+runs outside them), so batches run side by side (max_parallel = 2) and a shop write
+that adds a translation waits for one batch's check and commit, not for its write.
+Lanes of one process share the floors and rarely clash; another process (a second
+Celery worker) does not see them, so its proposals clash more often and take the
+table-reading path more: still correct, slower.
 """
 from __future__ import annotations
 
-from backend.backfill.registry import register
+from backend.backfill.bulk import write_rows
 from backend.backfill.definition import RowBackfill
-from backend.slugs import SuffixFloors, free_slugs, lock_locales, translations
+from backend.backfill.registry import register
+from backend.slugs import SuffixFloors, duplicated, free_slugs, lock_locales, translations
 from backend.text import slugify
+
 
 @register
 class TranslationSlugs(RowBackfill):
@@ -29,7 +36,7 @@ class TranslationSlugs(RowBackfill):
     table = translations
     columns = ("id", "locale", "name")
     batch_size = 500
-    max_parallel = 1
+    max_parallel = 2
 
     def pending_filter(self):
         return translations.c.slug.is_(None)
@@ -47,10 +54,18 @@ class TranslationSlugs(RowBackfill):
         return self._floors
 
     def batch_context(self, connection, rows):
-        wanted = [(row["locale"], slugify(row["name"], row["locale"])) for row in rows]  # before the lock: pure
-        lock_locales(connection, (locale for locale, _ in wanted))
-        slugs = free_slugs(connection, wanted, self.floors(connection))
-        return {row["id"]: slug for row, slug in zip(rows, slugs)}
+        wanted = [(row["locale"], slugify(row["name"], row["locale"])) for row in rows]
+        return {row["id"]: slug for row, slug in zip(rows, self.floors(connection).propose(wanted))}
 
     def transform(self, row, slugs):
         return {"slug": slugs[row["id"]]}
+
+    def after_write(self, connection, rows, slugs):
+        lock_locales(connection, {row["locale"] for row in rows})
+        clashes = duplicated(connection, [(row["locale"], slugs[row["id"]]) for row in rows])
+        again = [row for row in rows if (row["locale"], slugs[row["id"]]) in clashes]
+        if not again:
+            return
+        wanted = [(row["locale"], slugify(row["name"], row["locale"])) for row in again]
+        chosen = free_slugs(connection, wanted, self.floors(connection))
+        write_rows(connection, translations, "id", [(row["id"], {"slug": slug}) for row, slug in zip(again, chosen)])
