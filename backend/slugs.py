@@ -5,6 +5,12 @@ transactions choosing in one locale at once could both pick the same free slug (
 batches of the backfill after a split or a retry, or a batch and the app during the
 expand phase, when only a plain index exists). On PostgreSQL the chooser therefore
 holds a transaction-level advisory lock per locale until it commits.
+
+Two ways to use it. The app locks, reads (free_slug) and writes. The slug backfill
+writes proposals first (SuffixFloors.propose, no read), then locks and looks for
+duplicates (`duplicated`), and picks again (free_slugs) for the rows that clash:
+either way every writer looks at the table holding the lock, after every earlier
+writer has committed, so of two writers of one slug the later one sees the first.
 """
 from __future__ import annotations
 

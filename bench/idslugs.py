@@ -1,14 +1,11 @@
-"""The per-row suite's N-lane figure: a per-row backfill of the same translations that
-can run in parallel lanes, which translation_slugs cannot usefully do.
+"""The per-row suite's ceiling: a per-row backfill of the same translations without
+the collision search, in one and two lanes.
 
-translation_slugs runs one batch at a time (max_parallel = 1). It would be safe in
-two lanes (each batch holds its locales' slug locks until it commits, so no two
-batches pick the same free slug), but not faster: every batch of this data has rows
-in all five locales, so the second lane waits for the first one's commit (measured
-at 150k translations: 2 lanes 12,600 rows/s, 1 lane 13,200). A lock per base slug
-instead of per locale would not help: with 17,068 base slugs per locale, a batch of
-~1,500 rows shares some 26 bases with any other batch, and the second lane would
-wait at the first of them. The collision search is serial by nature on this data.
+translation_slugs searches for a free slug: it proposes, writes, then checks for
+duplicates under per-locale locks held until commit (its lanes overlap everything but
+that check and the commit). Until it wrote first and checked after, it took the locks
+before reading the taken slugs, held them over its bulk write too, and a second lane
+only waited (at 150k translations: 2 lanes 12,600 rows/s, 1 lane 13,200).
 
 This backfill does the same per-row work on the same rows without that search: each
 translation's slug is its base slug (backend.text.slugify) suffixed with its product
