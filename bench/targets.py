@@ -97,9 +97,12 @@ def evaluate_per_row_targets(results: list[dict]) -> list[dict]:
         add(name, f"{value:.2f}x", value >= TARGET_ROW_VS_LOOP)
     else:
         add(name, "needs rowloop and rowinprocess", None)
+    # The rate as shipped: in-process runs min(cores, max_parallel) lanes, 2 here; one
+    # lane's rate is the fallback when the two-lane method was not run.
+    shipped = by.get("rowinprocess2") or ours
     add(f"ours in-process >= {TARGET_ROW_RATE:,} rows/s",
-        f"{ours['rows_per_s']:,.0f} rows/s" if ours else "needs rowinprocess",
-        ours["rows_per_s"] >= TARGET_ROW_RATE if ours else None)
+        f"{shipped['rows_per_s']:,.0f} rows/s ({shipped['method']})" if shipped else "needs rowinprocess2",
+        shipped["rows_per_s"] >= TARGET_ROW_RATE if shipped else None)
     mine = [by[m] for m in OURS if m in by]
     batch_p99 = [(r["method"], r["txn"]["p99"]) for r in mine if r.get("txn")]
     add(f"batch transactions p99 <= {TARGET_BATCH_P99_MS:g} ms",

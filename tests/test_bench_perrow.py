@@ -55,6 +55,11 @@ def test_per_row_targets_compare_ours_with_the_hand_written_loop():
     assert (ratio["measured"], ratio["status"]) == ("0.70x", "missed")
     [rate] = [t for name, t in by_name.items() if name.startswith("ours in-process >= 20,000")]
     assert rate["status"] == "met"
+    # With two lanes measured, the rate target is theirs (the in-process default here).
+    by_name = {t["target"]: t for t in targets.evaluate_per_row_targets(
+        [result("rowloop", 5_000.0), result("rowinprocess", 13_000.0), result("rowinprocess2", 19_000.0)])}
+    [rate] = [t for name, t in by_name.items() if name.startswith("ours in-process >= 20,000")]
+    assert (rate["measured"], rate["status"]) == ("19,000 rows/s (rowinprocess2)", "missed")
 
 
 def test_the_hand_written_loop_picks_unique_slugs_and_the_check_catches_wrong_ones(postgres_available):
