@@ -176,3 +176,37 @@ def test_two_lanes_and_the_app_at_once_leave_every_slug_unique(pg_engine):
     for locale, name, slug in rows:
         base = slugify(name, locale)
         assert slug == base or (slug.startswith(base + "-") and int(slug[len(base) + 1:]) >= 2), (name, slug)
+
+
+def test_two_processes_batches_at_once_each_with_its_own_floors(pg_engine):
+    """Two Celery workers do not share what they handed out: their batches propose the
+    same slugs for the same bases, and whichever checks second moves its rows."""
+    engine = pg_engine
+    with engine.begin() as connection:
+        for product in range(1, 201):
+            add_product(connection, product, [("en", "Desk Lamp", None), ("de", f"Lampe {product % 3}", None)])
+    split = 200  # translation ids 1..400: two ranges, one per worker
+    workers = [TranslationSlugs(), TranslationSlugs()]  # one process each: separate floors
+    ready = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def batch(worker: TranslationSlugs, key_range: KeyRange) -> None:
+        try:
+            with engine.begin() as connection:
+                ready.wait(5)
+                worker.process(connection, key_range)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=batch, args=(workers[0], KeyRange(None, split, start=0))),
+               threading.Thread(target=batch, args=(workers[1], KeyRange(split, 10**9, start=0)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT locale, slug FROM product_translations")).all()
+    assert all(slug is not None for _, slug in rows)
+    assert len(set(rows)) == len(rows) == 400
+    assert {slug for locale, slug in rows if locale == "en"} == {"desk-lamp"} | {f"desk-lamp-{n}" for n in range(2, 201)}
