@@ -22,6 +22,8 @@ table-reading path more: still correct, slower.
 """
 from __future__ import annotations
 
+import threading
+
 from backend.backfill.bulk import write_rows
 from backend.backfill.definition import RowBackfill
 from backend.backfill.registry import register
@@ -46,12 +48,14 @@ class TranslationSlugs(RowBackfill):
         # one database (a worker may serve several; a new run may follow a downgrade).
         self._floors_of: tuple[str, object] | None = None
         self._floors = SuffixFloors()
+        self._switching = threading.Lock()  # two lanes starting a run must not each start afresh
 
     def floors(self, connection) -> SuffixFloors:
         owner = (connection.engine.url.render_as_string(), connection.info.get("backfill_run_id"))
-        if owner != self._floors_of:
-            self._floors_of, self._floors = owner, SuffixFloors()
-        return self._floors
+        with self._switching:
+            if owner != self._floors_of:
+                self._floors_of, self._floors = owner, SuffixFloors()
+            return self._floors
 
     def batch_context(self, connection, rows):
         wanted = [(row["locale"], slugify(row["name"], row["locale"])) for row in rows]
@@ -62,6 +66,8 @@ class TranslationSlugs(RowBackfill):
 
     def after_write(self, connection, rows, slugs):
         lock_locales(connection, {row["locale"] for row in rows})
+        # A statement of its own after the lock's: its snapshot must be taken once the
+        # lock is granted, or it would miss the slugs committed while we waited.
         clashes = duplicated(connection, [(row["locale"], slugs[row["id"]]) for row in rows])
         again = [row for row in rows if (row["locale"], slugs[row["id"]]) in clashes]
         if not again:
