@@ -434,6 +434,22 @@ def test_a_run_no_worker_takes_batches_of_is_stalled_with_the_reason(client, ser
         assert read_run(client, run_id, clock, 600)["stalled"] is None
 
 
+def test_the_stall_threshold_is_the_settings(db_url, service):
+    """BACKFILL_STALL_SECONDS moves the threshold (the same setting `--batched` follows)."""
+    app = make_app(db_url, BACKFILL_STALL_SECONDS="10")
+    try:
+        client = app.test_client()
+        clock = FakeClock(view.tick(utcnow()))
+        with use_clock(clock):
+            run_id = celery_run_with_pending_batches(service, clock)
+            assert read_run(client, run_id, clock, 9)["stalled"] is None
+            stalled = read_run(client, run_id, clock, 3)["stalled"]  # 12 s: stalled at 10, not 30
+            assert stalled is not None and 10 <= stalled["seconds"] <= 12  # as of the tick
+            service.cancel(run_id, actor="test")
+    finally:
+        app.extensions["db_engine"].dispose()
+
+
 def test_a_live_claim_or_nothing_to_take_is_not_a_stall(client, service):
     clock = FakeClock(view.tick(utcnow()))
     with use_clock(clock):

@@ -223,3 +223,42 @@ def test_no_wait_says_when_the_workers_continue_a_run_outside_its_window(pg_url,
                      rf"maintenance windows \({window}\): the workers continue it at \d{{4}}-\d\d-\d\d {hour} UTC",
                      result.stdout), result.stdout
     service.engine.dispose()
+
+
+def test_with_no_worker_batched_says_so_and_goes_on_when_one_starts(pg_url, redis_server, tmp_path):
+    """End to end: a real broker nobody consumes. `--batched` says once that no worker
+    takes the batches (after BACKFILL_STALL_SECONDS), naming the broker, keeps
+    following, and finishes once a worker starts."""
+    from tests.processes import wait_for
+
+    service = touch_service(pg_url)
+    insert_rows(service.engine, range(1, 101))
+    run_id = service.schedule("test_touch")
+    output = tmp_path / "batched.out"
+    with open(output, "w") as sink:
+        batched = subprocess.Popen(
+            [sys.executable, "run_migrations.py", "--batched", "--only", "test_touch"], cwd=ROOT, text=True,
+            stdout=sink, stderr=subprocess.STDOUT,
+            env=subprocess_env(DATABASE_URL=pg_url, BACKFILL_MODULES="tests.backfills_for_tests",
+                               CELERY_BROKER_URL=redis_server.url, BACKFILL_STALL_SECONDS="1"))
+    worker = None
+    try:
+        wait_for(lambda: "no worker has taken a batch" in output.read_text(), timeout=60,
+                 message="the no-worker notice")
+        assert batched.poll() is None  # still following
+        assert set(touched(service.engine).values()) == {0}
+        worker = start_worker(pg_url, redis_server.url, tmp_path)
+        assert batched.wait(90) == 0, output.read_text()
+    finally:
+        if batched.poll() is None:
+            batched.kill()
+        if worker is not None:
+            worker.stop()
+    text = output.read_text()
+    notice = [line for line in text.splitlines() if "no worker has taken a batch" in line]
+    assert len(notice) == 1, text
+    assert f"backfill test_touch (run {run_id}): no worker has taken a batch in 1 s: is `celery -A worker worker` " \
+           f"running against {redis_server.url}?" in notice[0]
+    assert "backfills completed on the Celery workers: test_touch" in text
+    assert touched(service.engine) == {i: 1 for i in range(1, 101)}
+    service.engine.dispose()

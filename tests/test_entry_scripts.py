@@ -204,6 +204,7 @@ BAD_BACKFILL_SETTINGS = [
     ("BACKFILL_HEALTH_CHECKS", "lock_waits,bogus", "BACKFILL_HEALTH_CHECKS: unknown health check 'bogus' (known: "),
     ("BACKFILL_RECOVERY_INTERVAL", "abc", "BACKFILL_RECOVERY_INTERVAL='abc' is not a number"),
     ("BACKFILL_RECOVERY_INTERVAL", "0", "BACKFILL_RECOVERY_INTERVAL='0' must be at least 1"),
+    ("BACKFILL_STALL_SECONDS", "0.5", "BACKFILL_STALL_SECONDS='0.5' must be at least 1"),
 ]
 
 

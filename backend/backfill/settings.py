@@ -47,6 +47,8 @@ def whole_number(env: Mapping[str, str], name: str, default: int | None, minimum
 class EngineSettings:
     lease_seconds: float = 120.0
     redispatch_after_seconds: float = 60.0
+    # A running run nobody works on for this long is reported as stalled (backfill/stall.py)
+    stall_seconds: float = 30.0
     retry_backoff_seconds: float = 1.0
     retry_backoff_max_seconds: float = 30.0
     broker_visibility_timeout: float = 3600.0
@@ -85,6 +87,7 @@ class EngineSettings:
         settings = cls(
             lease_seconds=_number(env, "BACKFILL_LEASE_SECONDS", 120.0, 1.0),
             redispatch_after_seconds=_number(env, "BACKFILL_REDISPATCH_AFTER_SECONDS", 60.0, 1.0),
+            stall_seconds=_number(env, "BACKFILL_STALL_SECONDS", 30.0, 1.0),
             retry_backoff_seconds=_number(env, "BACKFILL_RETRY_BACKOFF_SECONDS", 1.0, 0.0),
             retry_backoff_max_seconds=_number(env, "BACKFILL_RETRY_BACKOFF_MAX_SECONDS", 30.0, 0.0),
             broker_visibility_timeout=_number(env, "CELERY_VISIBILITY_TIMEOUT", 3600.0, 10.0),

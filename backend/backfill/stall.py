@@ -3,7 +3,8 @@ operations API and the status page, so that they never disagree.
 
 A run is stalled when it is running, batches wait to be taken (pending, or running
 with an expired lease) or none is carved yet, none is held by a live claim, and no
-batch was claimed or finished for STALL_SECONDS. Its batches wait safely in the
+batch was claimed or finished for a while (BACKFILL_STALL_SECONDS, STALL_SECONDS by
+default: EngineSettings.stall_seconds). Its batches wait safely in the
 database; the likely cause is outside it (no live worker, broker unreachable, the
 `--batched` process gone), which is what the reason says.
 

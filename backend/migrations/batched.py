@@ -47,8 +47,8 @@ class ProgressDisplay(Protocol):
 MAX_PASSES_PER_GATE = 3
 
 
-# Following a run on the workers: after STALL_SECONDS without a batch claimed or
-# finished, although batches are pending and none is held by a live worker, say so
+# Following a run on the workers: after BACKFILL_STALL_SECONDS (STALL_SECONDS by
+# default) without a batch claimed or finished, although batches are pending and none is held by a live worker, say so
 # (the rule lives in backend.backfill.stall, shared with the API and status page).
 
 
@@ -60,7 +60,7 @@ class BatchedOptions:
     broker_url: str | None = None  # named when the workers do not take the batches
     notifier: Notifier | None = None  # the runs' webhook notifications (None: from the Config)
     poll_interval: float = 1.0
-    stall_seconds: float = STALL_SECONDS
+    stall_seconds: float | None = None  # None: the settings' (BACKFILL_STALL_SECONDS)
 
 
 @dataclass
@@ -158,7 +158,8 @@ def _finish_all(service: BackfillService, run_ids: Iterable[int], options: Batch
                 finished_all = False
                 continue
             progress = _follow(service, run_id, display, options.poll_interval, send=options.dispatcher.send,
-                               stall_seconds=options.stall_seconds, broker_url=options.broker_url)
+                               stall_seconds=options.stall_seconds or service.settings.stall_seconds,
+                               broker_url=options.broker_url)
         else:
             progress = run_in_process(service, run_id, on_progress=display.update, wait=not options.no_wait,
                                       on_wait=lambda p, until: display.message(_waiting_line(p, until)),

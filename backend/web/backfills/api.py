@@ -214,7 +214,7 @@ def list_runs():
         etag = view.etag_for(rows, as_of, stats, extra=f"{g.backfills_access}|{next_link}")
         if (unchanged := _not_modified(etag)) is not None:
             return unchanged
-        items = view.runs_view(connection, rows, as_of, _schedule_for, stats)
+        items = view.runs_view(connection, rows, as_of, _schedule_for, stats, _service().settings.stall_seconds)
     return _json({"items": items, "next_cursor": next_cursor, "next": next_link, "access": g.backfills_access},
                  etag)
 
@@ -227,7 +227,7 @@ def _one_run(load, *, conditional: bool = True) -> Response:
         etag = view.etag_for([run], as_of, stats)
         if conditional and (unchanged := _not_modified(etag)) is not None:
             return unchanged
-        body = view.runs_view(connection, [run], as_of, _schedule_for, stats)[0]
+        body = view.runs_view(connection, [run], as_of, _schedule_for, stats, _service().settings.stall_seconds)[0]
     return _json(body, etag)
 
 

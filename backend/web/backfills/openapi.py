@@ -103,7 +103,8 @@ _SCHEMAS: dict[str, Any] = {
             "reason": {"type": "string", "description": "what is wrong and the likely cause",
                        "examples": ["no worker has taken a batch in 45 s although 3 batches are pending: is a "
                                     "worker (`celery -A worker worker`) running, and the broker reachable?"]},
-        }, f"A running run nobody works on: no batch claimed or finished for {STALL_SECONDS:g} s although batches wait "
+        }, f"A running run nobody works on: no batch claimed or finished for BACKFILL_STALL_SECONDS ({STALL_SECONDS:g} s "
+           "by default) although batches wait "
            "(or none is carved yet) and no live worker holds one; the same rule as `run_migrations.py "
            "--batched` (backend/backfill/stall.py). Null when the run is not stalled.")),
         "last_control": _nullable(_object({

@@ -163,9 +163,10 @@ def batch_stats(connection: Connection, rows: Sequence[Run], as_of: datetime) ->
     }
 
 
-def stall_view(run: Run, stats: BatchStats, as_of: datetime) -> dict[str, Any] | None:
+def stall_view(run: Run, stats: BatchStats, as_of: datetime,
+               stall_seconds: float = stall.STALL_SECONDS) -> dict[str, Any] | None:
     """The engine's stall rule on this reading, as of the tick: a running run nobody
-    has taken a batch of for STALL_SECONDS although batches wait (or none is carved)."""
+    has taken a batch of for `stall_seconds` although batches wait (or none is carved)."""
     if run.status != RunStatus.RUNNING:
         return None
     activity = stall.BatchActivity(
@@ -173,7 +174,7 @@ def stall_view(run: Run, stats: BatchStats, as_of: datetime) -> dict[str, Any] |
         waiting=stats.in_flight - stats.held, held=stats.held,
         batches=run.batches_done + run.batches_failed + stats.in_flight)
     last_change = max((as_utc(t) for t in (run.started_at, run.updated_at) if t is not None), default=None)
-    found = stall.stall_of(run.status, activity, last_change, as_of, executor=run.executor)
+    found = stall.stall_of(run.status, activity, last_change, as_of, executor=run.executor, seconds=stall_seconds)
     if found is None:
         return None
     return {"since": iso(found.since), "seconds": int(found.seconds), "batches_waiting": found.waiting,
@@ -188,14 +189,14 @@ def control_view(row: Transition | None) -> dict[str, Any] | None:
 
 
 def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None,
-             last_control: Transition | None = None) -> dict[str, Any]:
+             last_control: Transition | None = None, stall_seconds: float = stall.STALL_SECONDS) -> dict[str, Any]:
     """The JSON representation of a run (see components.schemas.Run in the OpenAPI
     document). `schedule` is the backfill's WindowSchedule, for window-aware ETAs;
     `last_control` the transition that paused or cancelled it. A stalled run has no
     rate or ETA: nothing moves, and an old rate would pretend."""
     stats = stats or BatchStats()
     status = run.status
-    stalled = stall_view(run, stats, as_of)
+    stalled = stall_view(run, stats, as_of, stall_seconds)
     total = run.rows_total
     moving = progress.pace(run.rows_scanned, total, stats.recent, as_of, schedule) \
         if status == RunStatus.RUNNING and stalled is None else progress.STILL
@@ -239,14 +240,15 @@ def run_view(run: Run, stats: BatchStats | None, as_of: datetime, schedule=None,
 
 def runs_view(connection: Connection, rows: Sequence[Run], as_of: datetime,
               schedule_for: ScheduleFor | None = None,
-              stats: Mapping[int, BatchStats] | None = None) -> list[dict[str, Any]]:
+              stats: Mapping[int, BatchStats] | None = None,
+              stall_seconds: float = stall.STALL_SECONDS) -> list[dict[str, Any]]:
     """The runs' representations; one more query when some are paused or cancelled
     (who did it and why), read only for a body that is sent (never for a 304)."""
     stats = batch_stats(connection, rows, as_of) if stats is None else stats
     controlled = runs.transitions_into(connection, {run.id: run.status for run in rows if run.status in CONTROLLED})
     views = [run_view(run, stats.get(run.id), as_of,
                       schedule_for(run.name) if schedule_for and run.status == RunStatus.RUNNING else None,
-                      controlled.get(run.id))
+                      controlled.get(run.id), stall_seconds)
              for run in rows]
     for run, body in zip(rows, views):
         # A schema job's run: its statement and, while it builds, the build's progress
