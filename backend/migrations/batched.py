@@ -48,8 +48,9 @@ MAX_PASSES_PER_GATE = 3
 
 
 # Following a run on the workers: after BACKFILL_STALL_SECONDS (STALL_SECONDS by
-# default) without a batch claimed or finished, although batches are pending and none is held by a live worker, say so
-# (the rule lives in backend.backfill.stall, shared with the API and status page).
+# default) without a batch claimed or finished, although batches are pending and none
+# is held by a live worker, say so (the rule lives in backend.backfill.stall, shared
+# with the API and status page).
 
 
 @dataclass

@@ -15,7 +15,8 @@ writers of one slug, the later one sees the first and moves. The unique constrai
 only comes with 0007, after this backfill: until then the locks are what keep slugs
 unique. They cover the check and the commit only (the bulk write, the costly part,
 runs outside them), so batches run side by side (max_parallel = 2) and a shop write
-that adds a translation waits for one batch's check and commit, not for its write.
+that adds a translation waits only for the checks and commits of the batches ahead
+of it in the lock's queue, never for a bulk write.
 Lanes of one process share the floors and rarely clash; another process (a second
 Celery worker) does not see them, so its proposals clash more often and take the
 table-reading path more: still correct, slower.
