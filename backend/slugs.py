@@ -145,6 +145,15 @@ def _candidates(base: str, start: int, count: int) -> list[str]:
     return [_candidate(base, n) for n in range(start, start + count)]
 
 
+# The slug queries on PostgreSQL: per (locale, slug) pair, a correlated subquery, which
+# the planner runs as one probe of the (locale, slug) index per pair. As a join it chose
+# by the statistics, and right after 0004 adds the column there are none for slugs:
+# it merged the whole index with the pairs (a parallel scan of the table per batch,
+# growing with it) where a probe per pair was hundreds of times cheaper.
+_PAIRS = "unnest(CAST(:locales AS text[]), CAST(:slugs AS text[])) AS c (locale, slug)"
+_HOLDERS = "product_translations t WHERE t.locale = c.locale AND t.slug = c.slug"
+
+
 def duplicated(connection: Connection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of the (locale, slug) pairs more than one row holds, as this transaction
     sees the table: its own writes and what others committed. Call it holding the
@@ -154,9 +163,8 @@ def duplicated(connection: Connection, pairs: Sequence[tuple[str, str]]) -> set[
         return set()
     if connection.dialect.name == "postgresql":
         rows = connection.execute(sa.text(
-            "SELECT t.locale, t.slug FROM product_translations t "
-            "JOIN unnest(CAST(:locales AS text[]), CAST(:slugs AS text[])) AS c (locale, slug) "
-            "ON t.locale = c.locale AND t.slug = c.slug GROUP BY t.locale, t.slug HAVING count(*) > 1"),
+            f"SELECT c.locale, c.slug FROM {_PAIRS} WHERE (SELECT count(*) FROM (SELECT 1 FROM {_HOLDERS} LIMIT 2) "
+            "AS holder) > 1"),
             {"locales": [locale for locale, _ in pairs], "slugs": [slug for _, slug in pairs]})
         return {(locale, slug) for locale, slug in rows}
     found: set[tuple[str, str]] = set()
@@ -178,14 +186,12 @@ def _chunks_by_locale(pairs: Iterable[tuple[str, str]]) -> Iterable[tuple[str, l
 
 
 def _taken(connection: Connection, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of the (locale, slug) pairs exist: one indexed join on PostgreSQL."""
+    """Which of the (locale, slug) pairs exist: an index probe per pair on PostgreSQL."""
     if not pairs:
         return set()
     if connection.dialect.name == "postgresql":
         rows = connection.execute(sa.text(
-            "SELECT t.locale, t.slug FROM product_translations t "
-            "JOIN unnest(CAST(:locales AS text[]), CAST(:slugs AS text[])) AS c (locale, slug) "
-            "ON t.locale = c.locale AND t.slug = c.slug"),
+            f"SELECT c.locale, c.slug FROM {_PAIRS} WHERE (SELECT true FROM {_HOLDERS} LIMIT 1)"),
             {"locales": [locale for locale, _ in pairs], "slugs": [slug for _, slug in pairs]})
         return {(locale, slug) for locale, slug in rows}
     taken: set[tuple[str, str]] = set()

@@ -210,3 +210,38 @@ def test_two_processes_batches_at_once_each_with_its_own_floors(pg_engine):
     assert all(slug is not None for _, slug in rows)
     assert len(set(rows)) == len(rows) == 400
     assert {slug for locale, slug in rows if locale == "en"} == {"desk-lamp"} | {f"desk-lamp-{n}" for n in range(2, 201)}
+
+
+def test_the_slug_queries_probe_the_index_without_statistics(pg_engine):
+    """Right after 0004 adds `slug` PostgreSQL has no statistics for it; joined with the
+    pairs, the slug queries were planned as a merge of the whole (locale, slug) index
+    per batch (a cost growing with the table). Each pair must be one index probe."""
+    from backend.slugs import _taken, duplicated
+
+    engine = pg_engine
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO products (id, owner_id, sku, price_cents, currency, stock) "
+                                   "SELECT g, 1, 'S-' || g, 100, 'EUR', 1 FROM generate_series(1, 30000) g"))
+        connection.execute(sa.text(
+            "INSERT INTO product_translations (product_id, locale, name, description, slug) "
+            "SELECT g, l, 'Name ' || g, '', CASE WHEN g <= 20000 THEN 'name-' || g END "
+            "FROM generate_series(1, 30000) g, unnest(ARRAY['en', 'de', 'fr', 'es', 'ja']) l"))
+    pairs = [("en", f"name-{n}") for n in range(19001, 20501)]  # 1,000 taken, 500 free
+    sent: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, *_args):
+        sent.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        with engine.begin() as connection:
+            assert len(_taken(connection, pairs)) == 1000
+            assert duplicated(connection, pairs) == set()
+            plans = ["\n".join(connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+                     for statement, parameters in sent[-2:]]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    for plan in plans:
+        assert "Index Only Scan using ix_product_translations_locale_slug" in plan or \
+               "Index Scan using ix_product_translations_locale_slug" in plan, plan
+        assert not any(node in plan for node in ("Merge Join", "Hash Join", "Seq Scan on product_translations")), plan
